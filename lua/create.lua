@@ -1,0 +1,23 @@
+-- create: store a fresh, empty session.
+--
+-- KEYS[1]  the new session's hash (derived from a freshly generated token)
+-- ARGV[1]  idle timeout, ms
+-- ARGV[2]  absolute timeout, ms (the session's whole life, counted from now)
+--
+-- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
+--          which a 256-bit secret makes practically impossible; the caller draws a new token).
+-- Writes   HSET @c @d @v on KEYS[1], then PEXPIRE min(idle, absolute).
+-- Atomic   the EXISTS check and the write run as one script, so a collision can never merge two
+--          sessions. The clock is the server's (TIME), so app servers' clocks do not matter.
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 1 then
+  return false
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local idle = tonumber(ARGV[1])
+local absolute = tonumber(ARGV[2])
+local deadline = now + absolute
+redis.call('HSET', key, '@c', now, '@d', deadline, '@v', 0)
+redis.call('PEXPIRE', key, math.min(idle, absolute))
+return {now, deadline}

@@ -1,0 +1,23 @@
+-- flash push: queue a flash message for a later request.
+--
+-- KEYS[1]  the session's hash
+-- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f, and a run of
+--          MessagePack values needs no separator
+-- ARGV[2]  the most bytes field @f may hold
+--
+-- Reply    the number of bytes now pending; 0 no live session; -1 the limit would be exceeded
+--          (nothing written).
+-- Writes   HSET @f (old messages followed by the new one).
+-- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
+--          messages, and a push never creates a session that has expired or been destroyed.
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then
+  return 0
+end
+local pending = redis.call('HGET', key, '@f') or ''
+local queued = pending .. ARGV[1]
+if #queued > tonumber(ARGV[2]) then
+  return -1
+end
+redis.call('HSET', key, '@f', queued)
+return #queued

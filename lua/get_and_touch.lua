@@ -1,0 +1,59 @@
+-- get-and-touch: load a session, enforce its deadlines, slide its idle expiry only when due,
+-- and optionally pop its flash messages, all in one round trip.
+--
+-- KEYS[1]  the session's hash
+-- ARGV[1]  idle timeout, ms
+-- ARGV[2]  touch threshold, ms: the TTL is extended only once at least this much of the idle
+--          timeout has been used up, so most reads write nothing (nothing in the AOF, nothing
+--          in the replication stream)
+-- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
+--
+-- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
+--          every field of the hash, metadata (@c created, @d deadline, @v version, @f flash)
+--          included; @f is in the reply only when it was popped.
+-- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
+--          when popping and messages are pending, HDEL @f.
+-- Errors   'CORRUPT ...' when the hash lacks its deadline (foreign data under our prefix).
+-- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
+--          the session before or after, never half-touched, and a flash message popped here
+--          can be popped by nobody else. Time is the server's (TIME).
+local key = KEYS[1]
+local fields = redis.call('HGETALL', key)
+if #fields == 0 then
+  return false
+end
+local deadline, flash
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if name == '@d' then
+    deadline = tonumber(fields[i + 1])
+  elseif name == '@f' then
+    flash = i
+  end
+end
+if not deadline then
+  return redis.error_reply('CORRUPT session hash has no deadline')
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= deadline then
+  return false
+end
+local idle = tonumber(ARGV[1])
+local pttl = redis.call('PTTL', key)
+if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
+  local ttl = math.min(idle, deadline - now)
+  if ttl > pttl then
+    redis.call('PEXPIRE', key, ttl)
+    pttl = ttl
+  end
+end
+if flash then
+  if ARGV[3] == '1' then
+    redis.call('HDEL', key, '@f')
+  else
+    table.remove(fields, flash + 1)
+    table.remove(fields, flash)
+  end
+end
+return {pttl, fields}

@@ -1,0 +1,28 @@
+-- regenerate-and-migrate: move a session to a fresh token (anti-fixation on login, logout or
+-- any privilege change). The old token dies at once.
+--
+-- KEYS[1]  the session's current hash
+-- KEYS[2]  the hash of the new token; it carries the same Cluster hash tag, so both keys live
+--          in one slot and this stays a single-slot script on Redis Cluster
+--
+-- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
+--          collision; the caller draws a new token and nothing was written).
+-- Writes   RENAME KEYS[1] KEYS[2]: the data, its version and its TTL move unchanged.
+-- Atomic   check and rename run as one script, so a save or a flash push racing through the old
+--          token lands before the move (and moves with it) or after it (and finds no session);
+--          it can never bring the old token back to life.
+local old, new = KEYS[1], KEYS[2]
+local deadline = tonumber(redis.call('HGET', old, '@d'))
+if not deadline then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if now >= deadline then
+  return 0
+end
+if redis.call('EXISTS', new) == 1 then
+  return -1
+end
+redis.call('RENAME', old, new)
+return 1

@@ -1,0 +1,239 @@
+//! Configuration: where Redis is, how long sessions live, and how big they may grow.
+//!
+//! [`Config`] deserializes with serde (durations as `"30m"`, `"250ms"`, through humantime), so
+//! it can sit in a service's own config file; [`Config::from_url`] plus `with_*` methods build
+//! it in code. Defaults suit a web request: command timeouts in milliseconds, not seconds.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+
+/// Everything a [`SessionStore`](crate::SessionStore) needs to know.
+///
+/// ```
+/// use std::time::Duration;
+/// use redis_sessions::Config;
+///
+/// let config = Config::from_url("redis://127.0.0.1:6379")
+///     .with_idle_timeout(Duration::from_secs(20 * 60))
+///     .with_absolute_timeout(Duration::from_secs(8 * 3600));
+/// assert_eq!(config.key_prefix, "session:");
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Config {
+    /// Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS.
+    pub url: String,
+    /// Prefix of every session key. Default `"session:"`.
+    pub key_prefix: String,
+    /// A session unused this long expires. Default 30 minutes.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A session expires this long after it was created, however busy. Default 12 hours.
+    #[serde(with = "humantime_serde")]
+    pub absolute_timeout: Duration,
+    /// Fraction (0.0 to 1.0) of the idle timeout that must be used up before a read extends the
+    /// expiry. Default 0.1: with a 30-minute idle timeout a session is touched at most once
+    /// every 3 minutes, and it may expire up to 3 minutes before a full idle timeout since its
+    /// last use. 0.0 touches on every read.
+    pub touch_threshold: f64,
+    /// Most connections in the pool. Default 16.
+    pub pool_max_size: usize,
+    /// How long an operation waits for a free pooled connection. Default 500 ms.
+    #[serde(with = "humantime_serde")]
+    pub wait_timeout: Duration,
+    /// How long opening a new connection may take. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long one Redis command (one script call) may take. Default 500 ms.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Size limits, enforced before anything is written.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            key_prefix: "session:".to_owned(),
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            touch_threshold: 0.1,
+            pool_max_size: 16,
+            wait_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(500),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Default settings for the Redis at `url`.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::from_url("rediss://cache.example.com:6380");
+    /// assert!(config.url.starts_with("rediss://"));
+    /// ```
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Config {
+            url: url.into(),
+            ..Config::default()
+        }
+    }
+
+    /// Sets the key prefix. Default `"session:"`.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::default().with_key_prefix("myapp:sess:");
+    /// assert_eq!(config.key_prefix, "myapp:sess:");
+    /// ```
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the idle timeout. Default 30 minutes.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let config = redis_sessions::Config::default().with_idle_timeout(Duration::from_secs(600));
+    /// assert_eq!(config.idle_timeout, Duration::from_secs(600));
+    /// ```
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets the absolute timeout. Default 12 hours.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let c = redis_sessions::Config::default().with_absolute_timeout(Duration::from_secs(3600));
+    /// assert_eq!(c.absolute_timeout, Duration::from_secs(3600));
+    /// ```
+    pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
+        self.absolute_timeout = timeout;
+        self
+    }
+
+    /// Sets the touch threshold, a fraction of the idle timeout. Default 0.1.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::default().with_touch_threshold(0.25);
+    /// assert_eq!(config.touch_threshold, 0.25);
+    /// ```
+    pub fn with_touch_threshold(mut self, fraction: f64) -> Self {
+        self.touch_threshold = fraction;
+        self
+    }
+
+    /// Sets the pool's size. Default 16.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::default().with_pool_max_size(4);
+    /// assert_eq!(config.pool_max_size, 4);
+    /// ```
+    pub fn with_pool_max_size(mut self, size: usize) -> Self {
+        self.pool_max_size = size;
+        self
+    }
+
+    /// Sets the wait, connect and command timeouts. Defaults 500 ms, 1 s and 500 ms.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let ms = Duration::from_millis;
+    /// let config = redis_sessions::Config::default().with_timeouts(ms(100), ms(200), ms(50));
+    /// assert_eq!(config.command_timeout, ms(50));
+    /// ```
+    pub fn with_timeouts(mut self, wait: Duration, connect: Duration, command: Duration) -> Self {
+        self.wait_timeout = wait;
+        self.connect_timeout = connect;
+        self.command_timeout = command;
+        self
+    }
+
+    /// Sets the size limits. Default [`Limits::default`].
+    ///
+    /// ```
+    /// use redis_sessions::{Config, Limits};
+    /// let config = Config::default().with_limits(Limits::default().with_max_value_bytes(1024));
+    /// assert_eq!(config.limits.max_value_bytes, 1024);
+    /// ```
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The idle timeout in whole milliseconds, as the scripts take it.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        self.idle_timeout.as_millis() as u64
+    }
+
+    /// How much of the idle timeout must be used up before a read extends it, in ms.
+    pub(crate) fn touch_after_ms(&self) -> u64 {
+        (self.idle_ms() as f64 * self.touch_threshold) as u64
+    }
+
+    /// Checks the settings that would otherwise fail later, and less clearly.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first invalid setting.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |why: &str| Err(Error::Config(why.to_owned()));
+        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://")) {
+            return fail("url must start with redis:// or rediss://");
+        }
+        if self.idle_timeout.as_millis() == 0 || self.absolute_timeout.as_millis() == 0 {
+            return fail("idle_timeout and absolute_timeout must be at least 1 ms");
+        }
+        if !(0.0..=1.0).contains(&self.touch_threshold) {
+            return fail("touch_threshold must be between 0.0 and 1.0");
+        }
+        if self.pool_max_size == 0 {
+            return fail("pool_max_size must be at least 1");
+        }
+        if self.command_timeout.is_zero() || self.wait_timeout.is_zero() {
+            return fail("command_timeout and wait_timeout must be above zero");
+        }
+        self.limits.validate()
+    }
+}
+
+impl fmt::Debug for Config {
+    /// Shows everything but the URL's password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("absolute_timeout", &self.absolute_timeout)
+            .field("touch_threshold", &self.touch_threshold)
+            .field("pool_max_size", &self.pool_max_size)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// The URL with its password replaced by `***`, for logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable url>".to_owned(),
+    }
+}

@@ -1,0 +1,55 @@
+//! Redis keys, derived from tokens so that Redis never holds a usable token.
+//!
+//! A session's key is `{prefix}{{tag}}:{hash}`: the configured prefix, the token's Cluster hash
+//! tag in braces, and the base64url SHA-256 of the token's secret. An AOF file, an RDB dump,
+//! `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot be turned
+//! back into a cookie. The braces make every key of one session (and of its regenerated
+//! successor) hash to the same Cluster slot.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::token::Token;
+
+/// Length of the fingerprint shown in logs and Debug output.
+const FINGERPRINT_CHARS: usize = 8;
+
+/// The Redis key of the session that `token` opens.
+pub(crate) fn session_key(prefix: &str, token: &Token) -> String {
+    format!("{prefix}{{{}}}:{}", token.tag(), secret_hash(token))
+}
+
+/// A short, non-reversible name for a session, for logs and Debug output.
+pub(crate) fn fingerprint(token: &Token) -> String {
+    let mut hash = secret_hash(token);
+    hash.truncate(FINGERPRINT_CHARS);
+    hash
+}
+
+fn secret_hash(token: &Token) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.secret().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_holds_tag_and_hash_but_not_the_secret() {
+        let token = Token::generate().expect("entropy");
+        let key = session_key("s:", &token);
+        assert!(key.starts_with(&format!("s:{{{}}}:", token.tag())));
+        assert!(!key.contains(token.secret()));
+        assert_eq!(key.len(), "s:{".len() + 4 + "}:".len() + 43);
+    }
+
+    #[test]
+    fn regenerated_token_keeps_the_slot_tag() {
+        let token = Token::generate().expect("entropy");
+        let next = Token::generate_with_tag(token.tag()).expect("entropy");
+        assert_eq!(token.tag(), next.tag());
+        assert_ne!(token.secret(), next.secret());
+        assert!(Token::parse(next.expose()).is_some());
+    }
+}

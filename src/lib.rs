@@ -1,0 +1,41 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
+//! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
+//! - `pool.rs`: the deadpool-redis pool and its connect/wait/command timeouts.
+//! - `token.rs`: [`Token`], 256-bit CSPRNG secrets with a Cluster hash tag, parsed strictly.
+//! - `keys.rs`: Redis keys derived by hashing tokens, so Redis never holds a usable token.
+//! - `scripts.rs`: the Lua scripts of `lua/`, hashed once and run with EVALSHA.
+//! - `reply.rs`: strict parsing of the get-and-touch reply; surprises are errors, not panics.
+//! - `codec.rs`: MessagePack by field name, decoded lazily.
+//! - `session.rs`: [`Session`], attributes plus the delta a save writes.
+//! - `store.rs`: [`SessionStore`], one script call per operation.
+//! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod codec;
+mod config;
+mod error;
+mod keys;
+mod limits;
+mod pool;
+mod reply;
+mod scripts;
+mod session;
+mod store;
+mod token;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use limits::Limits;
+pub use session::{Metadata, Session};
+pub use store::SessionStore;
+pub use token::{Token, TOKEN_LEN};
+
+/// The deadpool-redis crate this library pools with.
+pub use deadpool_redis;
+/// The redis-rs crate this library is built on, so users never pin a mismatched version.
+pub use redis;

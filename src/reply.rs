@@ -1,0 +1,143 @@
+//! Turning the get-and-touch reply into a session, strictly.
+//!
+//! The reply comes from Redis and the hash it read may hold anything (a foreign writer under our
+//! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
+//! surprise becomes [`Error::Corrupt`].
+
+use std::collections::HashMap;
+
+use redis::Value;
+
+use crate::error::{Error, Result};
+use crate::session::Metadata;
+
+/// A session as get-and-touch returned it.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) meta: Metadata,
+    pub(crate) values: HashMap<String, Vec<u8>>,
+    pub(crate) flash: Vec<u8>,
+}
+
+/// Parses `false` (no session) or `{pttl, {field, value, ...}}`.
+pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
+    let items = match reply {
+        Value::Nil => return Ok(None),
+        Value::Array(items) => items,
+        other => return corrupt(format!("unexpected reply {other:?}")),
+    };
+    let [Value::Int(ttl_ms), Value::Array(fields)] =
+        <[Value; 2]>::try_from(items).or_else(|_| corrupt("reply is not {pttl, fields}"))?
+    else {
+        return corrupt("reply is not {pttl, fields}");
+    };
+    let mut loaded = Loaded {
+        meta: empty_meta(ttl_ms),
+        values: HashMap::new(),
+        flash: Vec::new(),
+    };
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        loaded.add(bulk(name)?, bulk(value)?)?;
+    }
+    if loaded.meta.deadline_ms == 0 {
+        return corrupt("session hash has no deadline");
+    }
+    Ok(Some(loaded))
+}
+
+impl Loaded {
+    fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        match name.as_slice() {
+            b"@c" => self.meta.created_ms = integer(&value)?,
+            b"@d" => self.meta.deadline_ms = integer(&value)?,
+            b"@v" => self.meta.version = integer(&value)?,
+            b"@f" => self.flash = value,
+            [b'@', ..] => {} // metadata of a newer version of this crate: not ours to read
+            _ => {
+                let name = String::from_utf8(name).or_else(|_| corrupt("non-UTF-8 name"))?;
+                self.values.insert(name, value);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn empty_meta(ttl_ms: i64) -> Metadata {
+    Metadata {
+        created_ms: 0,
+        deadline_ms: 0,
+        version: 0,
+        ttl_ms,
+    }
+}
+
+fn bulk(value: Value) -> Result<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        other => corrupt(format!("unexpected field {other:?}")),
+    }
+}
+
+fn integer<T: std::str::FromStr>(bytes: &[u8]) -> Result<T> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or_else(|| corrupt("metadata is not an integer"), Ok)
+}
+
+fn corrupt<T>(why: impl Into<String>) -> Result<T> {
+    Err(Error::Corrupt(why.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_metadata_values_and_flash() {
+        let fields = [
+            "@c", "1", "@d", "2", "@v", "3", "@f", "x", "cart", "y", "@zz", "new",
+        ];
+        let reply = Value::Array(vec![
+            Value::Int(99),
+            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
+        ]);
+        let loaded = loaded(reply).expect("valid").expect("present");
+        assert_eq!(
+            loaded.meta,
+            Metadata {
+                created_ms: 1,
+                deadline_ms: 2,
+                version: 3,
+                ttl_ms: 99
+            }
+        );
+        assert_eq!(loaded.flash, b"x");
+        assert_eq!(loaded.values.len(), 1);
+    }
+
+    #[test]
+    fn odd_shapes_are_corrupt_not_panics() {
+        for reply in [
+            Value::Int(1),
+            Value::Array(vec![]),
+            Value::Array(vec![Value::Int(1), Value::Int(2)]),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Array(vec![bulk("@d"), bulk("soon")]),
+            ]),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Array(vec![bulk("a"), bulk("b")]),
+            ]),
+        ] {
+            assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
+        }
+        assert!(loaded(Value::Nil).expect("nil is fine").is_none());
+    }
+}

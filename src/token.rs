@@ -1,0 +1,97 @@
+//! Session tokens: the cookie value, and the only thing that can open a session.
+//!
+//! A token is 47 base64url characters: a 4-character Cluster hash tag (3 random bytes) followed
+//! by a 43-character secret (32 bytes, 256 bits, from the operating system's CSPRNG). The tag
+//! is not secret; it only picks the Redis Cluster slot, and a regenerated token keeps it so the
+//! session's old and new keys share one slot. The secret never leaves this process except in
+//! the cookie: Redis stores only its SHA-256 (see [`crate::keys`]).
+//!
+//! Parsing is strict: anything that is not exactly a token this crate could have made is
+//! rejected before a key is derived, so garbage cookies never cost a round trip.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
+use crate::error::{Error, Result};
+
+const TAG_BYTES: usize = 3;
+const TAG_CHARS: usize = 4;
+const SECRET_BYTES: usize = 32;
+const SECRET_CHARS: usize = 43;
+
+/// Length of a token in characters.
+pub const TOKEN_LEN: usize = TAG_CHARS + SECRET_CHARS;
+
+/// A session token. Its [`Debug`](fmt::Debug) output is a short fingerprint, never the token;
+/// get the cookie value with [`Token::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    text: String,
+}
+
+impl Token {
+    /// Draws a new token with a random hash tag.
+    pub(crate) fn generate() -> Result<Self> {
+        let mut tag = [0u8; TAG_BYTES];
+        getrandom::fill(&mut tag).map_err(Error::Entropy)?;
+        Self::generate_with_tag(&URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// Draws a new secret under an existing hash tag (for regenerate: same slot).
+    pub(crate) fn generate_with_tag(tag: &str) -> Result<Self> {
+        let mut secret = [0u8; SECRET_BYTES];
+        getrandom::fill(&mut secret).map_err(Error::Entropy)?;
+        Ok(Token {
+            text: format!("{tag}{}", URL_SAFE_NO_PAD.encode(secret)),
+        })
+    }
+
+    /// Parses a cookie value; `None` for anything that is not a well-formed token.
+    ///
+    /// ```
+    /// use redis_sessions::Token;
+    /// assert!(Token::parse("not-a-token").is_none());
+    /// assert!(Token::parse(&"A".repeat(47)).is_some());
+    /// assert!(Token::parse(&"A".repeat(48)).is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != TOKEN_LEN {
+            return None;
+        }
+        let (tag, secret) = text.split_at(TAG_CHARS);
+        let tag_ok = URL_SAFE_NO_PAD
+            .decode(tag)
+            .is_ok_and(|b| b.len() == TAG_BYTES);
+        let secret_ok = URL_SAFE_NO_PAD
+            .decode(secret)
+            .is_ok_and(|b| b.len() == SECRET_BYTES);
+        (tag_ok && secret_ok).then(|| Token {
+            text: text.to_owned(),
+        })
+    }
+
+    /// The token as text, for the cookie. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// The Cluster hash tag (not secret).
+    pub(crate) fn tag(&self) -> &str {
+        &self.text[..TAG_CHARS]
+    }
+
+    /// The secret part, still base64url-encoded.
+    pub(crate) fn secret(&self) -> &str {
+        &self.text[TAG_CHARS..]
+    }
+}
+
+impl fmt::Debug for Token {
+    /// `Token(<fingerprint>)`: the first characters of the key's hash, enough to correlate log
+    /// lines, useless for opening the session.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", crate::keys::fingerprint(self))
+    }
+}

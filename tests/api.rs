@@ -1,0 +1,210 @@
+//! The whole API, end to end, against a real Redis.
+
+mod support;
+
+use redis::AsyncCommands;
+use redis_sessions::Error;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
+struct User {
+    id: u64,
+    name: String,
+    roles: Vec<String>,
+}
+
+fn alice() -> User {
+    User {
+        id: 7,
+        name: "alice".into(),
+        roles: vec!["admin".into()],
+    }
+}
+
+#[tokio::test]
+async fn create_save_load_round_trip() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("user", &alice()).expect("insert");
+    session.insert("cart", &vec![1, 2, 3]).expect("insert");
+    store.save(&mut session).await.expect("save");
+    assert_eq!(session.metadata().version, 1);
+
+    let loaded = store
+        .load(session.token().expose())
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(loaded.get::<User>("user").expect("decode"), Some(alice()));
+    assert_eq!(
+        loaded.get::<Vec<i32>>("cart").expect("decode"),
+        Some(vec![1, 2, 3])
+    );
+    assert_eq!(loaded.get::<u8>("missing").expect("absent is fine"), None);
+    assert_eq!(loaded.metadata().version, 1);
+    assert!(loaded.metadata().deadline_ms > loaded.metadata().created_ms);
+}
+
+#[tokio::test]
+async fn remove_deletes_only_that_field() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("a", &1).expect("insert");
+    session.insert("b", &2).expect("insert");
+    store.save(&mut session).await.expect("save");
+    assert!(session.remove("a"));
+    assert!(!session.remove("never-set"));
+    store.save(&mut session).await.expect("save");
+
+    let fields: Vec<String> = redis
+        .conn()
+        .await
+        .hkeys(redis.keys().await[0].clone())
+        .await
+        .expect("hkeys");
+    assert!(fields.contains(&"b".to_owned()));
+    assert!(!fields.contains(&"a".to_owned()));
+    let loaded = store
+        .load(session.token().expose())
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(loaded.get::<i32>("a").expect("decode"), None);
+    assert_eq!(loaded.get::<i32>("b").expect("decode"), Some(2));
+}
+
+#[tokio::test]
+async fn destroy_ends_the_session() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = store.create().await.expect("create");
+    assert!(store.destroy(&session).await.expect("destroy"));
+    assert!(!store.destroy(&session).await.expect("second destroy"));
+    assert!(store
+        .load(session.token().expose())
+        .await
+        .expect("load")
+        .is_none());
+    assert!(redis.keys().await.is_empty());
+}
+
+#[tokio::test]
+async fn regenerate_moves_data_and_kills_the_old_token() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("user", &alice()).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let old = session.token().expose().to_owned();
+    let created = session.metadata();
+
+    let new = store.regenerate(&mut session).await.expect("regenerate");
+    assert_ne!(new.expose(), old);
+    assert_eq!(session.token(), &new);
+    assert!(store.load(&old).await.expect("load old").is_none());
+    let loaded = store
+        .load(new.expose())
+        .await
+        .expect("load new")
+        .expect("live");
+    assert_eq!(loaded.get::<User>("user").expect("decode"), Some(alice()));
+    // Same TTL rules: the absolute deadline moves with the data, it does not restart.
+    assert_eq!(loaded.metadata().deadline_ms, created.deadline_ms);
+    assert_eq!(loaded.metadata().created_ms, created.created_ms);
+    assert!(loaded.metadata().ttl_ms > 0);
+    assert_eq!(redis.keys().await.len(), 1);
+}
+
+#[tokio::test]
+async fn regenerated_session_stays_in_its_cluster_slot() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    let before = redis.keys().await.remove(0);
+    store.regenerate(&mut session).await.expect("regenerate");
+    let after = redis.keys().await.remove(0);
+    assert_ne!(before, after);
+    // Redis Cluster hashes only what is between the first braces: equal tags, equal slots.
+    let tag = |key: &str| key.split(['{', '}']).nth(1).map(str::to_owned);
+    assert!(tag(&before).is_some_and(|t| t.len() == 4));
+    assert_eq!(tag(&before), tag(&after));
+}
+
+#[tokio::test]
+async fn flash_round_trip_and_pop_in_load() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    store.push_flash(&session, "saved").await.expect("push");
+    store.push_flash(&session, "welcome").await.expect("push");
+
+    // A plain load leaves the messages pending.
+    let mut plain = store
+        .load(session.token().expose())
+        .await
+        .expect("load")
+        .expect("live");
+    assert!(plain.take_flash::<String>().expect("decode").is_empty());
+
+    let mut popped = store
+        .load_and_pop_flash(session.token().expose())
+        .await
+        .expect("load")
+        .expect("live");
+    assert_eq!(
+        popped.take_flash::<String>().expect("decode"),
+        ["saved", "welcome"]
+    );
+    assert!(store
+        .pop_flash::<String>(&mut session)
+        .await
+        .expect("pop")
+        .is_empty());
+
+    store.push_flash(&session, "again").await.expect("push");
+    assert_eq!(
+        store.pop_flash::<String>(&mut session).await.expect("pop"),
+        ["again"]
+    );
+}
+
+#[tokio::test]
+async fn flash_of_the_wrong_type_is_kept_for_a_retry() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    store.push_flash(&session, "text").await.expect("push");
+    let err = store
+        .pop_flash::<u32>(&mut session)
+        .await
+        .expect_err("wrong type");
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    assert_eq!(
+        session.take_flash::<String>().expect("right type"),
+        ["text"]
+    );
+}
+
+#[tokio::test]
+async fn operations_on_a_destroyed_session_say_so_and_write_nothing() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    store.destroy(&session).await.expect("destroy");
+    session.insert("x", &1).expect("insert");
+    assert!(matches!(
+        store.save(&mut session).await,
+        Err(Error::SessionGone)
+    ));
+    assert!(matches!(
+        store.push_flash(&session, "hi").await,
+        Err(Error::SessionGone)
+    ));
+    assert!(matches!(
+        store.regenerate(&mut session).await,
+        Err(Error::SessionGone)
+    ));
+    assert!(redis.keys().await.is_empty(), "nothing resurrected");
+}
