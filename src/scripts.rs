@@ -1,33 +1,89 @@
-//! The Lua scripts, compiled in from `lua/` and hashed once.
+//! The Lua scripts, compiled in from `lua/` and hashed once, and how one is called.
 //!
-//! Each [`redis::Script`] is sent with EVALSHA. When Redis answers NOSCRIPT (after a restart, a
-//! failover to a replica that never saw the script, or `SCRIPT FLUSH`), redis-rs loads the
-//! script and retries on the same connection, so the caller sees no failure. The scripts use no
-//! shebang flags (Dragonfly and KeyDB reject them) and each takes at least one key (ElastiCache
-//! Serverless rejects key-less scripts).
+//! A call is sent as EVALSHA, so the script body crosses the network only once per server.
+//! When Redis answers NOSCRIPT (after a restart, a failover to a replica that never saw the
+//! script, or `SCRIPT FLUSH`), the same call is sent once more as EVAL with the body. Unlike
+//! redis-rs' `Script::invoke_async` (which answers NOSCRIPT with SCRIPT LOAD and a second
+//! EVALSHA), this cannot fail again if the scripts are flushed between the two requests, and it
+//! costs one extra round trip instead of two. EVAL also caches the script, so the next call's
+//! EVALSHA succeeds.
+//!
+//! The scripts use no shebang flags (Dragonfly and KeyDB reject them) and each takes at least
+//! one key (ElastiCache Serverless rejects key-less scripts).
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Arg, Cmd, ToRedisArgs};
+
+/// One script: its source and its SHA-1.
+pub(crate) struct LuaScript {
+    source: &'static str,
+    hash: String,
+}
+
+impl LuaScript {
+    fn new(source: &'static str) -> Self {
+        let hash = redis::Script::new(source).get_hash().to_owned();
+        LuaScript { source, hash }
+    }
+
+    /// Starts a call of this script on `keys` (all of one session, so all in one slot).
+    pub(crate) fn call(&'static self, keys: &[&str]) -> Call {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.hash).arg(keys.len()).arg(keys);
+        Call { cmd, script: self }
+    }
+}
+
+/// A script call being built: EVALSHA, the keys, then the arguments.
+pub(crate) struct Call {
+    cmd: Cmd,
+    script: &'static LuaScript,
+}
+
+impl Call {
+    /// Appends an argument (`ARGV[n]`).
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.cmd.arg(arg);
+        self
+    }
+
+    /// The EVALSHA command.
+    pub(crate) fn evalsha(&self) -> &Cmd {
+        &self.cmd
+    }
+
+    /// The same call as EVAL with the script's body, for a server that lacks the script.
+    pub(crate) fn eval(&self) -> Cmd {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(self.script.source);
+        for arg in self.cmd.args_iter().skip(2) {
+            if let Arg::Simple(bytes) = arg {
+                eval.arg(bytes);
+            }
+        }
+        eval
+    }
+}
 
 /// Every script the store runs.
 pub(crate) struct Scripts {
-    pub(crate) create: Script,
-    pub(crate) get_and_touch: Script,
-    pub(crate) save: Script,
-    pub(crate) regenerate: Script,
-    pub(crate) flash_push: Script,
-    pub(crate) flash_pop: Script,
-    pub(crate) destroy: Script,
+    pub(crate) create: LuaScript,
+    pub(crate) get_and_touch: LuaScript,
+    pub(crate) save: LuaScript,
+    pub(crate) regenerate: LuaScript,
+    pub(crate) flash_push: LuaScript,
+    pub(crate) flash_pop: LuaScript,
+    pub(crate) destroy: LuaScript,
 }
 
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    create: Script::new(include_str!("../lua/create.lua")),
-    get_and_touch: Script::new(include_str!("../lua/get_and_touch.lua")),
-    save: Script::new(include_str!("../lua/save.lua")),
-    regenerate: Script::new(include_str!("../lua/regenerate.lua")),
-    flash_push: Script::new(include_str!("../lua/flash_push.lua")),
-    flash_pop: Script::new(include_str!("../lua/flash_pop.lua")),
-    destroy: Script::new(include_str!("../lua/destroy.lua")),
+    create: LuaScript::new(include_str!("../lua/create.lua")),
+    get_and_touch: LuaScript::new(include_str!("../lua/get_and_touch.lua")),
+    save: LuaScript::new(include_str!("../lua/save.lua")),
+    regenerate: LuaScript::new(include_str!("../lua/regenerate.lua")),
+    flash_push: LuaScript::new(include_str!("../lua/flash_push.lua")),
+    flash_pop: LuaScript::new(include_str!("../lua/flash_pop.lua")),
+    destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
 });

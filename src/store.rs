@@ -4,14 +4,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use deadpool_redis::Pool;
-use redis::{FromRedisValue, ScriptInvocation, Value};
+use redis::{ErrorKind, FromRedisValue, ServerErrorKind, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, instrument};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::scripts::SCRIPTS;
+use crate::scripts::{Call, SCRIPTS};
 use crate::session::{Metadata, Session};
 use crate::token::Token;
 use crate::{codec, keys, pool, reply};
@@ -73,7 +73,7 @@ impl SessionStore {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate()?;
             let key = keys::session_key(&self.config.key_prefix, &token);
-            let mut call = SCRIPTS.create.key(&key);
+            let mut call = SCRIPTS.create.call(&[&key]);
             call.arg(self.config.idle_ms())
                 .arg(self.config.absolute_timeout.as_millis() as u64);
             if let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? {
@@ -127,7 +127,7 @@ impl SessionStore {
         };
         tracing::Span::current().record("session", tracing::field::debug(&token));
         let key = keys::session_key(&self.config.key_prefix, &token);
-        let mut call = SCRIPTS.get_and_touch.key(&key);
+        let mut call = SCRIPTS.get_and_touch.call(&[&key]);
         call.arg(self.config.idle_ms())
             .arg(self.config.touch_after_ms())
             .arg(u8::from(pop_flash));
@@ -168,7 +168,7 @@ impl SessionStore {
             return Ok(());
         }
         let expected = session.meta.version;
-        let mut call = SCRIPTS.save.key(&session.key);
+        let mut call = SCRIPTS.save.call(&[&session.key]);
         call.arg(if checked {
             expected.to_string()
         } else {
@@ -183,7 +183,10 @@ impl SessionStore {
         }
         call.arg(deleted);
         match self.run::<(i64, u64)>(&call).await? {
-            (1, version) => Ok(session.saved(version)),
+            (1, version) => {
+                session.saved(version);
+                Ok(())
+            }
             (0, _) => Err(Error::SessionGone),
             (-1, actual) => Err(Error::Conflict { expected, actual }),
             (-2, count) => Err(too_many_attributes(
@@ -208,7 +211,7 @@ impl SessionStore {
             let token = Token::generate_with_tag(session.token().tag())?;
             let key = keys::session_key(&self.config.key_prefix, &token);
             match self
-                .run::<i64>(SCRIPTS.regenerate.key(&session.key).key(&key))
+                .run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key]))
                 .await?
             {
                 1 => {
@@ -242,7 +245,7 @@ impl SessionStore {
         let max = self.config.limits.max_value_bytes;
         self.config.limits.check_value(bytes.len())?;
         match self
-            .run::<i64>(SCRIPTS.flash_push.key(&session.key).arg(bytes).arg(max))
+            .run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max))
             .await?
         {
             0 => Err(Error::SessionGone),
@@ -265,7 +268,7 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.flash_pop", skip_all, fields(session = ?session.token()))]
     pub async fn pop_flash<T: DeserializeOwned>(&self, session: &mut Session) -> Result<Vec<T>> {
         let popped = self
-            .run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.key(&session.key))
+            .run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key]))
             .await?;
         session.flash.extend(popped.unwrap_or_default());
         session.take_flash()
@@ -278,13 +281,22 @@ impl SessionStore {
     /// Connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
-        Ok(self.run::<i64>(&SCRIPTS.destroy.key(&session.key)).await? == 1)
+        Ok(self
+            .run::<i64>(&SCRIPTS.destroy.call(&[&session.key]))
+            .await?
+            == 1)
     }
 
-    /// Runs one script on a pooled connection (EVALSHA; NOSCRIPT reloads and retries).
-    async fn run<T: FromRedisValue>(&self, call: &ScriptInvocation<'_>) -> Result<T> {
+    /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
+    async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
         let mut connection = self.pool.get().await?;
-        Ok(call.invoke_async(&mut connection).await?)
+        match call.evalsha().query_async(&mut connection).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                debug!("NOSCRIPT: sending the script body");
+                Ok(call.eval().query_async(&mut connection).await?)
+            }
+            reply => Ok(reply?),
+        }
     }
 }
 

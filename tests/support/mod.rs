@@ -4,7 +4,9 @@
 //! scripts or restart it). [`any_server`] uses `REDIS_URL` when it is set (a container in a
 //! user's CI, say) and a private server otherwise; each call gets its own key prefix, so tests
 //! sharing one Redis never see each other's keys.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unused_imports, unreachable_pub)]
+
+mod workload;
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +14,13 @@ use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use redis_sessions::{Config, SessionStore};
 use redis_test::server::RedisServer;
+pub use workload::workload;
 
 /// A Redis for one test, and the key prefix that test owns on it.
 pub struct TestRedis {
     pub server: Option<RedisServer>,
+    /// The server's working directory (AOF and RDB files), when the test owns the server.
+    pub dir: Option<tempfile::TempDir>,
     pub url: String,
     pub prefix: String,
 }
@@ -24,6 +29,8 @@ pub struct TestRedis {
 pub fn own_server(extra: &[&str]) -> TestRedis {
     let port = redis_test::utils::get_random_available_port();
     let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), port);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dir_arg = dir.path().to_str().expect("utf-8 temp dir").to_owned();
     let server = RedisServer::new_with_addr_tls_modules_and_spawner(
         addr,
         None,
@@ -32,7 +39,7 @@ pub fn own_server(extra: &[&str]) -> TestRedis {
         None,
         &[],
         |cmd| {
-            cmd.args(extra);
+            cmd.arg("--dir").arg(&dir_arg).args(extra);
             cmd.spawn()
                 .expect("redis-server must be on PATH (apt-get install redis-server)")
         },
@@ -41,6 +48,7 @@ pub fn own_server(extra: &[&str]) -> TestRedis {
     wait_until_ready(&url);
     TestRedis {
         server: Some(server),
+        dir: Some(dir),
         url,
         prefix: unique_prefix(),
     }
@@ -51,6 +59,7 @@ pub fn any_server() -> TestRedis {
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => TestRedis {
             server: None,
+            dir: None,
             url,
             prefix: unique_prefix(),
         },
@@ -97,6 +106,16 @@ impl TestRedis {
             .get_multiplexed_async_connection()
             .await
             .expect("connect")
+    }
+
+    /// Every file the server wrote in its directory, concatenated (AOF, RDB).
+    pub fn files_written(&self) -> Vec<u8> {
+        let dir = self.dir.as_ref().expect("an own server").path();
+        let mut bytes = Vec::new();
+        for entry in walk(dir) {
+            bytes.extend(std::fs::read(entry).unwrap_or_default());
+        }
+        bytes
     }
 
     /// Every key under this test's prefix.
@@ -152,4 +171,17 @@ fn info_value(info: &str, field: &str) -> i64 {
     info.lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .map_or(0, |v| v.trim().parse().expect("numeric info field"))
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -1,0 +1,192 @@
+//! Races that break other session stores: lost updates, stale overwrites, resurrection after
+//! regenerate, and flash messages shown twice or lost.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use redis_sessions::Error;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_saves_of_different_attributes_all_survive() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    let session = store.create().await.expect("create");
+    let token = session.token().expose().to_owned();
+
+    let saves = (0..50).map(|i| {
+        let (store, token) = (store.clone(), token.clone());
+        tokio::spawn(async move {
+            // Every request loads the session as it was before any of the others saved.
+            let mut mine = store.load(&token).await.expect("load").expect("live");
+            mine.insert(&format!("attr{i}"), &i).expect("insert");
+            store.save(&mut mine).await.expect("save");
+        })
+    });
+    for task in join_all(saves).await {
+        task.expect("task");
+    }
+
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    for i in 0..50 {
+        assert_eq!(
+            loaded.get::<i32>(&format!("attr{i}")).expect("decode"),
+            Some(i),
+            "attr{i}"
+        );
+    }
+    assert_eq!(loaded.metadata().version, 50);
+}
+
+#[tokio::test]
+async fn a_stale_version_is_refused_and_writes_nothing() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut first = store.create().await.expect("create");
+    first.insert("balance", &100).expect("insert");
+    store.save(&mut first).await.expect("save");
+    let token = first.token().expose().to_owned();
+
+    let mut a = store.load(&token).await.expect("load").expect("live");
+    let mut b = store.load(&token).await.expect("load").expect("live");
+    a.insert("balance", &50).expect("insert");
+    store.save_checked(&mut a).await.expect("first writer wins");
+    b.insert("balance", &0).expect("insert");
+    b.insert("note", &"stale").expect("insert");
+    let err = store.save_checked(&mut b).await.expect_err("stale");
+    assert!(
+        matches!(
+            err,
+            Error::Conflict {
+                expected: 1,
+                actual: 2
+            }
+        ),
+        "{err:?}"
+    );
+
+    let now = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(now.get::<i32>("balance").expect("decode"), Some(50));
+    assert_eq!(
+        now.get::<String>("note").expect("decode"),
+        None,
+        "nothing of b was written"
+    );
+    assert_eq!(now.metadata().version, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn saves_racing_a_regenerate_cannot_resurrect_the_old_token() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    for round in 0..20 {
+        let mut session = store.create().await.expect("create");
+        let old = session.token().expose().to_owned();
+        let racers = (0..8).map(|i| {
+            let (store, old) = (store.clone(), old.clone());
+            tokio::spawn(async move {
+                let Some(mut stale) = store.load(&old).await.expect("load") else {
+                    return false;
+                };
+                stale.insert(&format!("racer{i}"), &i).expect("insert");
+                match store.save(&mut stale).await {
+                    Ok(()) => true,
+                    Err(Error::SessionGone) => false,
+                    Err(other) => panic!("unexpected {other:?}"),
+                }
+            })
+        });
+        let racers: Vec<_> = racers.collect();
+        let new = store.regenerate(&mut session).await.expect("regenerate");
+        let saved: Vec<bool> = join_all(racers)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .collect();
+
+        assert!(
+            store.load(&old).await.expect("load").is_none(),
+            "round {round}: old token dead"
+        );
+        assert_eq!(
+            redis.keys().await.len(),
+            1,
+            "round {round}: only the new key exists"
+        );
+        // Saves that landed before the move moved with it.
+        let moved = store.load(new.expose()).await.expect("load").expect("live");
+        let landed = (0..8).filter(|i| {
+            moved
+                .get::<i32>(&format!("racer{i}"))
+                .expect("decode")
+                .is_some()
+        });
+        assert_eq!(
+            landed.count(),
+            saved.iter().filter(|s| **s).count(),
+            "round {round}"
+        );
+        store.destroy(&moved).await.expect("clean up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    let session = store.create().await.expect("create");
+    for i in 0..10 {
+        store
+            .push_flash(&session, &format!("message {i}"))
+            .await
+            .expect("push");
+    }
+    let token = session.token().expose().to_owned();
+
+    let pops = (0..20).map(|i| {
+        let (store, token) = (store.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut session = store.load(&token).await.expect("load").expect("live");
+            if i % 2 == 0 {
+                store.pop_flash::<String>(&mut session).await.expect("pop")
+            } else {
+                let mut s = store
+                    .load_and_pop_flash(&token)
+                    .await
+                    .expect("load")
+                    .expect("live");
+                s.take_flash::<String>().expect("decode")
+            }
+        })
+    });
+    let mut seen = BTreeMap::new();
+    for messages in join_all(pops).await {
+        for message in messages.expect("task") {
+            *seen.entry(message).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), 10, "none lost: {seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_pushes_are_all_kept() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    let mut session = store.create().await.expect("create");
+    let pushes = (0..30).map(|i| {
+        let (store, token) = (store.clone(), session.token().expose().to_owned());
+        tokio::spawn(async move {
+            let session = store.load(&token).await.expect("load").expect("live");
+            store.push_flash(&session, &i).await.expect("push");
+        })
+    });
+    join_all(pushes)
+        .await
+        .into_iter()
+        .for_each(|r| r.expect("task"));
+    let mut all: Vec<u32> = store.pop_flash(&mut session).await.expect("pop");
+    all.sort_unstable();
+    assert_eq!(all, (0..30).collect::<Vec<_>>());
+}

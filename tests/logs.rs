@@ -1,0 +1,47 @@
+//! Trace output names sessions by a fingerprint, never by token. (Its own test binary: tracing
+//! caches per-callsite interest process-wide, so tests without a subscriber running beside it
+//! could hide its events.)
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn trace_logs_name_sessions_by_fingerprint_only() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let tokens = support::workload(&store).await;
+    store.load("malformed-cookie").await.expect("no session");
+    drop(guard);
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(
+        logs.contains("session.load") && logs.contains("Token("),
+        "spans were logged"
+    );
+    for token in &tokens {
+        assert!(!logs.contains(&token[4..]), "token in logs");
+    }
+}
