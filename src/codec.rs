@@ -14,18 +14,14 @@ use crate::error::{Error, Result};
 
 /// Encodes one value for attribute `name`.
 pub(crate) fn encode<T: Serialize + ?Sized>(name: &str, value: &T) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(value).map_err(|source| Error::Encode {
-        attribute: name.to_owned(),
-        source,
-    })
+    rmp_serde::to_vec_named(value)
+        .map_err(|source| Error::Encode { attribute: name.to_owned(), source })
 }
 
 /// Decodes the value stored for attribute `name`.
 pub(crate) fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(|source| Error::Decode {
-        attribute: name.to_owned(),
-        source,
-    })
+    rmp_serde::from_slice(bytes)
+        .map_err(|source| Error::Decode { attribute: name.to_owned(), source })
 }
 
 /// Decodes a run of concatenated MessagePack values (the pending flash messages).
@@ -33,10 +29,8 @@ pub(crate) fn decode_all<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Resul
     let mut cursor = Cursor::new(bytes);
     let mut values = Vec::new();
     while (cursor.position() as usize) < bytes.len() {
-        let value = rmp_serde::from_read(&mut cursor).map_err(|source| Error::Decode {
-            attribute: name.to_owned(),
-            source,
-        })?;
+        let value = rmp_serde::from_read(&mut cursor)
+            .map_err(|source| Error::Decode { attribute: name.to_owned(), source })?;
         values.push(value);
     }
     Ok(values)

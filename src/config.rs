@@ -82,10 +82,7 @@ impl Config {
     /// assert!(config.url.starts_with("rediss://"));
     /// ```
     pub fn from_url(url: impl Into<String>) -> Self {
-        Config {
-            url: url.into(),
-            ..Config::default()
-        }
+        Config { url: url.into(), ..Config::default() }
     }
 
     /// Sets the key prefix. Default `"session:"`.
@@ -235,5 +232,31 @@ pub(crate) fn redact_url(url: &str) -> String {
         }
         Ok(parsed) => parsed.to_string(),
         Err(_) => "<unparsable url>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserializes_with_human_durations_and_defaults() {
+        let json = r#"{"url": "rediss://:pw@cache:6380/2", "idle_timeout": "20m",
+                       "command_timeout": "150ms", "limits": {"max_attributes": 10}}"#;
+        let config: Config = serde_json::from_str(json).expect("valid config");
+        assert_eq!(config.idle_timeout, Duration::from_secs(1200));
+        assert_eq!(config.command_timeout, Duration::from_millis(150));
+        assert_eq!(config.limits.max_attributes, 10);
+        assert_eq!(config.limits.max_value_bytes, Limits::default().max_value_bytes);
+        assert_eq!(config.key_prefix, "session:");
+        assert!(config.validate().is_ok());
+        assert!(!format!("{config:?}").contains(":pw@"));
+    }
+
+    #[test]
+    fn touch_window_is_a_share_of_the_idle_timeout() {
+        let config = Config::default().with_idle_timeout(Duration::from_secs(100));
+        assert_eq!(config.touch_after_ms(), 10_000);
+        assert_eq!(config.with_touch_threshold(0.0).touch_after_ms(), 0);
     }
 }

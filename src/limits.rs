@@ -31,11 +31,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_value_bytes: 64 * 1024,
-            max_session_bytes: 256 * 1024,
-            max_attributes: 256,
-        }
+        Limits { max_value_bytes: 64 * 1024, max_session_bytes: 256 * 1024, max_attributes: 256 }
     }
 }
 
@@ -75,14 +71,10 @@ impl Limits {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.max_attributes == 0 || self.max_attributes > 4000 {
-            return Err(Error::Config(
-                "max_attributes must be between 1 and 4000".into(),
-            ));
+            return Err(Error::Config("max_attributes must be between 1 and 4000".into()));
         }
         if self.max_value_bytes == 0 || self.max_value_bytes > self.max_session_bytes {
-            return Err(Error::Config(
-                "max_value_bytes must be in 1..=max_session_bytes".into(),
-            ));
+            return Err(Error::Config("max_value_bytes must be in 1..=max_session_bytes".into()));
         }
         Ok(())
     }

@@ -31,11 +31,7 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     else {
         return corrupt("reply is not {pttl, fields}");
     };
-    let mut loaded = Loaded {
-        meta: empty_meta(ttl_ms),
-        values: HashMap::new(),
-        flash: Vec::new(),
-    };
+    let mut loaded = Loaded { meta: empty_meta(ttl_ms), values: HashMap::new(), flash: Vec::new() };
     let mut fields = fields.into_iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         loaded.add(bulk(name)?, bulk(value)?)?;
@@ -64,12 +60,7 @@ impl Loaded {
 }
 
 fn empty_meta(ttl_ms: i64) -> Metadata {
-    Metadata {
-        created_ms: 0,
-        deadline_ms: 0,
-        version: 0,
-        ttl_ms,
-    }
+    Metadata { created_ms: 0, deadline_ms: 0, version: 0, ttl_ms }
 }
 
 fn bulk(value: Value) -> Result<Vec<u8>> {
@@ -100,23 +91,13 @@ mod tests {
 
     #[test]
     fn parses_metadata_values_and_flash() {
-        let fields = [
-            "@c", "1", "@d", "2", "@v", "3", "@f", "x", "cart", "y", "@zz", "new",
-        ];
+        let fields = ["@c", "1", "@d", "2", "@v", "3", "@f", "x", "cart", "y", "@zz", "new"];
         let reply = Value::Array(vec![
             Value::Int(99),
             Value::Array(fields.iter().map(|f| bulk(f)).collect()),
         ]);
         let loaded = loaded(reply).expect("valid").expect("present");
-        assert_eq!(
-            loaded.meta,
-            Metadata {
-                created_ms: 1,
-                deadline_ms: 2,
-                version: 3,
-                ttl_ms: 99
-            }
-        );
+        assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, version: 3, ttl_ms: 99 });
         assert_eq!(loaded.flash, b"x");
         assert_eq!(loaded.values.len(), 1);
     }
@@ -127,14 +108,8 @@ mod tests {
             Value::Int(1),
             Value::Array(vec![]),
             Value::Array(vec![Value::Int(1), Value::Int(2)]),
-            Value::Array(vec![
-                Value::Int(1),
-                Value::Array(vec![bulk("@d"), bulk("soon")]),
-            ]),
-            Value::Array(vec![
-                Value::Int(1),
-                Value::Array(vec![bulk("a"), bulk("b")]),
-            ]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@d"), bulk("soon")])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }

@@ -45,15 +45,7 @@ pub struct Session {
 impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (values, changed, flash) = (HashMap::new(), BTreeSet::new(), Vec::new());
-        Session {
-            token,
-            key,
-            values,
-            changed,
-            meta,
-            flash,
-            limits,
-        }
+        Session { token, key, values, changed, meta, flash, limits }
     }
 
     pub(crate) fn with_values(mut self, values: HashMap<String, Vec<u8>>) -> Self {
@@ -77,10 +69,7 @@ impl Session {
     ///
     /// [`Error::Decode`] when the stored bytes are not a `T`; other attributes are unaffected.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        self.values
-            .get(name)
-            .map(|bytes| codec::decode(name, bytes))
-            .transpose()
+        self.values.get(name).map(|bytes| codec::decode(name, bytes)).transpose()
     }
 
     /// Sets attribute `name` (written by the next save).
@@ -139,10 +128,7 @@ impl Session {
 
     /// Bytes of all names and values, as the session limit counts them.
     fn byte_size(&self) -> usize {
-        self.values
-            .iter()
-            .map(|(name, value)| name.len() + value.len())
-            .sum()
+        self.values.iter().map(|(name, value)| name.len() + value.len()).sum()
     }
 
     /// The pending delta: values to set, names to delete.

@@ -52,10 +52,7 @@ impl SessionStore {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let pool = pool::build(&config)?;
-        Ok(SessionStore {
-            pool,
-            config: Arc::new(config),
-        })
+        Ok(SessionStore { pool, config: Arc::new(config) })
     }
 
     /// The configuration this store runs with.
@@ -74,26 +71,16 @@ impl SessionStore {
             let token = Token::generate()?;
             let key = keys::session_key(&self.config.key_prefix, &token);
             let mut call = SCRIPTS.create.call(&[&key]);
-            call.arg(self.config.idle_ms())
-                .arg(self.config.absolute_timeout.as_millis() as u64);
+            call.arg(self.config.idle_ms()).arg(self.config.absolute_timeout.as_millis() as u64);
             if let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? {
-                let ttl_ms = self
-                    .config
-                    .idle_ms()
-                    .min(self.config.absolute_timeout.as_millis() as u64);
-                let meta = Metadata {
-                    created_ms,
-                    deadline_ms,
-                    version: 0,
-                    ttl_ms: ttl_ms as i64,
-                };
+                let ttl_ms =
+                    self.config.idle_ms().min(self.config.absolute_timeout.as_millis() as u64);
+                let meta = Metadata { created_ms, deadline_ms, version: 0, ttl_ms: ttl_ms as i64 };
                 debug!(session = ?token, "created");
                 return Ok(Session::new(token, key, meta, self.config.limits));
             }
         }
-        Err(Error::Corrupt(
-            "token collided repeatedly: is the random source broken?".into(),
-        ))
+        Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
     }
 
     /// Loads the session a cookie names, sliding its idle expiry when due (get-and-touch).
@@ -128,9 +115,7 @@ impl SessionStore {
         tracing::Span::current().record("session", tracing::field::debug(&token));
         let key = keys::session_key(&self.config.key_prefix, &token);
         let mut call = SCRIPTS.get_and_touch.call(&[&key]);
-        call.arg(self.config.idle_ms())
-            .arg(self.config.touch_after_ms())
-            .arg(u8::from(pop_flash));
+        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()).arg(u8::from(pop_flash));
         let Some(loaded) = reply::loaded(self.run::<Value>(&call).await?)? else {
             debug!("no live session");
             return Ok(None);
@@ -169,13 +154,8 @@ impl SessionStore {
         }
         let expected = session.meta.version;
         let mut call = SCRIPTS.save.call(&[&session.key]);
-        call.arg(if checked {
-            expected.to_string()
-        } else {
-            String::new()
-        });
-        call.arg(self.config.idle_ms())
-            .arg(self.config.touch_after_ms());
+        call.arg(if checked { expected.to_string() } else { String::new() });
+        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         let (set, deleted) = session.delta();
         call.arg(self.config.limits.max_attributes).arg(set.len());
         for (name, value) in set {
@@ -189,10 +169,7 @@ impl SessionStore {
             }
             (0, _) => Err(Error::SessionGone),
             (-1, actual) => Err(Error::Conflict { expected, actual }),
-            (-2, count) => Err(too_many_attributes(
-                count,
-                self.config.limits.max_attributes,
-            )),
+            (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
             (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }
     }
@@ -210,10 +187,7 @@ impl SessionStore {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;
             let key = keys::session_key(&self.config.key_prefix, &token);
-            match self
-                .run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key]))
-                .await?
-            {
+            match self.run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key])).await? {
                 1 => {
                     debug!(new_session = ?token, "regenerated");
                     session.rekey(token.clone(), key);
@@ -223,9 +197,7 @@ impl SessionStore {
                 _ => continue,
             }
         }
-        Err(Error::Corrupt(
-            "token collided repeatedly: is the random source broken?".into(),
-        ))
+        Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
     }
 
     /// Queues a flash message for a later request.
@@ -244,16 +216,9 @@ impl SessionStore {
         let bytes = codec::encode("@flash", message)?;
         let max = self.config.limits.max_value_bytes;
         self.config.limits.check_value(bytes.len())?;
-        match self
-            .run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max))
-            .await?
-        {
+        match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {
             0 => Err(Error::SessionGone),
-            -1 => Err(Error::TooLarge {
-                limit: "flash",
-                size: max + 1,
-                max,
-            }),
+            -1 => Err(Error::TooLarge { limit: "flash", size: max + 1, max }),
             _ => Ok(()),
         }
     }
@@ -267,9 +232,7 @@ impl SessionStore {
     /// [`create`](Self::create).
     #[instrument(level = "debug", name = "session.flash_pop", skip_all, fields(session = ?session.token()))]
     pub async fn pop_flash<T: DeserializeOwned>(&self, session: &mut Session) -> Result<Vec<T>> {
-        let popped = self
-            .run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key]))
-            .await?;
+        let popped = self.run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key])).await?;
         session.flash.extend(popped.unwrap_or_default());
         session.take_flash()
     }
@@ -281,10 +244,7 @@ impl SessionStore {
     /// Connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
-        Ok(self
-            .run::<i64>(&SCRIPTS.destroy.call(&[&session.key]))
-            .await?
-            == 1)
+        Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[&session.key])).await? == 1)
     }
 
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
@@ -301,11 +261,7 @@ impl SessionStore {
 }
 
 fn too_many_attributes(count: u64, max: usize) -> Error {
-    Error::TooLarge {
-        limit: "attributes",
-        size: count as usize,
-        max,
-    }
+    Error::TooLarge { limit: "attributes", size: count as usize, max }
 }
 
 impl fmt::Debug for SessionStore {

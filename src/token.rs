@@ -43,9 +43,7 @@ impl Token {
     pub(crate) fn generate_with_tag(tag: &str) -> Result<Self> {
         let mut secret = [0u8; SECRET_BYTES];
         getrandom::fill(&mut secret).map_err(Error::Entropy)?;
-        Ok(Token {
-            text: format!("{tag}{}", URL_SAFE_NO_PAD.encode(secret)),
-        })
+        Ok(Token { text: format!("{tag}{}", URL_SAFE_NO_PAD.encode(secret)) })
     }
 
     /// Parses a cookie value; `None` for anything that is not a well-formed token.
@@ -61,15 +59,9 @@ impl Token {
             return None;
         }
         let (tag, secret) = text.split_at(TAG_CHARS);
-        let tag_ok = URL_SAFE_NO_PAD
-            .decode(tag)
-            .is_ok_and(|b| b.len() == TAG_BYTES);
-        let secret_ok = URL_SAFE_NO_PAD
-            .decode(secret)
-            .is_ok_and(|b| b.len() == SECRET_BYTES);
-        (tag_ok && secret_ok).then(|| Token {
-            text: text.to_owned(),
-        })
+        let tag_ok = URL_SAFE_NO_PAD.decode(tag).is_ok_and(|b| b.len() == TAG_BYTES);
+        let secret_ok = URL_SAFE_NO_PAD.decode(secret).is_ok_and(|b| b.len() == SECRET_BYTES);
+        (tag_ok && secret_ok).then(|| Token { text: text.to_owned() })
     }
 
     /// The token as text, for the cookie. Never log it.

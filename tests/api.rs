@@ -14,11 +14,7 @@ struct User {
 }
 
 fn alice() -> User {
-    User {
-        id: 7,
-        name: "alice".into(),
-        roles: vec!["admin".into()],
-    }
+    User { id: 7, name: "alice".into(), roles: vec!["admin".into()] }
 }
 
 #[tokio::test]
@@ -31,16 +27,9 @@ async fn create_save_load_round_trip() {
     store.save(&mut session).await.expect("save");
     assert_eq!(session.metadata().version, 1);
 
-    let loaded = store
-        .load(session.token().expose())
-        .await
-        .expect("load")
-        .expect("live");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     assert_eq!(loaded.get::<User>("user").expect("decode"), Some(alice()));
-    assert_eq!(
-        loaded.get::<Vec<i32>>("cart").expect("decode"),
-        Some(vec![1, 2, 3])
-    );
+    assert_eq!(loaded.get::<Vec<i32>>("cart").expect("decode"), Some(vec![1, 2, 3]));
     assert_eq!(loaded.get::<u8>("missing").expect("absent is fine"), None);
     assert_eq!(loaded.metadata().version, 1);
     assert!(loaded.metadata().deadline_ms > loaded.metadata().created_ms);
@@ -58,19 +47,11 @@ async fn remove_deletes_only_that_field() {
     assert!(!session.remove("never-set"));
     store.save(&mut session).await.expect("save");
 
-    let fields: Vec<String> = redis
-        .conn()
-        .await
-        .hkeys(redis.keys().await[0].clone())
-        .await
-        .expect("hkeys");
+    let fields: Vec<String> =
+        redis.conn().await.hkeys(redis.keys().await[0].clone()).await.expect("hkeys");
     assert!(fields.contains(&"b".to_owned()));
     assert!(!fields.contains(&"a".to_owned()));
-    let loaded = store
-        .load(session.token().expose())
-        .await
-        .expect("load")
-        .expect("live");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     assert_eq!(loaded.get::<i32>("a").expect("decode"), None);
     assert_eq!(loaded.get::<i32>("b").expect("decode"), Some(2));
 }
@@ -82,11 +63,7 @@ async fn destroy_ends_the_session() {
     let session = store.create().await.expect("create");
     assert!(store.destroy(&session).await.expect("destroy"));
     assert!(!store.destroy(&session).await.expect("second destroy"));
-    assert!(store
-        .load(session.token().expose())
-        .await
-        .expect("load")
-        .is_none());
+    assert!(store.load(session.token().expose()).await.expect("load").is_none());
     assert!(redis.keys().await.is_empty());
 }
 
@@ -104,11 +81,7 @@ async fn regenerate_moves_data_and_kills_the_old_token() {
     assert_ne!(new.expose(), old);
     assert_eq!(session.token(), &new);
     assert!(store.load(&old).await.expect("load old").is_none());
-    let loaded = store
-        .load(new.expose())
-        .await
-        .expect("load new")
-        .expect("live");
+    let loaded = store.load(new.expose()).await.expect("load new").expect("live");
     assert_eq!(loaded.get::<User>("user").expect("decode"), Some(alice()));
     // Same TTL rules: the absolute deadline moves with the data, it does not restart.
     assert_eq!(loaded.metadata().deadline_ms, created.deadline_ms);
@@ -141,33 +114,16 @@ async fn flash_round_trip_and_pop_in_load() {
     store.push_flash(&session, "welcome").await.expect("push");
 
     // A plain load leaves the messages pending.
-    let mut plain = store
-        .load(session.token().expose())
-        .await
-        .expect("load")
-        .expect("live");
+    let mut plain = store.load(session.token().expose()).await.expect("load").expect("live");
     assert!(plain.take_flash::<String>().expect("decode").is_empty());
 
-    let mut popped = store
-        .load_and_pop_flash(session.token().expose())
-        .await
-        .expect("load")
-        .expect("live");
-    assert_eq!(
-        popped.take_flash::<String>().expect("decode"),
-        ["saved", "welcome"]
-    );
-    assert!(store
-        .pop_flash::<String>(&mut session)
-        .await
-        .expect("pop")
-        .is_empty());
+    let mut popped =
+        store.load_and_pop_flash(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved", "welcome"]);
+    assert!(store.pop_flash::<String>(&mut session).await.expect("pop").is_empty());
 
     store.push_flash(&session, "again").await.expect("push");
-    assert_eq!(
-        store.pop_flash::<String>(&mut session).await.expect("pop"),
-        ["again"]
-    );
+    assert_eq!(store.pop_flash::<String>(&mut session).await.expect("pop"), ["again"]);
 }
 
 #[tokio::test]
@@ -176,15 +132,9 @@ async fn flash_of_the_wrong_type_is_kept_for_a_retry() {
     let store = redis.store();
     let mut session = store.create().await.expect("create");
     store.push_flash(&session, "text").await.expect("push");
-    let err = store
-        .pop_flash::<u32>(&mut session)
-        .await
-        .expect_err("wrong type");
+    let err = store.pop_flash::<u32>(&mut session).await.expect_err("wrong type");
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
-    assert_eq!(
-        session.take_flash::<String>().expect("right type"),
-        ["text"]
-    );
+    assert_eq!(session.take_flash::<String>().expect("right type"), ["text"]);
 }
 
 #[tokio::test]
@@ -194,17 +144,8 @@ async fn operations_on_a_destroyed_session_say_so_and_write_nothing() {
     let mut session = store.create().await.expect("create");
     store.destroy(&session).await.expect("destroy");
     session.insert("x", &1).expect("insert");
-    assert!(matches!(
-        store.save(&mut session).await,
-        Err(Error::SessionGone)
-    ));
-    assert!(matches!(
-        store.push_flash(&session, "hi").await,
-        Err(Error::SessionGone)
-    ));
-    assert!(matches!(
-        store.regenerate(&mut session).await,
-        Err(Error::SessionGone)
-    ));
+    assert!(matches!(store.save(&mut session).await, Err(Error::SessionGone)));
+    assert!(matches!(store.push_flash(&session, "hi").await, Err(Error::SessionGone)));
+    assert!(matches!(store.regenerate(&mut session).await, Err(Error::SessionGone)));
     assert!(redis.keys().await.is_empty(), "nothing resurrected");
 }

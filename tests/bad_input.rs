@@ -27,30 +27,14 @@ async fn a_malformed_token_never_reaches_redis() {
         format!("{}\r\nFLUSHALL\r\n", &valid[..30]),
     ];
     for token in &bad {
-        assert!(
-            store
-                .load(token)
-                .await
-                .expect("no error, no session")
-                .is_none(),
-            "{token:?}"
-        );
-        assert!(store
-            .load_and_pop_flash(token)
-            .await
-            .expect("no error")
-            .is_none());
+        assert!(store.load(token).await.expect("no error, no session").is_none(), "{token:?}");
+        assert!(store.load_and_pop_flash(token).await.expect("no error").is_none());
     }
 
     assert_eq!(redis.command_calls("evalsha").await, 0);
     assert_eq!(redis.command_calls("eval").await, 0);
     // Only the three connections this test opened to look: the store never even connected.
-    assert_eq!(
-        redis
-            .info_field("stats", "total_connections_received")
-            .await,
-        3
-    );
+    assert_eq!(redis.info_field("stats", "total_connections_received").await, 3);
 }
 
 #[tokio::test]
@@ -62,31 +46,14 @@ async fn corrupt_bytes_break_only_their_own_attribute() {
     session.insert("bad", &"soon broken").expect("insert");
     store.save(&mut session).await.expect("save");
     let key = redis.keys().await.remove(0);
-    let _: () = redis
-        .conn()
-        .await
-        .hset(&key, "bad", &[0xc1u8, 0xff, 0x00][..])
-        .await
-        .expect("hset");
+    let _: () =
+        redis.conn().await.hset(&key, "bad", &[0xc1u8, 0xff, 0x00][..]).await.expect("hset");
 
-    let loaded = store
-        .load(session.token().expose())
-        .await
-        .expect("load")
-        .expect("live");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     let err = loaded.get::<String>("bad").expect_err("corrupt");
-    assert!(
-        matches!(&err, Error::Decode { attribute, .. } if attribute == "bad"),
-        "{err:?}"
-    );
-    assert!(
-        std::error::Error::source(&err).is_some(),
-        "keeps the decoder's error"
-    );
-    assert_eq!(
-        loaded.get::<String>("good").expect("unaffected"),
-        Some("fine".into())
-    );
+    assert!(matches!(&err, Error::Decode { attribute, .. } if attribute == "bad"), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some(), "keeps the decoder's error");
+    assert_eq!(loaded.get::<String>("good").expect("unaffected"), Some("fine".into()));
 }
 
 #[tokio::test]
@@ -108,10 +75,7 @@ async fn a_foreign_value_under_a_session_key_is_an_error_not_a_panic() {
     let err = store.load(&token).await.expect_err("no metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
 
-    let _: () = conn
-        .hset_multiple(&key, &[("@d", "tomorrow"), ("@c", "1")])
-        .await
-        .expect("hset");
+    let _: () = conn.hset_multiple(&key, &[("@d", "tomorrow"), ("@c", "1")]).await.expect("hset");
     let err = store.load(&token).await.expect_err("bad metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
     let left: String = conn.hget(&key, "some").await.expect("hget");
@@ -133,46 +97,19 @@ async fn oversized_values_are_refused_before_anything_is_written() {
     let mut conn = redis.conn().await;
     let before: Vec<(String, Vec<u8>)> = conn.hgetall(&key).await.expect("hgetall");
 
-    let err = session
-        .insert("big", &"y".repeat(200))
-        .expect_err("value too large");
-    assert!(
-        matches!(err, Error::TooLarge { limit: "value", .. }),
-        "{err:?}"
-    );
+    let err = session.insert("big", &"y".repeat(200)).expect_err("value too large");
+    assert!(matches!(err, Error::TooLarge { limit: "value", .. }), "{err:?}");
     session.insert("a", &"z".repeat(90)).expect("fits");
     session.insert("b", &"z".repeat(90)).expect("fits");
     let err = session.insert("c", &1).expect_err("too many");
-    assert!(
-        matches!(
-            err,
-            Error::TooLarge {
-                limit: "attributes",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::TooLarge { limit: "attributes", .. }), "{err:?}");
     session.remove("b");
-    let err = session
-        .insert("small", &"z".repeat(95))
-        .map(|_| session.insert("b", &"q".repeat(95)));
-    assert!(
-        matches!(
-            err,
-            Ok(Err(Error::TooLarge {
-                limit: "session",
-                ..
-            }))
-        ),
-        "{err:?}"
-    );
+    let err =
+        session.insert("small", &"z".repeat(95)).map(|_| session.insert("b", &"q".repeat(95)));
+    assert!(matches!(err, Ok(Err(Error::TooLarge { limit: "session", .. }))), "{err:?}");
     let err = session.insert("@d", &0).expect_err("reserved");
     assert!(matches!(err, Error::InvalidName(_)));
-    let err = store
-        .push_flash(&session, &"f".repeat(200))
-        .await
-        .expect_err("flash too large");
+    let err = store.push_flash(&session, &"f".repeat(200)).await.expect_err("flash too large");
     assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
 
     let after: Vec<(String, Vec<u8>)> = conn.hgetall(&key).await.expect("hgetall");
@@ -191,21 +128,8 @@ async fn the_attribute_limit_holds_against_concurrent_saves_too() {
     a.insert("two", &2).expect("insert");
     store.save(&mut a).await.expect("save");
     b.insert("three", &3).expect("fits in b's own view");
-    let err = store
-        .save(&mut b)
-        .await
-        .expect_err("the script counts what Redis holds");
-    assert!(
-        matches!(
-            err,
-            Error::TooLarge {
-                limit: "attributes",
-                size: 3,
-                max: 2
-            }
-        ),
-        "{err:?}"
-    );
+    let err = store.save(&mut b).await.expect_err("the script counts what Redis holds");
+    assert!(matches!(err, Error::TooLarge { limit: "attributes", size: 3, max: 2 }), "{err:?}");
     let now = store.load(&token).await.expect("load").expect("live");
     assert_eq!(now.get::<i32>("three").expect("decode"), None);
 }
@@ -215,15 +139,9 @@ fn invalid_configuration_is_refused_clearly() {
     use redis_sessions::{Config, SessionStore};
     for (config, needle) in [
         (Config::from_url("http://x"), "redis://"),
-        (
-            Config::default().with_touch_threshold(1.5),
-            "touch_threshold",
-        ),
+        (Config::default().with_touch_threshold(1.5), "touch_threshold"),
         (Config::default().with_pool_max_size(0), "pool_max_size"),
-        (
-            Config::default().with_limits(Limits::default().with_max_attributes(0)),
-            "max_attributes",
-        ),
+        (Config::default().with_limits(Limits::default().with_max_attributes(0)), "max_attributes"),
     ] {
         let err = SessionStore::new(config).expect_err("invalid");
         assert!(err.to_string().contains(needle), "{err}");

@@ -30,11 +30,7 @@ async fn fifty_concurrent_saves_of_different_attributes_all_survive() {
 
     let loaded = store.load(&token).await.expect("load").expect("live");
     for i in 0..50 {
-        assert_eq!(
-            loaded.get::<i32>(&format!("attr{i}")).expect("decode"),
-            Some(i),
-            "attr{i}"
-        );
+        assert_eq!(loaded.get::<i32>(&format!("attr{i}")).expect("decode"), Some(i), "attr{i}");
     }
     assert_eq!(loaded.metadata().version, 50);
 }
@@ -55,24 +51,11 @@ async fn a_stale_version_is_refused_and_writes_nothing() {
     b.insert("balance", &0).expect("insert");
     b.insert("note", &"stale").expect("insert");
     let err = store.save_checked(&mut b).await.expect_err("stale");
-    assert!(
-        matches!(
-            err,
-            Error::Conflict {
-                expected: 1,
-                actual: 2
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::Conflict { expected: 1, actual: 2 }), "{err:?}");
 
     let now = store.load(&token).await.expect("load").expect("live");
     assert_eq!(now.get::<i32>("balance").expect("decode"), Some(50));
-    assert_eq!(
-        now.get::<String>("note").expect("decode"),
-        None,
-        "nothing of b was written"
-    );
+    assert_eq!(now.get::<String>("note").expect("decode"), None, "nothing of b was written");
     assert_eq!(now.metadata().version, 2);
 }
 
@@ -99,34 +82,16 @@ async fn saves_racing_a_regenerate_cannot_resurrect_the_old_token() {
         });
         let racers: Vec<_> = racers.collect();
         let new = store.regenerate(&mut session).await.expect("regenerate");
-        let saved: Vec<bool> = join_all(racers)
-            .await
-            .into_iter()
-            .map(|r| r.expect("task"))
-            .collect();
+        let saved: Vec<bool> =
+            join_all(racers).await.into_iter().map(|r| r.expect("task")).collect();
 
-        assert!(
-            store.load(&old).await.expect("load").is_none(),
-            "round {round}: old token dead"
-        );
-        assert_eq!(
-            redis.keys().await.len(),
-            1,
-            "round {round}: only the new key exists"
-        );
+        assert!(store.load(&old).await.expect("load").is_none(), "round {round}: old token dead");
+        assert_eq!(redis.keys().await.len(), 1, "round {round}: only the new key exists");
         // Saves that landed before the move moved with it.
         let moved = store.load(new.expose()).await.expect("load").expect("live");
-        let landed = (0..8).filter(|i| {
-            moved
-                .get::<i32>(&format!("racer{i}"))
-                .expect("decode")
-                .is_some()
-        });
-        assert_eq!(
-            landed.count(),
-            saved.iter().filter(|s| **s).count(),
-            "round {round}"
-        );
+        let landed =
+            (0..8).filter(|i| moved.get::<i32>(&format!("racer{i}")).expect("decode").is_some());
+        assert_eq!(landed.count(), saved.iter().filter(|s| **s).count(), "round {round}");
         store.destroy(&moved).await.expect("clean up");
     }
 }
@@ -137,10 +102,7 @@ async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
     let store = redis.store_with(|c| c.with_pool_max_size(8));
     let session = store.create().await.expect("create");
     for i in 0..10 {
-        store
-            .push_flash(&session, &format!("message {i}"))
-            .await
-            .expect("push");
+        store.push_flash(&session, &format!("message {i}")).await.expect("push");
     }
     let token = session.token().expose().to_owned();
 
@@ -151,11 +113,7 @@ async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
             if i % 2 == 0 {
                 store.pop_flash::<String>(&mut session).await.expect("pop")
             } else {
-                let mut s = store
-                    .load_and_pop_flash(&token)
-                    .await
-                    .expect("load")
-                    .expect("live");
+                let mut s = store.load_and_pop_flash(&token).await.expect("load").expect("live");
                 s.take_flash::<String>().expect("decode")
             }
         })
@@ -182,10 +140,7 @@ async fn concurrent_pushes_are_all_kept() {
             store.push_flash(&session, &i).await.expect("push");
         })
     });
-    join_all(pushes)
-        .await
-        .into_iter()
-        .for_each(|r| r.expect("task"));
+    join_all(pushes).await.into_iter().for_each(|r| r.expect("task"));
     let mut all: Vec<u32> = store.pop_flash(&mut session).await.expect("pop");
     all.sort_unstable();
     assert_eq!(all, (0..30).collect::<Vec<_>>());

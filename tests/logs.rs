@@ -37,10 +37,7 @@ async fn trace_logs_name_sessions_by_fingerprint_only() {
     drop(guard);
 
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
-    assert!(
-        logs.contains("session.load") && logs.contains("Token("),
-        "spans were logged"
-    );
+    assert!(logs.contains("session.load") && logs.contains("Token("), "spans were logged");
     for token in &tokens {
         assert!(!logs.contains(&token[4..]), "token in logs");
     }

@@ -20,11 +20,8 @@ async fn script_flush_mid_workload_costs_no_failed_operation() {
         tokio::spawn(async move {
             let mut flushes = 0;
             while !done.load(Ordering::Relaxed) {
-                let _: () = redis::cmd("SCRIPT")
-                    .arg("FLUSH")
-                    .query_async(&mut conn)
-                    .await
-                    .expect("flush");
+                let _: () =
+                    redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.expect("flush");
                 flushes += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -54,11 +51,8 @@ async fn script_flush_mid_workload_costs_no_failed_operation() {
 /// `errorstat_NOSCRIPT:count=N` is not a plain integer field.
 async fn noscript_count(redis: &support::TestRedis) -> i64 {
     let mut conn = redis.conn().await;
-    let info: String = redis::cmd("INFO")
-        .arg("errorstats")
-        .query_async(&mut conn)
-        .await
-        .expect("info");
+    let info: String =
+        redis::cmd("INFO").arg("errorstats").query_async(&mut conn).await.expect("info");
     info.lines()
         .find_map(|l| l.strip_prefix("errorstat_NOSCRIPT:count="))
         .map_or(0, |n| n.trim().parse().expect("count"))

@@ -7,9 +7,7 @@ use redis_sessions::{Config, Error, SessionStore};
 use support::workload;
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 #[tokio::test]
@@ -39,17 +37,10 @@ async fn no_token_in_the_aof_file() {
     let store = redis.store();
     let tokens = workload(&store).await;
     let files = redis.files_written();
-    assert!(
-        files.len() > 1000,
-        "the AOF recorded the workload ({} bytes)",
-        files.len()
-    );
+    assert!(files.len() > 1000, "the AOF recorded the workload ({} bytes)", files.len());
     assert!(contains(&files, &redis.prefix), "the AOF holds our keys");
     for token in &tokens {
-        assert!(
-            !contains(&files, &token[4..]),
-            "a token's secret is in the AOF"
-        );
+        assert!(!contains(&files, &token[4..]), "a token's secret is in the AOF");
     }
 }
 
@@ -63,16 +54,10 @@ async fn debug_output_and_errors_hide_tokens_and_passwords() {
     let secret = &token[4..];
 
     let token_debug = format!("{:?}", session.token());
-    assert!(
-        token_debug.starts_with("Token(") && token_debug.len() < 20,
-        "{token_debug}"
-    );
-    for text in [
-        token_debug,
-        format!("{session:?}"),
-        format!("{store:?}"),
-        format!("{:#?}", session),
-    ] {
+    assert!(token_debug.starts_with("Token(") && token_debug.len() < 20, "{token_debug}");
+    for text in
+        [token_debug, format!("{session:?}"), format!("{store:?}"), format!("{:#?}", session)]
+    {
         assert!(!text.contains(secret), "token leaked: {text}");
     }
     store.destroy(&session).await.expect("destroy");

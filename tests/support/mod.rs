@@ -40,29 +40,20 @@ pub fn own_server(extra: &[&str]) -> TestRedis {
         &[],
         |cmd| {
             cmd.arg("--dir").arg(&dir_arg).args(extra);
-            cmd.spawn()
-                .expect("redis-server must be on PATH (apt-get install redis-server)")
+            cmd.spawn().expect("redis-server must be on PATH (apt-get install redis-server)")
         },
     );
     let url = format!("redis://127.0.0.1:{port}");
     wait_until_ready(&url);
-    TestRedis {
-        server: Some(server),
-        dir: Some(dir),
-        url,
-        prefix: unique_prefix(),
-    }
+    TestRedis { server: Some(server), dir: Some(dir), url, prefix: unique_prefix() }
 }
 
 /// `REDIS_URL` when set, a private server otherwise.
 pub fn any_server() -> TestRedis {
     match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => TestRedis {
-            server: None,
-            dir: None,
-            url,
-            prefix: unique_prefix(),
-        },
+        Ok(url) if !url.is_empty() => {
+            TestRedis { server: None, dir: None, url, prefix: unique_prefix() }
+        }
         _ => own_server(&[]),
     }
 }
@@ -102,10 +93,7 @@ impl TestRedis {
     /// A plain connection, to look at what the store wrote.
     pub async fn conn(&self) -> MultiplexedConnection {
         let client = redis::Client::open(self.url.as_str()).expect("valid url");
-        client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect")
+        client.get_multiplexed_async_connection().await.expect("connect")
     }
 
     /// Every file the server wrote in its directory, concatenated (AOF, RDB).
@@ -133,25 +121,17 @@ impl TestRedis {
     /// One `INFO` field as an integer (0 when absent).
     pub async fn info_field(&self, section: &str, field: &str) -> i64 {
         let mut conn = self.conn().await;
-        let info: String = redis::cmd("INFO")
-            .arg(section)
-            .query_async(&mut conn)
-            .await
-            .expect("info");
+        let info: String =
+            redis::cmd("INFO").arg(section).query_async(&mut conn).await.expect("info");
         info_value(&info, field)
     }
 
     /// How often `command` ran since the last `CONFIG RESETSTAT` (scripts' calls included).
     pub async fn command_calls(&self, command: &str) -> i64 {
         let mut conn = self.conn().await;
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut conn)
-            .await
-            .expect("info");
-        let line = info
-            .lines()
-            .find(|l| l.starts_with(&format!("cmdstat_{command}:")));
+        let info: String =
+            redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.expect("info");
+        let line = info.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:")));
         line.and_then(|l| l.split("calls=").nth(1))
             .and_then(|rest| rest.split(',').next())
             .map_or(0, |n| n.parse().expect("calls is a number"))
@@ -159,11 +139,8 @@ impl TestRedis {
 
     pub async fn reset_stats(&self) {
         let mut conn = self.conn().await;
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query_async(&mut conn)
-            .await
-            .expect("resetstat");
+        let _: () =
+            redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.expect("resetstat");
     }
 }
 

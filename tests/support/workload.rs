@@ -13,18 +13,8 @@ pub async fn workload(store: &SessionStore) -> Vec<String> {
         session.insert("user", &format!("user{i}")).expect("insert");
         store.save(&mut session).await.expect("save");
         store.push_flash(&session, "hello").await.expect("push");
-        store
-            .load_and_pop_flash(session.token().expose())
-            .await
-            .expect("load");
-        tokens.push(
-            store
-                .regenerate(&mut session)
-                .await
-                .expect("regenerate")
-                .expose()
-                .to_owned(),
-        );
+        store.load_and_pop_flash(session.token().expose()).await.expect("load");
+        tokens.push(store.regenerate(&mut session).await.expect("regenerate").expose().to_owned());
         session.insert("after", &i).expect("insert");
         store.save(&mut session).await.expect("save");
         if i % 2 == 0 {
