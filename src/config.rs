@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::tls::TlsConfig;
 
 /// Everything a [`SessionStore`](crate::SessionStore) needs to know.
 ///
@@ -27,8 +28,17 @@ use crate::limits::Limits;
 #[serde(default)]
 #[non_exhaustive]
 pub struct Config {
-    /// Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS.
+    /// Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. With
+    /// `cluster`, one seed node of the cluster.
     pub url: String,
+    /// The server is a Redis Cluster. Default false.
+    pub cluster: bool,
+    /// More seed nodes of the cluster besides `url` (any one that answers is enough). Default
+    /// none.
+    pub cluster_nodes: Vec<String>,
+    /// Custom CA and client certificate for `rediss://`. Default: system roots, no client
+    /// certificate.
+    pub tls: TlsConfig,
     /// Prefix of every session key. Default `"session:"`.
     pub key_prefix: String,
     /// A session unused this long expires. Default 30 minutes.
@@ -61,6 +71,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: false,
+            cluster_nodes: Vec::new(),
+            tls: TlsConfig::default(),
             key_prefix: "session:".to_owned(),
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
@@ -83,6 +96,55 @@ impl Config {
     /// ```
     pub fn from_url(url: impl Into<String>) -> Self {
         Config { url: url.into(), ..Config::default() }
+    }
+
+    /// Settings for the Redis Cluster reached through `urls` (seed nodes; any one that answers
+    /// is enough). An empty list leaves the default URL as the only seed.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::for_cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// assert!(config.cluster);
+    /// assert_eq!(config.seed_urls().count(), 2);
+    /// ```
+    pub fn for_cluster<S: Into<String>>(urls: impl IntoIterator<Item = S>) -> Self {
+        let mut urls = urls.into_iter().map(Into::into);
+        let url = urls.next().unwrap_or_else(|| Config::default().url);
+        Config { url, cluster: true, cluster_nodes: urls.collect(), ..Config::default() }
+    }
+
+    /// Treats `url` as a seed node of a Redis Cluster. Default false.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::from_url("redis://10.0.0.1:7000").with_cluster(true);
+    /// assert!(config.cluster);
+    /// ```
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Sets the TLS certificates. Default [`TlsConfig::default`]: system roots, no client
+    /// certificate.
+    ///
+    /// ```
+    /// use redis_sessions::{Config, Pem, TlsConfig};
+    /// let tls = TlsConfig::default().with_ca_cert(Pem::File("/etc/redis/ca.crt".into()));
+    /// let config = Config::from_url("rediss://redis.internal:6380").with_tls(tls);
+    /// assert!(config.tls.is_custom());
+    /// ```
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// `url`, then `cluster_nodes`.
+    pub fn seed_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.cluster_nodes.iter().map(String::as_str))
+    }
+
+    /// True when the URL asks for TLS (`rediss://`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.url.starts_with("rediss://")
     }
 
     /// Sets the key prefix. Default `"session:"`.
@@ -186,8 +248,12 @@ impl Config {
     /// [`Error::Config`] naming the first invalid setting.
     pub fn validate(&self) -> Result<()> {
         let fail = |why: &str| Err(Error::Config(why.to_owned()));
-        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://")) {
-            return fail("url must start with redis:// or rediss://");
+        let scheme = if self.is_tls() { "rediss://" } else { "redis://" };
+        if !self.seed_urls().all(|url| url.starts_with(scheme)) {
+            return fail("url (and cluster_nodes) must all start with redis:// or all rediss://");
+        }
+        if self.tls.is_custom() && !self.is_tls() {
+            return fail("tls certificates are set but the url is not rediss://");
         }
         if self.idle_timeout.as_millis() == 0 || self.absolute_timeout.as_millis() == 0 {
             return fail("idle_timeout and absolute_timeout must be at least 1 ms");
@@ -210,6 +276,12 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("url", &redact_url(&self.url))
+            .field("cluster", &self.cluster)
+            .field(
+                "cluster_nodes",
+                &self.cluster_nodes.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)

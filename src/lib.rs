@@ -4,7 +4,10 @@
 //!
 //! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
 //! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
-//! - `pool.rs`: the deadpool-redis pool and its connect/wait/command timeouts.
+//! - `pool.rs`: the pool (deadpool-redis, or deadpool over cluster connections) and its
+//!   connect/wait/command timeouts.
+//! - `cluster.rs`: the deadpool manager for Redis Cluster that keeps TLS certificates.
+//! - `tls.rs`: [`TlsConfig`], custom CA and client certificates, and the rustls provider.
 //! - `token.rs`: [`Token`], 256-bit CSPRNG secrets with a Cluster hash tag, parsed strictly.
 //! - `keys.rs`: Redis keys derived by hashing tokens, so Redis never holds a usable token.
 //! - `scripts.rs`: the Lua scripts of `lua/`, hashed once and run with EVALSHA.
@@ -16,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod cluster;
 mod codec;
 mod config;
 mod error;
@@ -26,6 +30,7 @@ mod reply;
 mod scripts;
 mod session;
 mod store;
+mod tls;
 mod token;
 
 pub use config::Config;
@@ -33,6 +38,7 @@ pub use error::{Error, Result};
 pub use limits::Limits;
 pub use session::{Metadata, Session};
 pub use store::SessionStore;
+pub use tls::{Pem, TlsConfig};
 pub use token::{Token, TOKEN_LEN};
 
 /// The deadpool-redis crate this library pools with.

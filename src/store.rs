@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use deadpool_redis::Pool;
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,10 +10,11 @@ use tracing::{debug, instrument};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::pool::Pool;
 use crate::scripts::{Call, SCRIPTS};
 use crate::session::{Metadata, Session};
 use crate::token::Token;
-use crate::{codec, keys, pool, reply};
+use crate::{codec, keys, reply};
 
 /// How often create and regenerate draw a new token after a collision before giving up. With
 /// 256-bit secrets a single collision is already beyond belief; the bound only keeps a broken
@@ -51,7 +51,7 @@ impl SessionStore {
     /// [`Error::Config`] when the configuration is invalid or the URL cannot be parsed.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
-        let pool = pool::build(&config)?;
+        let pool = Pool::build(&config)?;
         Ok(SessionStore { pool, config: Arc::new(config) })
     }
 
@@ -250,10 +250,10 @@ impl SessionStore {
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
     async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
         let mut connection = self.pool.get().await?;
-        match call.evalsha().query_async(&mut connection).await {
+        match connection.query(call.evalsha()).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 debug!("NOSCRIPT: sending the script body");
-                Ok(call.eval().query_async(&mut connection).await?)
+                Ok(connection.query(&call.eval()).await?)
             }
             reply => Ok(reply?),
         }

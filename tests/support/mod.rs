@@ -8,12 +8,14 @@
 
 mod workload;
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use redis_sessions::{Config, SessionStore};
 use redis_test::server::RedisServer;
+use redis_test::utils::TlsFilePaths;
 pub use workload::workload;
 
 /// A Redis for one test, and the key prefix that test owns on it.
@@ -21,38 +23,74 @@ pub struct TestRedis {
     pub server: Option<RedisServer>,
     /// The server's working directory (AOF and RDB files), when the test owns the server.
     pub dir: Option<tempfile::TempDir>,
+    /// How the server was started, to start it again on the same port and directory.
+    pub spec: Option<ServerSpec>,
     pub url: String,
     pub prefix: String,
+}
+
+/// What a private server is started with.
+#[derive(Clone)]
+pub struct ServerSpec {
+    pub port: u16,
+    pub tls: Option<TlsFilePaths>,
+    pub mtls: bool,
+    pub extra: Vec<String>,
 }
 
 /// A private redis-server, started with `extra` arguments, ready to answer.
 pub fn own_server(extra: &[&str]) -> TestRedis {
     let port = redis_test::utils::get_random_available_port();
-    let addr = redis::ConnectionAddr::Tcp("127.0.0.1".into(), port);
+    let extra = extra.iter().map(|s| s.to_string()).collect();
+    start(ServerSpec { port, tls: None, mtls: false, extra })
+}
+
+/// Starts `spec` in a new temp dir.
+pub fn start(spec: ServerSpec) -> TestRedis {
     let dir = tempfile::tempdir().expect("temp dir");
-    let dir_arg = dir.path().to_str().expect("utf-8 temp dir").to_owned();
+    let server = spawn(&spec, dir.path());
+    let scheme = if spec.tls.is_some() { "rediss" } else { "redis" };
+    let url = format!("{scheme}://127.0.0.1:{}", spec.port);
+    TestRedis {
+        server: Some(server),
+        dir: Some(dir),
+        spec: Some(spec),
+        url,
+        prefix: unique_prefix(),
+    }
+}
+
+fn spawn(spec: &ServerSpec, dir: &Path) -> RedisServer {
+    let addr = match spec.tls {
+        None => redis::ConnectionAddr::Tcp("127.0.0.1".into(), spec.port),
+        Some(_) => redis::ConnectionAddr::TcpTls {
+            host: "127.0.0.1".into(),
+            port: spec.port,
+            insecure: false,
+            tls_params: None,
+        },
+    };
     let server = RedisServer::new_with_addr_tls_modules_and_spawner(
         addr,
         None,
-        None,
-        false,
+        spec.tls.clone(),
+        spec.mtls,
         None,
         &[],
         |cmd| {
-            cmd.arg("--dir").arg(&dir_arg).args(extra);
+            cmd.arg("--dir").arg(dir).args(&spec.extra);
             cmd.spawn().expect("redis-server must be on PATH (apt-get install redis-server)")
         },
     );
-    let url = format!("redis://127.0.0.1:{port}");
-    wait_until_ready(&url);
-    TestRedis { server: Some(server), dir: Some(dir), url, prefix: unique_prefix() }
+    wait_for_port(spec.port);
+    server
 }
 
 /// `REDIS_URL` when set, a private server otherwise.
 pub fn any_server() -> TestRedis {
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {
-            TestRedis { server: None, dir: None, url, prefix: unique_prefix() }
+            TestRedis { server: None, dir: None, spec: None, url, prefix: unique_prefix() }
         }
         _ => own_server(&[]),
     }
@@ -62,21 +100,35 @@ fn unique_prefix() -> String {
     format!("test:{:016x}:", rand::random::<u64>())
 }
 
-fn wait_until_ready(url: &str) {
-    let client = redis::Client::open(url).expect("valid url");
+/// Waits until something accepts connections on `port` (redis-server binds once it is ready
+/// to serve).
+pub fn wait_for_port(port: u16) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        if let Ok(mut conn) = client.get_connection() {
-            if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                return;
-            }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("redis-server at {url} did not start within 10 s");
+    panic!("redis-server on port {port} did not start within 10 s");
 }
 
 impl TestRedis {
+    /// Kills the server (SIGKILL: no shutdown save).
+    pub fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.stop();
+        }
+    }
+
+    /// Starts the server again on the same port, in the same directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        let spec = self.spec.as_ref().expect("an own server");
+        let dir = self.dir.as_ref().expect("an own server").path();
+        self.server = Some(spawn(spec, dir));
+    }
+
     /// Defaults for this server and this test's prefix.
     pub fn config(&self) -> Config {
         Config::from_url(self.url.clone()).with_key_prefix(self.prefix.clone())

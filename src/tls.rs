@@ -1,0 +1,123 @@
+//! TLS settings: a custom CA and a client certificate (mTLS), kept all the way to the socket.
+//!
+//! `rediss://` URLs verify the server against the system's root store (or the Mozilla roots
+//! compiled in, with the `webpki-roots` feature). A private CA and a client certificate are
+//! given here as PEM, from a file or inline. Certificate checks cannot be turned off: the crate
+//! does not enable redis-rs' `tls-rustls-insecure`, so a `#insecure` URL is refused.
+//!
+//! deadpool-redis' own config drops custom certificates (deadpool issue 404), so the pool is
+//! built from a redis-rs client made with [`redis::Client::build_with_tls`], whose connection
+//! info carries them.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use redis::{ClientTlsConfig, TlsCertificates};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// PEM data, from a file or inline.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Pem {
+    /// Read from this file when the store is built.
+    File(PathBuf),
+    /// The PEM text itself.
+    Inline(String),
+}
+
+impl Pem {
+    fn read(&self, what: &str) -> Result<Vec<u8>> {
+        match self {
+            Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
+            Pem::File(path) => std::fs::read(path)
+                .map_err(|e| Error::Config(format!("cannot read {what} {}: {e}", path.display()))),
+        }
+    }
+}
+
+impl fmt::Debug for Pem {
+    /// File paths are shown; inline PEM (possibly a private key) is not.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pem::File(path) => f.debug_tuple("File").field(path).finish(),
+            Pem::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+/// Custom certificates for `rediss://` connections. All optional.
+///
+/// ```
+/// use redis_sessions::{Pem, TlsConfig};
+/// let tls = TlsConfig::default()
+///     .with_ca_cert(Pem::File("/etc/redis/ca.crt".into()))
+///     .with_client_cert(Pem::File("client.crt".into()), Pem::File("client.key".into()));
+/// assert!(tls.is_custom());
+/// ```
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// Trust only this CA (instead of the system or webpki roots). Default none.
+    pub ca_cert: Option<Pem>,
+    /// Client certificate chain for servers with `tls-auth-clients yes`. Default none.
+    pub client_cert: Option<Pem>,
+    /// The client certificate's private key. Default none.
+    pub client_key: Option<Pem>,
+}
+
+impl TlsConfig {
+    /// Trusts `ca` instead of the default roots. Default: the default roots.
+    ///
+    /// ```
+    /// # use redis_sessions::{Pem, TlsConfig};
+    /// let tls = TlsConfig::default().with_ca_cert(Pem::Inline("-----BEGIN CERTIFICATE-----".into()));
+    /// assert!(tls.ca_cert.is_some());
+    /// ```
+    pub fn with_ca_cert(mut self, ca: Pem) -> Self {
+        self.ca_cert = Some(ca);
+        self
+    }
+
+    /// Presents `cert` (with its `key`) to the server. Default: no client certificate.
+    ///
+    /// ```
+    /// # use redis_sessions::{Pem, TlsConfig};
+    /// let tls = TlsConfig::default().with_client_cert(Pem::File("c.crt".into()), Pem::File("c.key".into()));
+    /// assert!(tls.client_key.is_some());
+    /// ```
+    pub fn with_client_cert(mut self, cert: Pem, key: Pem) -> Self {
+        self.client_cert = Some(cert);
+        self.client_key = Some(key);
+        self
+    }
+
+    /// True when anything differs from the default roots without a client certificate.
+    pub fn is_custom(&self) -> bool {
+        self != &TlsConfig::default()
+    }
+
+    /// The certificates in the form redis-rs takes them, files read.
+    pub(crate) fn certificates(&self) -> Result<TlsCertificates> {
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                client_cert: cert.read("client certificate")?,
+                client_key: key.read("client key")?,
+            }),
+            (None, None) => None,
+            _ => return Err(Error::Config("client_cert and client_key go together".into())),
+        };
+        let root_cert = self.ca_cert.as_ref().map(|ca| ca.read("CA certificate")).transpose()?;
+        Ok(TlsCertificates { client_tls, root_cert })
+    }
+}
+
+/// Makes rustls' ring provider the process default unless one is already installed, so a
+/// `rediss://` URL works without the application knowing that rustls needs a provider.
+pub(crate) fn install_crypto_provider() {
+    // An Err only says that a provider is already installed: the application chose one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
