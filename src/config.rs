@@ -252,6 +252,9 @@ impl Config {
         if !self.seed_urls().all(|url| url.starts_with(scheme)) {
             return fail("url (and cluster_nodes) must all start with redis:// or all rediss://");
         }
+        if self.seed_urls().any(|url| url.ends_with("#insecure")) {
+            return fail("certificate verification cannot be switched off (#insecure)");
+        }
         if self.tls.is_custom() && !self.is_tls() {
             return fail("tls certificates are set but the url is not rediss://");
         }

@@ -67,8 +67,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
-            Error::Pool(e) => write!(f, "no Redis connection available: {e}"),
-            Error::Redis(e) => write!(f, "Redis error: {e}"),
+            Error::Pool(_) => f.write_str("no Redis connection available"),
+            Error::Redis(_) => f.write_str("Redis command failed"),
             Error::Timeout(_) => f.write_str("Redis did not answer within the command timeout"),
             Error::Entropy(_) => f.write_str("the operating system's random source failed"),
             Error::SessionGone => f.write_str("the session no longer exists"),

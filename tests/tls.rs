@@ -1,0 +1,84 @@
+//! TLS (rustls) against redis-server with `--tls-port` and certificates made at test time.
+
+mod support;
+
+use std::time::Duration;
+
+use redis_sessions::{Error, SessionStore};
+use support::tls::{tls_server, Certificates};
+
+fn chain(err: &Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(&format!(" <- {e}"));
+        source = e.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn the_whole_api_works_over_tls_with_a_custom_ca() {
+    let certs = Certificates::new();
+    let redis = tls_server(&certs, false);
+    let store = SessionStore::new(redis.tls_config(certs.ca_only())).expect("store");
+    let tokens = support::workload(&store).await;
+    assert_eq!(tokens.len(), 10);
+    let mut session = store.create().await.expect("create");
+    session.insert("over", &"tls").expect("insert");
+    store.save(&mut session).await.expect("save");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<String>("over").expect("decode").as_deref(), Some("tls"));
+}
+
+#[tokio::test]
+async fn mutual_tls_works_with_the_client_certificate_and_refuses_without_it() {
+    let certs = Certificates::new();
+    let redis = tls_server(&certs, true);
+
+    let with_cert = SessionStore::new(redis.tls_config(certs.with_client_cert())).expect("store");
+    support::workload(&with_cert).await;
+
+    let without = SessionStore::new(redis.tls_config(certs.ca_only())).expect("store");
+    let started = std::time::Instant::now();
+    let err = without.create().await.expect_err("the server wants a client certificate");
+    assert!(matches!(err, Error::Pool(_) | Error::Redis(_)), "{err:?}");
+    let text = chain(&err);
+    assert!(text.contains("CertificateRequired"), "clear error: {text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "refused promptly");
+}
+
+#[tokio::test]
+async fn a_server_certificate_from_an_unknown_ca_is_refused() {
+    let certs = Certificates::new();
+    let other = Certificates::new();
+    let redis = tls_server(&certs, false);
+
+    for tls in [other.ca_only(), Default::default()] {
+        let store = SessionStore::new(redis.tls_config(tls)).expect("store");
+        let err = store.create().await.expect_err("untrusted server");
+        let text = chain(&err);
+        assert!(text.contains("invalid peer certificate"), "clear error: {text}");
+    }
+}
+
+#[test]
+fn certificate_checks_cannot_be_switched_off_by_url() {
+    let config = redis_sessions::Config::from_url("rediss://127.0.0.1:6380/#insecure");
+    let err = SessionStore::new(config).expect_err("no insecure mode");
+    assert!(matches!(&err, Error::Config(why) if why.contains("insecure")), "{err:?}");
+}
+
+#[test]
+fn bad_certificate_settings_are_config_errors() {
+    let missing = redis_sessions::Pem::File("/nonexistent/ca.crt".into());
+    let config = redis_sessions::Config::from_url("rediss://127.0.0.1:1")
+        .with_tls(redis_sessions::TlsConfig::default().with_ca_cert(missing));
+    let err = SessionStore::new(config).expect_err("unreadable CA");
+    assert!(matches!(&err, Error::Config(why) if why.contains("/nonexistent/ca.crt")), "{err:?}");
+
+    let plain = redis_sessions::Config::from_url("redis://127.0.0.1:1").with_tls(
+        redis_sessions::TlsConfig::default().with_ca_cert(redis_sessions::Pem::Inline("x".into())),
+    );
+    assert!(matches!(SessionStore::new(plain), Err(Error::Config(_))));
+}
