@@ -6,6 +6,7 @@
 //! sharing one Redis never see each other's keys.
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+pub mod cluster;
 pub mod tls;
 mod workload;
 

@@ -1,0 +1,67 @@
+//! Redis Cluster: three masters started by redis-test; every script is single-slot.
+
+mod support;
+
+use redis_sessions::SessionStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_spread_over_all_masters_and_the_whole_api_works() {
+    let cluster = support::cluster::start(false);
+    let store = SessionStore::new(cluster.config()).expect("store");
+
+    let tokens = support::workload(&store).await;
+    assert_eq!(tokens.len(), 10);
+    for _ in 0..60 {
+        let mut session = store.create().await.expect("create");
+        session.insert("n", &1).expect("insert");
+        store.save(&mut session).await.expect("save");
+        store.push_flash(&session, "hi").await.expect("flash");
+        let mut loaded = store.load_and_pop_flash(session.token().expose()).await.expect("load");
+        let loaded = loaded.as_mut().expect("live");
+        assert_eq!(loaded.take_flash::<String>().expect("decode"), ["hi"]);
+    }
+
+    let counts = cluster.keys_per_master().await;
+    assert_eq!(counts.len(), 3, "three masters");
+    assert_eq!(counts.iter().sum::<usize>(), 60 + 2, "60 sessions and the workload's 2 survivors");
+    assert!(counts.iter().all(|&n| n >= 5), "every master holds sessions: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regenerated_session_stays_in_its_slot() {
+    let cluster = support::cluster::start(false);
+    let store = SessionStore::new(cluster.config()).expect("store");
+    let (_, mut conn) = cluster.masters().await.remove(0);
+    let slot = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone();
+
+    for _ in 0..10 {
+        let mut session = store.create().await.expect("create");
+        session.insert("user", &"ada").expect("insert");
+        store.save(&mut session).await.expect("save");
+        let before = key_of(&cluster).await;
+        store.regenerate(&mut session).await.expect("regenerate");
+        let after = key_of(&cluster).await;
+        assert_ne!(before, after);
+        let a: i64 = slot(before).query_async(&mut conn).await.expect("keyslot");
+        let b: i64 = slot(after).query_async(&mut conn).await.expect("keyslot");
+        assert_eq!(a, b, "same slot");
+        let moved = store.load(session.token().expose()).await.expect("load").expect("live");
+        assert_eq!(moved.get::<String>("user").expect("decode").as_deref(), Some("ada"));
+        store.destroy(&moved).await.expect("destroy");
+    }
+}
+
+/// The one key of this test that exists now.
+async fn key_of(cluster: &support::cluster::TestCluster) -> String {
+    let mut found = Vec::new();
+    for (_, mut conn) in cluster.masters().await {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        found.extend(keys);
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
