@@ -98,6 +98,17 @@ impl Config {
         Config { url: url.into(), ..Config::default() }
     }
 
+    /// Sets the URL. Default `redis://127.0.0.1:6379`.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::default().with_url("redis://cache:6379/1");
+    /// assert_eq!(config.url, "redis://cache:6379/1");
+    /// ```
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
     /// Settings for the Redis Cluster reached through `urls` (seed nodes; any one that answers
     /// is enough). An empty list leaves the default URL as the only seed.
     ///

@@ -87,6 +87,30 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// True when Redis could not be reached or did not answer in time: the request may succeed
+    /// later unchanged (a web layer answers 503). False for errors about the session or the data.
+    ///
+    /// ```
+    /// assert!(!redis_sessions::Error::SessionGone.is_unavailable());
+    /// ```
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Pool(_) | Error::Timeout(_) => true,
+            Error::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || matches!(
+                        e.code(),
+                        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
