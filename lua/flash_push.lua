@@ -5,13 +5,18 @@
 --          MessagePack values needs no separator
 -- ARGV[2]  the most bytes field @f may hold
 --
--- Reply    the number of bytes now pending; 0 no live session; -1 the limit would be exceeded
---          (nothing written).
+-- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute
+--          deadline); -1 the limit would be exceeded (nothing written).
 -- Writes   HSET @f (old messages followed by the new one).
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then
+local deadline = tonumber(redis.call('HGET', key, '@d'))
+if not deadline then
+  return 0
+end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= deadline then
   return 0
 end
 local pending = redis.call('HGET', key, '@f') or ''

@@ -11,11 +11,15 @@
 --
 -- Reply    {1, new_version} saved; {0, 0} no live session (expired, destroyed or regenerated
 --          away: a save never resurrects one); {-1, current_version} version conflict;
---          {-2, count} the attribute limit would be exceeded. Only reply 1 wrote anything.
--- Writes   HSET of the changed attributes, HDEL of the removed ones, HINCRBY @v; PEXPIRE only
---          when the idle expiry is due, as in get-and-touch.
--- Atomic   checks and writes run as one script, so a conflicting or oversized save writes
---          nothing, and two saves that change different attributes both survive.
+--          {-2, count} the save would take the session over the attribute limit. Only reply 1
+--          wrote anything.
+-- Errors   'CORRUPT ...' when the version field is not an integer (nothing written).
+-- Writes   HSET of the changed attributes, HDEL of the removed ones (in chunks, to stay under
+--          Lua's unpack limit), HINCRBY @v; PEXPIRE only when the idle expiry is due, as in
+--          get-and-touch.
+-- Atomic   every check runs before the first write, and the script runs alone: a conflicting
+--          or oversized save writes nothing, and two saves that change different attributes
+--          both survive.
 local key = KEYS[1]
 local deadline = tonumber(redis.call('HGET', key, '@d'))
 if not deadline then
@@ -26,30 +30,39 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if now >= deadline then
   return {0, 0}
 end
-local version = tonumber(redis.call('HGET', key, '@v')) or 0
-if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= version then
-  return {-1, version}
+local stored = redis.call('HGET', key, '@v') or '0'
+if not string.match(stored, '^%d+$') then
+  return redis.error_reply('CORRUPT session version is not an integer')
 end
+if ARGV[1] ~= '' and ARGV[1] ~= stored then
+  return {-1, tonumber(stored)}
+end
+
 local n = tonumber(ARGV[5])
 local last_set = 5 + 2 * n
-local count = redis.call('HLEN', key)
+local before = redis.call('HLEN', key)
+local after = before
 for i = 6, last_set, 2 do
-  count = count + 1 - redis.call('HEXISTS', key, ARGV[i])
+  after = after + 1 - redis.call('HEXISTS', key, ARGV[i])
 end
 for i = last_set + 1, #ARGV do
-  count = count - redis.call('HEXISTS', key, ARGV[i])
+  after = after - redis.call('HEXISTS', key, ARGV[i])
 end
+-- Only a save that adds attributes can break the limit: one that shrinks or keeps a session
+-- that is over a (since lowered) limit still goes through.
 local meta = 3 + redis.call('HEXISTS', key, '@f')
-if count - meta > tonumber(ARGV[4]) then
-  return {-2, count - meta}
+if after > before and after - meta > tonumber(ARGV[4]) then
+  return {-2, after - meta}
 end
-if n > 0 then
-  redis.call('HSET', key, unpack(ARGV, 6, last_set))
+
+local CHUNK = 1000
+for first = 6, last_set, CHUNK do
+  redis.call('HSET', key, unpack(ARGV, first, math.min(first + CHUNK - 1, last_set)))
 end
-if #ARGV > last_set then
-  redis.call('HDEL', key, unpack(ARGV, last_set + 1, #ARGV))
+for first = last_set + 1, #ARGV, CHUNK do
+  redis.call('HDEL', key, unpack(ARGV, first, math.min(first + CHUNK - 1, #ARGV)))
 end
-version = redis.call('HINCRBY', key, '@v', 1)
+local version = redis.call('HINCRBY', key, '@v', 1)
 local idle = tonumber(ARGV[2])
 local pttl = redis.call('PTTL', key)
 if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then

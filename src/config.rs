@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::limits::Limits;
 use crate::tls::TlsConfig;
 
+/// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
+/// doubles (below 2^53) and every conversion to u64 is lossless.
+const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+
 /// Everything a [`SessionStore`](crate::SessionStore) needs to know.
 ///
 /// ```
@@ -242,9 +246,14 @@ impl Config {
         self
     }
 
-    /// The idle timeout in whole milliseconds, as the scripts take it.
+    /// The idle timeout in whole milliseconds, as the scripts take it (bounded by `validate`).
     pub(crate) fn idle_ms(&self) -> u64 {
         self.idle_timeout.as_millis() as u64
+    }
+
+    /// The absolute timeout in whole milliseconds (bounded by `validate`).
+    pub(crate) fn absolute_ms(&self) -> u64 {
+        self.absolute_timeout.as_millis() as u64
     }
 
     /// How much of the idle timeout must be used up before a read extends it, in ms.
@@ -269,8 +278,11 @@ impl Config {
         if self.tls.is_custom() && !self.is_tls() {
             return fail("tls certificates are set but the url is not rediss://");
         }
-        if self.idle_timeout.as_millis() == 0 || self.absolute_timeout.as_millis() == 0 {
-            return fail("idle_timeout and absolute_timeout must be at least 1 ms");
+        let session_ms = 1..=MAX_TIMEOUT_MS;
+        if !session_ms.contains(&self.idle_timeout.as_millis())
+            || !session_ms.contains(&self.absolute_timeout.as_millis())
+        {
+            return fail("idle_timeout and absolute_timeout must be between 1 ms and 100 years");
         }
         if !(0.0..=1.0).contains(&self.touch_threshold) {
             return fail("touch_threshold must be between 0.0 and 1.0");

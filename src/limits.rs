@@ -84,10 +84,17 @@ impl Limits {
         check("value", size, self.max_value_bytes)
     }
 
-    /// Refuses a session over the per-session or attribute-count limit.
-    pub(crate) fn check_session(&self, bytes: usize, attributes: usize) -> Result<()> {
-        check("session", bytes, self.max_session_bytes)?;
-        check("attributes", attributes, self.max_attributes)
+    /// Refuses a change that grows a session, in bytes or attributes, past a limit. A change
+    /// that does not grow it passes even when the session is already over a limit (one that
+    /// was lowered since it was stored), so such a session can still shrink.
+    pub(crate) fn check_growth(&self, before: (usize, usize), after: (usize, usize)) -> Result<()> {
+        if after.0 > before.0 {
+            check("session", after.0, self.max_session_bytes)?;
+        }
+        if after.1 > before.1 {
+            check("attributes", after.1, self.max_attributes)?;
+        }
+        Ok(())
     }
 }
 

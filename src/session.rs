@@ -83,10 +83,11 @@ impl Session {
         check_name(name)?;
         let bytes = codec::encode(name, value)?;
         self.limits.check_value(bytes.len())?;
-        let old = self.values.get(name).map(Vec::len);
-        let size = self.byte_size() + name.len() + bytes.len() - old.map_or(0, |o| o + name.len());
-        let count = self.values.len() + usize::from(old.is_none());
-        self.limits.check_session(size, count)?;
+        let before = (self.byte_size(), self.values.len());
+        let old = self.values.get(name).map(|old| old.len() + name.len());
+        let added = usize::from(old.is_none());
+        let after = (before.0 - old.unwrap_or(0) + name.len() + bytes.len(), before.1 + added);
+        self.limits.check_growth(before, after)?;
         if self.values.get(name) != Some(&bytes) {
             self.values.insert(name.to_owned(), bytes);
             self.changed.insert(name.to_owned());

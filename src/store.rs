@@ -71,10 +71,9 @@ impl SessionStore {
             let token = Token::generate()?;
             let key = keys::session_key(&self.config.key_prefix, &token);
             let mut call = SCRIPTS.create.call(&[&key]);
-            call.arg(self.config.idle_ms()).arg(self.config.absolute_timeout.as_millis() as u64);
+            call.arg(self.config.idle_ms()).arg(self.config.absolute_ms());
             if let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? {
-                let ttl_ms =
-                    self.config.idle_ms().min(self.config.absolute_timeout.as_millis() as u64);
+                let ttl_ms = self.config.idle_ms().min(self.config.absolute_ms());
                 let meta = Metadata { created_ms, deadline_ms, version: 0, ttl_ms: ttl_ms as i64 };
                 debug!(session = ?token, "created");
                 return Ok(Session::new(token, key, meta, self.config.limits));
@@ -218,7 +217,7 @@ impl SessionStore {
         self.config.limits.check_value(bytes.len())?;
         match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {
             0 => Err(Error::SessionGone),
-            -1 => Err(Error::TooLarge { limit: "flash", size: max + 1, max }),
+            -1 => Err(Error::TooLarge { limit: "flash", size: max.saturating_add(1), max }),
             _ => Ok(()),
         }
     }

@@ -55,7 +55,8 @@ impl Token {
     /// assert!(Token::parse(&"A".repeat(48)).is_none());
     /// ```
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != TOKEN_LEN {
+        // ASCII first: split_at below must not land inside a multi-byte character.
+        if text.len() != TOKEN_LEN || !text.is_ascii() {
             return None;
         }
         let (tag, secret) = text.split_at(TAG_CHARS);

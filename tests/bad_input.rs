@@ -21,7 +21,8 @@ async fn a_malformed_token_never_reaches_redis() {
         format!("{}=", &valid[..46]),
         format!("{}+", &valid[..46]),
         format!("{}é", &valid[..45]),
-        format!("{}B", &valid[..46]), // wrong trailing bits: not a canonical 32-byte secret
+        format!("AAAé{}", &valid[..42]), // 47 bytes, with a character across the tag boundary
+        format!("{}B", &valid[..46]),    // wrong trailing bits: not a canonical 32-byte secret
         "../../etc/passwd".into(),
         "*".into(),
         format!("{}\r\nFLUSHALL\r\n", &valid[..30]),
@@ -146,4 +147,86 @@ fn invalid_configuration_is_refused_clearly() {
         let err = SessionStore::new(config).expect_err("invalid");
         assert!(err.to_string().contains(needle), "{err}");
     }
+}
+
+#[tokio::test]
+async fn pending_flash_messages_stop_at_the_limit_in_redis() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_value_bytes(100)));
+    let mut session = store.create().await.expect("create");
+    let message = "m".repeat(20); // 21 bytes of MessagePack: each fits alone, five do not
+    for _ in 0..4 {
+        store.push_flash(&session, &message).await.expect("fits");
+    }
+    let err = store.push_flash(&session, &message).await.expect_err("over the total");
+    assert!(matches!(err, Error::TooLarge { limit: "flash", .. }), "{err:?}");
+    assert_eq!(store.pop_flash::<String>(&mut session).await.expect("pop").len(), 4);
+}
+
+#[tokio::test]
+async fn a_save_that_swaps_one_attribute_for_another_fits_at_the_limit() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(2)));
+    let mut session = store.create().await.expect("create");
+    session.insert("a", &1).expect("insert");
+    session.insert("b", &2).expect("insert");
+    store.save(&mut session).await.expect("save");
+    session.remove("a");
+    session.insert("c", &3).expect("insert");
+    store.save(&mut session).await.expect("the deletion makes room");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let mut names: Vec<&str> = loaded.names().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["b", "c"]);
+}
+
+#[tokio::test]
+async fn a_session_over_a_lowered_limit_can_still_shrink_and_change() {
+    let redis = support::any_server();
+    let mut session = redis.store().create().await.expect("create");
+    for i in 0..5 {
+        session.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    redis.store().save(&mut session).await.expect("save");
+
+    let lowered = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(2)));
+    let mut session = lowered.load(session.token().expose()).await.expect("load").expect("live");
+    session.remove("a0");
+    session.insert("a1", &100).expect("overwriting does not grow the session");
+    lowered.save(&mut session).await.expect("shrinking is allowed");
+    let err = session.insert("new", &1).expect_err("growing is not");
+    assert!(matches!(err, Error::TooLarge { limit: "attributes", .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_version_refuses_the_save_before_writing_anything() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let _: () = conn.hset(&key, "@v", "1.5").await.expect("hset");
+    session.insert("a", &1).expect("insert");
+    let err = store.save(&mut session).await.expect_err("corrupt version");
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    let a: Option<Vec<u8>> = conn.hget(&key, "a").await.expect("hget");
+    assert_eq!(a, None, "nothing written");
+}
+
+#[tokio::test]
+async fn a_save_of_the_largest_allowed_number_of_attributes_works() {
+    let redis = support::any_server();
+    let limits = Limits::default().with_max_attributes(4000).with_max_session_bytes(1 << 20);
+    let store = redis.store_with(|c| c.with_limits(limits));
+    let mut session = store.create().await.expect("create");
+    for i in 0..4000 {
+        session.insert(&format!("k{i}"), &i).expect("insert");
+    }
+    store.save(&mut session).await.expect("one save of 4000 attributes");
+    for i in 0..4000 {
+        session.remove(&format!("k{i}"));
+    }
+    store.save(&mut session).await.expect("one save deleting 4000 attributes");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(loaded.names().count(), 0);
 }

@@ -17,7 +17,7 @@ async fn an_unused_session_idles_out() {
     let store = redis.store_with(|c| c.with_idle_timeout(ms(300)));
     let session = store.create().await.expect("create");
     assert!(store.load(session.token().expose()).await.expect("load").is_some());
-    sleep(ms(450)).await;
+    sleep(ms(800)).await;
     assert!(store.load(session.token().expose()).await.expect("load").is_none());
     assert!(redis.keys().await.is_empty(), "Redis expired the key itself");
 }
@@ -26,34 +26,78 @@ async fn an_unused_session_idles_out() {
 async fn a_busy_session_still_dies_at_the_absolute_timeout() {
     let redis = support::any_server();
     let store = redis.store_with(|c| {
-        c.with_idle_timeout(ms(400)).with_absolute_timeout(ms(1200)).with_touch_threshold(0.0)
+        c.with_idle_timeout(ms(600)).with_absolute_timeout(ms(1500)).with_touch_threshold(0.0)
     });
     let session = store.create().await.expect("create");
     let token = session.token().expose().to_owned();
     let started = std::time::Instant::now();
-    // Touch every 150 ms: without the absolute timeout this would live forever.
-    while started.elapsed() < ms(1000) {
-        assert!(
-            store.load(&token).await.expect("load").is_some(),
-            "alive at {:?}",
-            started.elapsed()
-        );
-        sleep(ms(150)).await;
+    // Touch every 100 ms, well inside the idle timeout, until past the absolute deadline.
+    let mut died_at = None;
+    while started.elapsed() < ms(2500) {
+        if store.load(&token).await.expect("load").is_none() {
+            died_at = Some(started.elapsed());
+            break;
+        }
+        sleep(ms(100)).await;
     }
-    sleep(ms(300)).await;
-    assert!(store.load(&token).await.expect("load").is_none(), "dead after the deadline");
+    let died_at = died_at.expect("the session died although it was touched all along");
+    assert!(died_at >= ms(1400) && died_at < ms(2000), "died at the deadline: {died_at:?}");
 }
 
 #[tokio::test]
 async fn the_ttl_never_runs_past_the_absolute_deadline() {
     let redis = support::any_server();
     let store = redis.store_with(|c| {
-        c.with_idle_timeout(Duration::from_secs(60)).with_absolute_timeout(ms(2000))
+        c.with_idle_timeout(Duration::from_secs(60))
+            .with_absolute_timeout(ms(3000))
+            .with_touch_threshold(0.0)
     });
-    let session = store.create().await.expect("create");
-    let pttl: i64 = redis.conn().await.pttl(&redis.keys().await[0]).await.expect("pttl");
-    assert!(pttl > 0 && pttl <= 2000, "pttl {pttl} capped by the absolute timeout");
-    assert!(session.metadata().ttl_ms <= 2000);
+    let mut session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl > 2500 && pttl <= 3000, "create caps the TTL: {pttl}");
+
+    sleep(ms(500)).await;
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl > 2000 && pttl <= 2500, "a touch caps the TTL at the deadline: {pttl}");
+    assert!(loaded.metadata().ttl_ms <= 2500);
+
+    sleep(ms(500)).await;
+    session.insert("x", &1).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl > 1500 && pttl <= 2000, "a save caps the TTL at the deadline: {pttl}");
+}
+
+#[tokio::test]
+async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_ttl() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    // As if the TTL had been lost (a PERSIST by hand, a restore without TTLs).
+    let _: () = conn.persist(&key).await.expect("persist");
+    let _: () = conn.hset(&key, "@d", 1_000).await.expect("deadline in 1970");
+
+    assert!(store.load(session.token().expose()).await.expect("load").is_none());
+    session.insert("x", &1).expect("insert");
+    assert!(matches!(store.save(&mut session).await, Err(redis_sessions::Error::SessionGone)));
+    assert!(matches!(
+        store.push_flash(&session, "hi").await,
+        Err(redis_sessions::Error::SessionGone)
+    ));
+    assert!(matches!(
+        store.regenerate(&mut session).await,
+        Err(redis_sessions::Error::SessionGone)
+    ));
+    let fields: Vec<String> = conn.hkeys(&key).await.expect("hkeys");
+    assert!(
+        !fields.contains(&"x".to_owned()) && !fields.contains(&"@f".to_owned()),
+        "nothing written"
+    );
 }
 
 #[tokio::test]

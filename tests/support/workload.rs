@@ -8,8 +8,6 @@ pub async fn workload(store: &SessionStore) -> Vec<String> {
     for i in 0..5 {
         let mut session = store.create().await.expect("create");
         tokens.push(session.token().expose().to_owned());
-        // Applications sometimes store the token itself (a CSRF binding, say); the store must
-        // still never write it as a key.
         session.insert("user", &format!("user{i}")).expect("insert");
         store.save(&mut session).await.expect("save");
         store.push_flash(&session, "hello").await.expect("push");
