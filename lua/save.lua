@@ -14,9 +14,9 @@
 --          {-2, count} the save would take the session over the attribute limit. Only reply 1
 --          wrote anything.
 -- Errors   'CORRUPT ...' when the version field is not an integer (nothing written).
--- Writes   HSET of the changed attributes, HDEL of the removed ones (in chunks, to stay under
---          Lua's unpack limit), HINCRBY @v; PEXPIRE only when the idle expiry is due, as in
---          get-and-touch.
+-- Writes   HSET of the changed attributes and the new @v, HDEL of the removed ones (both in
+--          chunks of 1000 arguments, under Lua's unpack limit); PEXPIRE only when the idle
+--          expiry is due, as in get-and-touch.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, and two saves that change different attributes
 --          both survive.
@@ -55,14 +55,27 @@ if after > before and after - meta > tonumber(ARGV[4]) then
   return {-2, after - meta}
 end
 
+-- Write. The new version rides in the (last) HSET, so a typical save is one command in the AOF
+-- and the replication stream, which Redis then need not wrap in MULTI/EXEC.
+local version = tonumber(stored) + 1
 local CHUNK = 1000
-for first = 6, last_set, CHUNK do
-  redis.call('HSET', key, unpack(ARGV, first, math.min(first + CHUNK - 1, last_set)))
+local first = 6
+repeat
+  local last = math.min(first + CHUNK - 1, last_set)
+  local args = {key}
+  for i = first, last do
+    args[#args + 1] = ARGV[i]
+  end
+  if last == last_set then
+    args[#args + 1] = '@v'
+    args[#args + 1] = version
+  end
+  redis.call('HSET', unpack(args))
+  first = last + 1
+until first > last_set
+for from = last_set + 1, #ARGV, CHUNK do
+  redis.call('HDEL', key, unpack(ARGV, from, math.min(from + CHUNK - 1, #ARGV)))
 end
-for first = last_set + 1, #ARGV, CHUNK do
-  redis.call('HDEL', key, unpack(ARGV, first, math.min(first + CHUNK - 1, #ARGV)))
-end
-local version = redis.call('HINCRBY', key, '@v', 1)
 local idle = tonumber(ARGV[2])
 local pttl = redis.call('PTTL', key)
 if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then

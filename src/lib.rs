@@ -15,10 +15,13 @@
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
 //! - `store.rs`: [`SessionStore`], one script call per operation.
+//! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
+//!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+mod advice;
 mod cluster;
 mod codec;
 mod config;
@@ -33,6 +36,7 @@ mod store;
 mod tls;
 mod token;
 
+pub use advice::ServerAdvice;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use limits::Limits;

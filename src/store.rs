@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, instrument};
 
+use crate::advice::{self, ServerAdvice};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
@@ -53,6 +54,32 @@ impl SessionStore {
         config.validate()?;
         let pool = Pool::build(&config)?;
         Ok(SessionStore { pool, config: Arc::new(config) })
+    }
+
+    /// A store for `config`, checked at start-up: connects once, and reads the server's
+    /// eviction and persistence settings, logging a warning for each that can lose sessions
+    /// (see [`check_server`](Self::check_server)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] as for [`new`](Self::new); connection errors when Redis cannot be
+    /// reached. A server that refuses `CONFIG` is not an error.
+    pub async fn connect(config: Config) -> Result<Self> {
+        let store = SessionStore::new(config)?;
+        store.check_server().await?;
+        Ok(store)
+    }
+
+    /// Reads the server's `maxmemory-policy`, `appendonly`, `appendfsync` and `save` settings
+    /// and warns (through `tracing`, and in the result) about an eviction policy that can evict
+    /// live sessions and about persistence being off. Where managed Redis blocks `CONFIG`, the
+    /// settings it could not read are `None` and nothing is warned.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors as for [`create`](Self::create).
+    pub async fn check_server(&self) -> Result<ServerAdvice> {
+        advice::check(&self.pool).await
     }
 
     /// The configuration this store runs with.

@@ -150,6 +150,26 @@ impl TestRedis {
         client.get_multiplexed_async_connection().await.expect("connect")
     }
 
+    /// Waits until the server has finished loading its AOF or RDB after a start.
+    pub async fn wait_loaded(&self) {
+        for _ in 0..500 {
+            let mut conn = match redis::Client::open(self.url.as_str()) {
+                Ok(client) => match client.get_multiplexed_async_connection().await {
+                    Ok(conn) => conn,
+                    Err(_) => continue,
+                },
+                Err(e) => panic!("bad url: {e}"),
+            };
+            let info: redis::RedisResult<String> =
+                redis::cmd("INFO").arg("persistence").query_async(&mut conn).await;
+            if info.is_ok_and(|i| i.contains("loading:0")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the server did not finish loading");
+    }
+
     /// Every file the server wrote in its directory, concatenated (AOF, RDB).
     pub fn files_written(&self) -> Vec<u8> {
         let dir = self.dir.as_ref().expect("an own server").path();
@@ -174,10 +194,21 @@ impl TestRedis {
 
     /// One `INFO` field as an integer (0 when absent).
     pub async fn info_field(&self, section: &str, field: &str) -> i64 {
+        let text = self.info_text(section, field).await;
+        if text.is_empty() {
+            0
+        } else {
+            text.parse().expect("numeric info field")
+        }
+    }
+
+    /// One `INFO` field as text (empty when absent).
+    pub async fn info_text(&self, section: &str, field: &str) -> String {
         let mut conn = self.conn().await;
         let info: String =
             redis::cmd("INFO").arg(section).query_async(&mut conn).await.expect("info");
-        info_value(&info, field)
+        let prefix = format!("{field}:");
+        info.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap_or_default().trim().to_owned()
     }
 
     /// How often `command` ran since the last `CONFIG RESETSTAT` (scripts' calls included).
@@ -196,12 +227,6 @@ impl TestRedis {
         let _: () =
             redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.expect("resetstat");
     }
-}
-
-fn info_value(info: &str, field: &str) -> i64 {
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .map_or(0, |v| v.trim().parse().expect("numeric info field"))
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
