@@ -1,0 +1,228 @@
+//! The benchmark: request cycles through redis-sessions and through a naive baseline, in one
+//! run against one Redis, with throughput, latency percentiles and what each costs Redis.
+//!
+//! `cargo bench --bench sessions` (defaults below; `-- --help` lists the flags).
+
+mod naive;
+mod ours;
+mod profile;
+mod report;
+mod server;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{Rng, SeedableRng};
+use redis_sessions::{Config, SessionStore};
+
+use crate::naive::Naive;
+use crate::profile::Profile;
+use crate::report::{Phase, Report};
+use crate::server::{client_cpu_seconds, Counters, OwnServer};
+
+/// Benchmark redis-sessions against a naive store (blob, GET+PEXPIRE per request).
+#[derive(Parser, Debug, Clone)]
+pub struct Args {
+    /// Sessions created before the run.
+    #[arg(long, default_value_t = 10_000)]
+    pub sessions: usize,
+    /// Request cycles per store.
+    #[arg(long, default_value_t = 200_000)]
+    pub cycles: u64,
+    /// Concurrent tasks.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Percent of cycles that save one changed attribute.
+    #[arg(long, default_value_t = 10.0)]
+    pub save_percent: f64,
+    /// Percent of cycles that regenerate the session.
+    #[arg(long, default_value_t = 1.0)]
+    pub regenerate_percent: f64,
+    /// Percent of cycles that push, then pop, a flash message.
+    #[arg(long, default_value_t = 2.0)]
+    pub flash_percent: f64,
+    /// redis-sessions' pool size.
+    #[arg(long, default_value_t = 16)]
+    pub pool: usize,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Accepted for `cargo bench`, which passes it.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+}
+
+/// What one cycle does.
+#[derive(Clone, Copy)]
+enum Kind {
+    Read,
+    Save,
+    Regenerate,
+    Flash,
+}
+
+impl Args {
+    fn pick(&self, rng: &mut impl Rng) -> Kind {
+        let r: f64 = rng.random_range(0.0..100.0);
+        if r < self.regenerate_percent {
+            Kind::Regenerate
+        } else if r < self.regenerate_percent + self.flash_percent {
+            Kind::Flash
+        } else if r < self.regenerate_percent + self.flash_percent + self.save_percent {
+            Kind::Save
+        } else {
+            Kind::Read
+        }
+    }
+}
+
+/// The two stores behind one interface.
+#[derive(Clone)]
+enum Store {
+    Ours(SessionStore),
+    Naive(Naive),
+}
+
+type Outcome = Result<bool, String>;
+
+impl Store {
+    async fn create(&self, profile: &Profile) -> Result<String, String> {
+        match self {
+            Store::Ours(store) => {
+                let mut session = store.create().await.map_err(|e| e.to_string())?;
+                profile.insert_into(&mut session).map_err(|e| e.to_string())?;
+                store.save(&mut session).await.map_err(|e| e.to_string())?;
+                Ok(session.token().expose().to_owned())
+            }
+            Store::Naive(naive) => naive.create(profile).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Runs one cycle of `kind` on the session in `slot`; false when it was not there.
+    async fn cycle(&self, kind: Kind, slot: &Mutex<String>, n: u64) -> Outcome {
+        let token = slot.lock().map_err(|e| e.to_string())?.clone();
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        match (self, kind) {
+            (Store::Ours(s), Kind::Read) => ours::read_request(s, &token).await.map_err(|e| err(&e)),
+            (Store::Ours(s), Kind::Save) => ours::save_request(s, &token, n).await.map_err(|e| err(&e)),
+            (Store::Ours(s), Kind::Flash) => ours::flash_request(s, &token).await.map_err(|e| err(&e)),
+            (Store::Ours(s), Kind::Regenerate) => {
+                let new = ours::regenerate_request(s, &token).await.map_err(|e| err(&e))?;
+                Ok(replace(slot, new))
+            }
+            (Store::Naive(s), Kind::Read) => s.read_request(&token).await.map_err(|e| err(&e)),
+            (Store::Naive(s), Kind::Save) => s.save_request(&token, n).await.map_err(|e| err(&e)),
+            (Store::Naive(s), Kind::Flash) => s.flash_request(&token).await.map_err(|e| err(&e)),
+            (Store::Naive(s), Kind::Regenerate) => {
+                let new = s.regenerate_request(&token).await.map_err(|e| err(&e))?;
+                Ok(replace(slot, new))
+            }
+        }
+    }
+}
+
+fn replace(slot: &Mutex<String>, new: Option<String>) -> bool {
+    match (new, slot.lock()) {
+        (Some(new), Ok(mut token)) => {
+            *token = new;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Creates the sessions; returns their tokens and the memory they took per session.
+async fn populate(store: &Store, args: &Args, conn: &mut redis::aio::MultiplexedConnection) -> (Arc<Vec<Mutex<String>>>, f64) {
+    let before = Counters::read(conn).await.expect("INFO");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut tokens = Vec::with_capacity(args.sessions);
+    for _ in 0..args.sessions {
+        tokens.push(Mutex::new(store.create(&Profile::random(&mut rng)).await.expect("create")));
+    }
+    let after = Counters::read(conn).await.expect("INFO");
+    (Arc::new(tokens), (after.used_memory - before.used_memory) / args.sessions as f64)
+}
+
+/// Runs `args.cycles` cycles over `concurrency` tasks and measures them.
+async fn run(name: &'static str, store: Store, args: &Args, conn: &mut redis::aio::MultiplexedConnection) -> Phase {
+    let (tokens, memory_per_session) = populate(&store, args, conn).await;
+    let bar = progress(name, args);
+    let before = Counters::read(conn).await.expect("INFO");
+    let (cpu_before, started) = (client_cpu_seconds(), Instant::now());
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..args.concurrency)
+        .map(|task| {
+            let (store, tokens, next, bar, args) =
+                (store.clone(), tokens.clone(), next.clone(), bar.clone(), args.clone());
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
+                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let mut misses = 0u64;
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= args.cycles {
+                        return (histogram, misses);
+                    }
+                    let (kind, slot) = (args.pick(&mut rng), rng.random_range(0..tokens.len()));
+                    let start = Instant::now();
+                    let found = store.cycle(kind, &tokens[slot], n).await.expect("cycle failed");
+                    let _ = histogram.record(start.elapsed().as_micros() as u64);
+                    misses += u64::from(!found);
+                    bar.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut misses = 0;
+    for task in tasks {
+        let (histogram, missed) = task.await.expect("task");
+        latency.add(&histogram).expect("merge");
+        misses += missed;
+    }
+    let elapsed = started.elapsed();
+    let client_cpu = client_cpu_seconds() - cpu_before;
+    bar.finish_and_clear();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // let everysec write the AOF tail
+    let after = Counters::read(conn).await.expect("INFO");
+    Phase::new(name, args, elapsed, &latency, misses, client_cpu, memory_per_session, &before, &after)
+}
+
+fn progress(name: &str, args: &Args) -> ProgressBar {
+    if args.quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(args.cycles);
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+        .expect("template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let (own, url) = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => (None, url),
+        _ => {
+            let server = OwnServer::start().expect("start redis-server");
+            let url = server.url.clone();
+            (Some(server), url)
+        }
+    };
+    let mut conn = redis::Client::open(url.as_str()).expect("url").get_multiplexed_async_connection().await.expect("connect");
+    let config = Config::from_url(url.clone()).with_key_prefix("bench:ours:").with_pool_max_size(args.pool);
+    let ours = SessionStore::connect(config.clone()).await.expect("store");
+    let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
+
+    let baseline = run("baseline", Store::Naive(naive), &args, &mut conn).await;
+    let measured = run("ours", Store::Ours(ours), &args, &mut conn).await;
+    let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port, &args, &config));
+    Report { args: args.clone(), baseline, ours: measured, ceiling }.print();
+}

@@ -1,0 +1,82 @@
+//! The session the benchmark stores: about 800 bytes in 10 attributes, as a web shop keeps.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct CartItem {
+    pub sku: String,
+    pub qty: u32,
+    pub price_cents: u32,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Preferences {
+    pub theme: String,
+    pub language: String,
+    pub timezone: String,
+    pub newsletter: bool,
+}
+
+/// The whole session, as the naive baseline stores it (one blob).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Profile {
+    pub user_id: u64,
+    pub name: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub csrf_token: String,
+    pub cart: Vec<CartItem>,
+    pub preferences: Preferences,
+    pub recently_viewed: Vec<String>,
+    pub last_order: String,
+    pub flash: Vec<String>,
+}
+
+impl Profile {
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let id: u64 = rng.random_range(1..10_000_000);
+        let hex = |rng: &mut dyn rand::RngCore, n: usize| -> String {
+            (0..n).map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0')).collect()
+        };
+        Profile {
+            user_id: id,
+            name: format!("Customer Number {id:08}"),
+            email: format!("customer.{id:08}@mail.example.com"),
+            roles: vec!["customer".into(), "newsletter".into(), "beta-tester".into()],
+            csrf_token: hex(rng, 43),
+            cart: (0..4).map(|i| CartItem { sku: format!("SKU-{:08}", id + i), qty: 1, price_cents: 1999 }).collect(),
+            preferences: Preferences {
+                theme: "dark".into(),
+                language: "en-GB".into(),
+                timezone: "Europe/London".into(),
+                newsletter: true,
+            },
+            recently_viewed: (0..6).map(|i| format!("/products/item-{:08}", id + i)).collect(),
+            last_order: format!("ORD-{}", hex(rng, 24)),
+            flash: Vec::new(),
+        }
+    }
+
+    /// The attributes, as redis-sessions stores them (one per field; flash is separate).
+    pub fn insert_into(&self, session: &mut redis_sessions::Session) -> redis_sessions::Result<()> {
+        session.insert("user_id", &self.user_id)?;
+        session.insert("name", &self.name)?;
+        session.insert("email", &self.email)?;
+        session.insert("roles", &self.roles)?;
+        session.insert("csrf_token", &self.csrf_token)?;
+        session.insert("cart", &self.cart)?;
+        session.insert("preferences", &self.preferences)?;
+        session.insert("recently_viewed", &self.recently_viewed)?;
+        session.insert("last_order", &self.last_order)?;
+        session.insert("visits", &1u32)
+    }
+}
+
+/// The change a saving request makes: the cart gets an item (and stays short).
+pub fn change_cart(cart: &mut Vec<CartItem>, n: u64) {
+    cart.push(CartItem { sku: format!("SKU-{n:08}"), qty: 1, price_cents: 999 });
+    if cart.len() > 5 {
+        cart.remove(0);
+    }
+}

@@ -1,0 +1,127 @@
+//! Turning counters into the report: a Markdown table, a JSON line, and the ceiling.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use redis_sessions::Config;
+use serde::Serialize;
+
+use crate::server::{redis_benchmark, Counters};
+use crate::Args;
+
+/// Commands the client itself sends, per store (the rest run inside scripts).
+const OURS_CLIENT_COMMANDS: &[&str] = &["evalsha", "eval", "ping", "unwatch", "config|get"];
+const NAIVE_CLIENT_COMMANDS: &[&str] = &["get", "pexpire", "set", "del"];
+
+/// One store's figures.
+#[derive(Serialize, Debug, Clone)]
+pub struct Phase {
+    pub name: &'static str,
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub missed: u64,
+    pub client_commands_per_request: f64,
+    pub server_commands_per_request: f64,
+    pub redis_cpu_us_per_request: f64,
+    pub client_cpu_us_per_request: f64,
+    pub aof_bytes_per_request: f64,
+    pub memory_bytes_per_session: f64,
+}
+
+impl Phase {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &'static str,
+        args: &Args,
+        elapsed: Duration,
+        latency: &Histogram<u64>,
+        missed: u64,
+        client_cpu: f64,
+        memory_per_session: f64,
+        before: &Counters,
+        after: &Counters,
+    ) -> Self {
+        let n = args.cycles as f64;
+        let client = if name == "ours" { OURS_CLIENT_COMMANDS } else { NAIVE_CLIENT_COMMANDS };
+        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        Phase {
+            name,
+            requests_per_sec: n / elapsed.as_secs_f64(),
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            missed,
+            client_commands_per_request: after.calls_since(before, client) / n,
+            server_commands_per_request: (after.commands - before.commands) / n,
+            redis_cpu_us_per_request: (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
+            client_cpu_us_per_request: client_cpu * 1e6 / n,
+            aof_bytes_per_request: (after.aof_bytes - before.aof_bytes) / n,
+            memory_bytes_per_session: memory_per_session,
+        }
+    }
+}
+
+/// Everything one run measured.
+#[derive(Serialize, Debug)]
+pub struct Report {
+    #[serde(skip)]
+    pub args: Args,
+    pub baseline: Phase,
+    pub ours: Phase,
+    /// redis-benchmark running get-and-touch with EVALSHA at the same concurrency, requests/s.
+    pub ceiling: Option<f64>,
+}
+
+impl Report {
+    pub fn print(&self) {
+        let a = &self.args;
+        println!(
+            "\n{} sessions, {} cycles per store, {} tasks; {}% save, {}% regenerate, {}% flash\n",
+            a.sessions, a.cycles, a.concurrency, a.save_percent, a.regenerate_percent, a.flash_percent
+        );
+        println!("| | baseline (naive) | redis-sessions | ours / baseline |");
+        println!("|---|---:|---:|---:|");
+        let (b, o) = (&self.baseline, &self.ours);
+        row("request cycles/s", b.requests_per_sec, o.requests_per_sec, 0);
+        row("p50 latency, ms", b.p50_ms, o.p50_ms, 3);
+        row("p99 latency, ms", b.p99_ms, o.p99_ms, 3);
+        row("p99.9 latency, ms", b.p999_ms, o.p999_ms, 3);
+        row("commands sent per request", b.client_commands_per_request, o.client_commands_per_request, 2);
+        row("commands run by Redis per request", b.server_commands_per_request, o.server_commands_per_request, 2);
+        row("Redis CPU µs per request", b.redis_cpu_us_per_request, o.redis_cpu_us_per_request, 1);
+        row("client CPU µs per request", b.client_cpu_us_per_request, o.client_cpu_us_per_request, 1);
+        row("AOF bytes per request", b.aof_bytes_per_request, o.aof_bytes_per_request, 1);
+        row("memory per session, bytes", b.memory_bytes_per_session, o.memory_bytes_per_session, 0);
+        if let Some(ceiling) = self.ceiling {
+            println!(
+                "\nceiling: redis-benchmark, EVALSHA get-and-touch, {} clients: {ceiling:.0} requests/s",
+                a.concurrency
+            );
+        }
+        if b.missed + o.missed > 0 {
+            println!("(cycles that found their session regenerated away by a concurrent cycle: baseline {}, ours {})", b.missed, o.missed);
+        }
+        println!("\n{}", serde_json::to_string(self).unwrap_or_default());
+    }
+}
+
+fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
+    let ratio = if baseline > 0.0 { format!("{:.2}x", ours / baseline) } else { "-".into() };
+    println!("| {label} | {baseline:.decimals$} | {ours:.decimals$} | {ratio} |");
+}
+
+/// redis-benchmark calling get-and-touch on one of our sessions, as fast as Redis can.
+pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
+    let source = include_str!("../../lua/get_and_touch.lua");
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(source).query(&mut conn).ok()?;
+    let (_, keys): (u64, Vec<String>) =
+        redis::cmd("SCAN").arg(0).arg("MATCH").arg("bench:ours:*").arg("COUNT").arg(1000).query(&mut conn).ok()?;
+    let key = keys.first()?;
+    let idle = config.idle_timeout.as_millis().to_string();
+    let touch = ((config.idle_timeout.as_millis() as f64) * config.touch_threshold).to_string();
+    let requests = (args.cycles as usize).max(10_000);
+    redis_benchmark(port, args.concurrency, requests, &["EVALSHA", &sha, "1", key, &idle, &touch, "0"])
+}

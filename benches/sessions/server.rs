@@ -1,0 +1,111 @@
+//! The Redis the benchmark runs against, and the counters it reads from it.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A redis-server of the benchmark's own (appendonly yes, everysec), stopped on drop.
+pub struct OwnServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub url: String,
+    pub port: u16,
+}
+
+impl OwnServer {
+    pub fn start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        let server = OwnServer { child, _dir: dir, url: format!("redis://127.0.0.1:{port}"), port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server's counters at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub commands: f64,
+    pub cpu_seconds: f64,
+    pub aof_bytes: f64,
+    pub used_memory: f64,
+    pub calls: HashMap<String, f64>,
+}
+
+impl Counters {
+    pub async fn read(conn: &mut redis::aio::MultiplexedConnection) -> redis::RedisResult<Self> {
+        let info: String = redis::cmd("INFO").arg("everything").query_async(conn).await?;
+        let mut counters = Counters::default();
+        for line in info.lines() {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let number = || value.trim().parse::<f64>().unwrap_or(0.0);
+            match name {
+                "total_commands_processed" => counters.commands = number(),
+                "used_cpu_sys" | "used_cpu_user" => counters.cpu_seconds += number(),
+                "aof_current_size" => counters.aof_bytes = number(),
+                "used_memory" => counters.used_memory = number(),
+                _ => {
+                    if let Some(command) = name.strip_prefix("cmdstat_") {
+                        let calls = value.split(',').find_map(|f| f.strip_prefix("calls="));
+                        let calls = calls.and_then(|c| c.parse().ok()).unwrap_or(0.0);
+                        counters.calls.insert(command.to_owned(), calls);
+                    }
+                }
+            }
+        }
+        Ok(counters)
+    }
+
+    /// Calls of these commands between `earlier` and `self`.
+    pub fn calls_since(&self, earlier: &Counters, commands: &[&str]) -> f64 {
+        let get = |c: &Counters, name: &str| c.calls.get(name).copied().unwrap_or(0.0);
+        commands.iter().map(|name| get(self, name) - get(earlier, name)).sum()
+    }
+}
+
+/// This process's CPU time (user + system), from /proc/self/stat.
+pub fn client_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0 // utime, stime; USER_HZ is 100 on Linux
+}
+
+/// redis-benchmark running `args` with `clients` connections: requests per second.
+pub fn redis_benchmark(port: u16, clients: usize, requests: usize, args: &[&str]) -> Option<f64> {
+    let output = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", &clients.to_string()])
+        .args(["-n", &requests.to_string(), "--csv"])
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text.lines().nth(1)?;
+    row.split(',').nth(1)?.trim_matches('"').parse().ok()
+}
