@@ -12,8 +12,8 @@ use std::fmt;
 pub enum Error {
     /// The configuration is invalid (a bad URL, a zero timeout, limits that contradict).
     Config(String),
-    /// No connection could be had from the pool in time, or a new one could not be opened.
-    Pool(deadpool_redis::PoolError),
+    /// Waited longer than the wait timeout for a connection that another operation was opening.
+    PoolTimeout,
     /// Redis answered with an error, or the connection failed.
     Redis(redis::RedisError),
     /// Redis did not answer within the configured command timeout.
@@ -67,7 +67,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
-            Error::Pool(_) => f.write_str("no Redis connection available"),
+            Error::PoolTimeout => f.write_str("no Redis connection available in time"),
             Error::Redis(_) => f.write_str("Redis command failed"),
             Error::Timeout(_) => f.write_str("Redis did not answer within the command timeout"),
             Error::Entropy(_) => f.write_str("the operating system's random source failed"),
@@ -96,7 +96,7 @@ impl Error {
     /// ```
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Error::Pool(_) | Error::Timeout(_) => true,
+            Error::PoolTimeout | Error::Timeout(_) => true,
             Error::Redis(e) => {
                 e.is_io_error()
                     || e.is_connection_dropped()
@@ -114,7 +114,6 @@ impl Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Pool(e) => Some(e),
             Error::Redis(e) | Error::Timeout(e) => Some(e),
             Error::Entropy(e) => Some(e),
             Error::Encode { source, .. } => Some(source),
@@ -124,17 +123,11 @@ impl std::error::Error for Error {
     }
 }
 
-impl From<deadpool_redis::PoolError> for Error {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        Error::Pool(e)
-    }
-}
-
 impl From<redis::RedisError> for Error {
     /// Server replies that mean "this key is not one of our sessions" become
     /// [`Error::Corrupt`]; everything else stays a Redis error.
     fn from(e: redis::RedisError) -> Self {
-        match e.code() {
+        match server_code(&e).as_deref() {
             Some("CORRUPT") | Some("WRONGTYPE") => Error::Corrupt(e.to_string()),
             _ if e.kind() == redis::ErrorKind::UnexpectedReturnType => {
                 Error::Corrupt(e.to_string())
@@ -143,6 +136,15 @@ impl From<redis::RedisError> for Error {
             _ => Error::Redis(e),
         }
     }
+}
+
+/// The server's error code, also when the error came back inside a pipeline.
+fn server_code(e: &redis::RedisError) -> Option<String> {
+    if let Some(code) = e.code() {
+        return Some(code.to_owned());
+    }
+    let errors = e.clone().into_server_errors()?;
+    errors.first().map(|(_, error)| error.code().to_owned())
 }
 
 /// The crate's result type.

@@ -4,9 +4,9 @@
 //!
 //! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
 //! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
-//! - `pool.rs`: the pool (deadpool-redis, or deadpool over cluster connections) and its
-//!   connect/wait/command timeouts.
-//! - `cluster.rs`: the deadpool manager for Redis Cluster that keeps TLS certificates.
+//! - `connector.rs`: opening connections to one server or a Redis Cluster, TLS certificates
+//!   kept.
+//! - `pool.rs`: a few shared multiplexed connections, replaced when they fail.
 //! - `tls.rs`: [`TlsConfig`], custom CA and client certificates, and the rustls provider.
 //! - `token.rs`: [`Token`], 256-bit CSPRNG secrets with a Cluster hash tag, parsed strictly.
 //! - `keys.rs`: Redis keys derived by hashing tokens, so Redis never holds a usable token.
@@ -22,9 +22,9 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
 mod advice;
-mod cluster;
 mod codec;
 mod config;
+mod connector;
 mod error;
 mod keys;
 mod limits;
@@ -45,7 +45,5 @@ pub use store::SessionStore;
 pub use tls::{Pem, TlsConfig};
 pub use token::{Token, TOKEN_LEN};
 
-/// The deadpool-redis crate this library pools with.
-pub use deadpool_redis;
 /// The redis-rs crate this library is built on, so users never pin a mismatched version.
 pub use redis;

@@ -1,117 +1,111 @@
-//! The connection pool: deadpool over redis-rs multiplexed (or cluster) connections.
+//! Shared multiplexed connections: many requests in flight on few sockets.
 //!
-//! The pool bounds how many connections a service opens, replaces dead ones after a Redis
-//! restart (each checkout is checked with a PING), and enforces the wait and connect timeouts.
-//! The command timeout is set on each connection (redis-rs' response timeout), so a stalled
-//! Redis fails a request in milliseconds instead of hanging it.
+//! A redis-rs multiplexed connection is built to be shared: clones send on one socket, and
+//! requests from many tasks are written and read in batches, so Redis serves them with few
+//! system calls. An earlier version checked a connection out of deadpool-redis for every
+//! operation; the benchmark showed what that costs: deadpool recycles each checkout with an
+//! `UNWATCH` + `PING` round trip (two round trips per operation instead of one), and a checked-out
+//! connection carries one request at a time, so 64 concurrent requests queued for 16
+//! connections. This pool instead keeps `pool_max_size` connections and hands each operation a
+//! clone of the next one, round robin.
+//!
+//! Failure handling stays what a pool gives: when a connection fails (I/O error, closed, or no
+//! answer within the command timeout), it and every connection opened before it are dropped,
+//! and the next operation on each slot opens a new one, bounded by the connect timeout. Nothing
+//! retries in the background and nothing waits for a dead server: while Redis is down,
+//! operations fail fast. Reads, which change nothing, are retried once on a new connection, so
+//! the first read after a restart does not fail.
 
-use deadpool::managed::{Object, Pool as ManagedPool, PoolError};
-use deadpool_redis::{Manager, Runtime};
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisResult};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use crate::cluster::ClusterManager;
+use std::sync::RwLock;
+
+use tokio::sync::Mutex;
+
 use crate::config::Config;
+use crate::connector::{Connection, Connector};
 use crate::error::{Error, Result};
-use crate::tls;
 
-/// A pool of connections to one server, or to a cluster.
-#[derive(Clone)]
-pub(crate) enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(ManagedPool<ClusterManager>),
+/// One shared connection: read (cloned) by every operation, written when it is (re)opened.
+struct Slot {
+    current: RwLock<Option<Connection>>,
+    /// Held while opening, so that one operation opens and the others wait for it.
+    opening: Mutex<()>,
 }
 
-/// A connection taken from the pool; it goes back when dropped.
-pub(crate) enum Connection {
-    Single(deadpool_redis::Connection),
-    Cluster(Object<ClusterManager>),
+/// `pool_max_size` shared connections, opened on first use.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    connector: Connector,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+    opened: AtomicUsize,
+    wait_timeout: std::time::Duration,
 }
 
 impl Pool {
     /// Builds the pool. Opens no connection yet: the first operation does.
     pub(crate) fn build(config: &Config) -> Result<Self> {
-        if config.is_tls() {
-            tls::install_crypto_provider();
-        }
-        if config.cluster {
-            let manager = ClusterManager::new(config)?;
-            return configure(ManagedPool::builder(manager), config).map(Pool::Cluster);
-        }
-        let manager = Manager::new_with_config(connection_info(config)?, connection_config(config))
-            .map_err(|e| Error::Config(format!("bad Redis URL: {}", e.category())))?;
-        configure(deadpool_redis::Pool::builder(manager), config).map(Pool::Single)
+        let slots = (0..config.pool_max_size)
+            .map(|_| Slot { current: RwLock::new(None), opening: Mutex::new(()) })
+            .collect();
+        let inner = Inner {
+            connector: Connector::new(config)?,
+            slots,
+            next: AtomicUsize::new(0),
+            opened: AtomicUsize::new(0),
+            wait_timeout: config.wait_timeout,
+        };
+        Ok(Pool { inner: Arc::new(inner) })
     }
 
-    /// A connection, waiting at most the configured wait timeout for one.
+    /// A connection for one operation: a clone of the next slot's, opened if need be. The
+    /// common case takes a read lock and clones; no timer, no await.
     pub(crate) async fn get(&self) -> Result<Connection> {
-        match self {
-            Pool::Single(pool) => Ok(Connection::Single(pool.get().await?)),
-            Pool::Cluster(pool) => pool.get().await.map(Connection::Cluster).map_err(cluster_error),
+        let slot = &self.inner.slots
+            [self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.slots.len()];
+        if let Some(connection) = slot.connection() {
+            return Ok(connection);
+        }
+        let opening = tokio::time::timeout(self.inner.wait_timeout, slot.opening.lock());
+        let _opening = opening.await.map_err(|_| Error::PoolTimeout)?;
+        if let Some(connection) = slot.connection() {
+            return Ok(connection); // another operation opened it while we waited
+        }
+        let connection = self.inner.connector.connect().await?;
+        self.inner.opened.fetch_add(1, Ordering::Relaxed);
+        slot.set(Some(connection.clone()));
+        Ok(connection)
+    }
+
+    /// Drops every connection, after one failed: they all reach the same server, so when one
+    /// breaks (a restart, a failover, a network cut) the others most likely broke too, and each
+    /// would otherwise fail one more operation to find out. Opening them again costs a connect
+    /// each, once.
+    pub(crate) fn discard_all(&self) {
+        for slot in &self.inner.slots {
+            slot.set(None);
         }
     }
 
-    /// Size and idle connections, for Debug output.
-    pub(crate) fn status(&self) -> deadpool::Status {
-        match self {
-            Pool::Single(pool) => pool.status(),
-            Pool::Cluster(pool) => pool.status(),
-        }
+    /// Connections opened so far (reconnections included), for Debug output.
+    pub(crate) fn opened(&self) -> usize {
+        self.inner.opened.load(Ordering::Relaxed)
     }
 }
 
-impl Connection {
-    /// Sends one command and reads its reply.
-    pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
-        match self {
-            Connection::Single(conn) => cmd.query_async(conn).await,
-            Connection::Cluster(conn) => cmd.query_async(&mut **conn).await,
-        }
+impl Slot {
+    fn connection(&self) -> Option<Connection> {
+        // A poisoned lock only means a panic elsewhere while cloning; the value is still valid.
+        self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
-}
 
-/// The connection info, with custom TLS certificates attached (which deadpool's own config
-/// would drop).
-fn connection_info(config: &Config) -> Result<redis::ConnectionInfo> {
-    let bad_url = |e: redis::RedisError| Error::Config(format!("bad Redis URL: {}", e.category()));
-    let client = if config.is_tls() && config.tls.is_custom() {
-        redis::Client::build_with_tls(config.url.as_str(), config.tls.certificates()?)
-    } else {
-        redis::Client::open(config.url.as_str())
-    };
-    Ok(client.map_err(bad_url)?.get_connection_info().clone())
-}
-
-fn connection_config(config: &Config) -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(Some(config.command_timeout))
-}
-
-fn configure<M, W>(
-    builder: deadpool::managed::PoolBuilder<M, W>,
-    config: &Config,
-) -> Result<ManagedPool<M, W>>
-where
-    M: deadpool::managed::Manager,
-    W: From<Object<M>>,
-{
-    builder
-        .max_size(config.pool_max_size)
-        .wait_timeout(Some(config.wait_timeout))
-        .create_timeout(Some(config.connect_timeout))
-        .recycle_timeout(Some(config.command_timeout))
-        .runtime(Runtime::Tokio1)
-        .build()
-        .map_err(|e| Error::Config(e.to_string()))
-}
-
-/// Cluster pool errors in the same shape as deadpool-redis' ones.
-fn cluster_error(e: PoolError<redis::RedisError>) -> Error {
-    Error::Pool(match e {
-        PoolError::Timeout(t) => PoolError::Timeout(t),
-        PoolError::Backend(e) => PoolError::Backend(e),
-        PoolError::Closed => PoolError::Closed,
-        PoolError::NoRuntimeSpecified => PoolError::NoRuntimeSpecified,
-        PoolError::PostCreateHook(e) => PoolError::PostCreateHook(e),
-    })
+    fn set(&self, connection: Option<Connection>) {
+        *self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = connection;
+    }
 }

@@ -19,7 +19,55 @@ pub(crate) struct Loaded {
     pub(crate) flash: Vec<u8>,
 }
 
-/// Parses `false` (no session) or `{pttl, {field, value, ...}}`.
+/// What a plain read (`HGETALL` + `PTTL`, no script) found.
+#[derive(Debug)]
+pub(crate) enum Snapshot {
+    /// No session under the key.
+    Missing,
+    /// A session that needs nothing written: serve it as it is.
+    Fresh(Loaded),
+    /// A session that needs the get-and-touch script: its expiry is due to slide, it has no
+    /// TTL, or it holds flash messages to pop.
+    NeedsScript,
+}
+
+/// When a read must slide the expiry: the same rule as get_and_touch.lua.
+pub(crate) fn touch_due(pttl: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
+    pttl < 0 || (idle_ms as i64).saturating_sub(pttl) >= touch_after_ms as i64
+}
+
+/// Parses the replies to `HGETALL key` and `PTTL key`, and decides whether the script must run.
+pub(crate) fn snapshot(
+    replies: Vec<Value>,
+    idle_ms: u64,
+    touch_after_ms: u64,
+    pop_flash: bool,
+) -> Result<Snapshot> {
+    let [fields, Value::Int(pttl)] =
+        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {fields, pttl}"))?
+    else {
+        return corrupt("PTTL did not answer an integer");
+    };
+    let fields = match fields {
+        Value::Array(fields) => fields,
+        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => return corrupt(format!("unexpected HGETALL reply {other:?}")),
+    };
+    if fields.is_empty() || pttl == -2 {
+        return Ok(Snapshot::Missing);
+    }
+    if touch_due(pttl, idle_ms, touch_after_ms) {
+        return Ok(Snapshot::NeedsScript);
+    }
+    let loaded = Loaded::from_fields(pttl, fields)?;
+    Ok(if pop_flash && !loaded.flash.is_empty() {
+        Snapshot::NeedsScript
+    } else {
+        Snapshot::Fresh(loaded)
+    })
+}
+
+/// Parses the script's reply: `false` (no session) or `{pttl, {field, value, ...}}`.
 pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     let items = match reply {
         Value::Nil => return Ok(None),
@@ -31,18 +79,24 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     else {
         return corrupt("reply is not {pttl, fields}");
     };
-    let mut loaded = Loaded { meta: empty_meta(ttl_ms), values: HashMap::new(), flash: Vec::new() };
-    let mut fields = fields.into_iter();
-    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        loaded.add(bulk(name)?, bulk(value)?)?;
-    }
-    if loaded.meta.deadline_ms == 0 {
-        return corrupt("session hash has no deadline");
-    }
-    Ok(Some(loaded))
+    Loaded::from_fields(ttl_ms, fields).map(Some)
 }
 
 impl Loaded {
+    /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
+    fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
+        let mut loaded =
+            Loaded { meta: empty_meta(ttl_ms), values: HashMap::new(), flash: Vec::new() };
+        let mut fields = fields.into_iter();
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            loaded.add(bulk(name)?, bulk(value)?)?;
+        }
+        if loaded.meta.deadline_ms == 0 {
+            return corrupt("session hash has no deadline");
+        }
+        Ok(loaded)
+    }
+
     fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
         match name.as_slice() {
             b"@c" => self.meta.created_ms = integer(&value)?,
@@ -114,5 +168,28 @@ mod tests {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }
         assert!(loaded(Value::Nil).expect("nil is fine").is_none());
+    }
+
+    fn hash(fields: &[&str]) -> Value {
+        Value::Array(fields.iter().map(|f| bulk(f)).collect())
+    }
+
+    #[test]
+    fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
+        let session = hash(&["@c", "1", "@d", "2", "@v", "0", "a", "b"]);
+        let with_flash = hash(&["@c", "1", "@d", "2", "@v", "0", "@f", "x"]);
+        let read = |fields: &Value, pttl: i64, pop: bool| {
+            snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100, pop).expect("valid")
+        };
+        assert!(matches!(read(&session, 950, true), Snapshot::Fresh(_)));
+        assert!(matches!(read(&session, 900, false), Snapshot::NeedsScript), "touch due");
+        assert!(matches!(read(&session, -1, false), Snapshot::NeedsScript), "no TTL");
+        assert!(matches!(read(&session, -2, false), Snapshot::Missing), "gone meanwhile");
+        assert!(matches!(read(&hash(&[]), -2, false), Snapshot::Missing));
+        assert!(matches!(read(&with_flash, 950, false), Snapshot::Fresh(_)), "flash left alone");
+        assert!(matches!(read(&with_flash, 950, true), Snapshot::NeedsScript), "flash to pop");
+        let foreign = hash(&["some", "hash"]);
+        let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100, false).expect_err("corrupt");
+        assert!(matches!(err, Error::Corrupt(_)));
     }
 }

@@ -12,6 +12,7 @@ use crate::advice::{self, ServerAdvice};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::pool::Pool;
+use crate::reply::Snapshot;
 use crate::scripts::{Call, SCRIPTS};
 use crate::session::{Metadata, Session};
 use crate::token::Token;
@@ -132,6 +133,10 @@ impl SessionStore {
         self.get_and_touch(token, true).await
     }
 
+    /// Reads with `HGETALL` and `PTTL` (no script, nothing written) and runs the get-and-touch
+    /// script only when something must be written: the expiry is due to slide (once per touch
+    /// window), the key has no TTL, or flash messages are to be popped. The TTL is always capped
+    /// at the absolute deadline, so a key that still exists with a TTL is within its deadline.
     #[instrument(level = "debug", name = "session.load", skip_all, fields(session))]
     async fn get_and_touch(&self, text: &str, pop_flash: bool) -> Result<Option<Session>> {
         let Some(token) = Token::parse(text) else {
@@ -140,14 +145,25 @@ impl SessionStore {
         };
         tracing::Span::current().record("session", tracing::field::debug(&token));
         let key = keys::session_key(&self.config.key_prefix, &token);
-        let mut call = SCRIPTS.get_and_touch.call(&[&key]);
-        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()).arg(u8::from(pop_flash));
-        let Some(loaded) = reply::loaded(self.run::<Value>(&call).await?)? else {
+        let mut read = redis::pipe();
+        read.cmd("HGETALL").arg(&key).cmd("PTTL").arg(&key);
+        let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
+        let loaded =
+            match reply::snapshot(self.run_read(&read).await?, idle, touch_after, pop_flash)? {
+                Snapshot::Missing => None,
+                Snapshot::Fresh(loaded) => Some(loaded),
+                Snapshot::NeedsScript => {
+                    let mut call = SCRIPTS.get_and_touch.call(&[&key]);
+                    call.arg(idle).arg(touch_after).arg(u8::from(pop_flash));
+                    reply::loaded(self.run::<Value>(&call).await?)?
+                }
+            };
+        let Some(loaded) = loaded else {
             debug!("no live session");
             return Ok(None);
         };
         let mut session = Session::new(token, key, loaded.meta, self.config.limits);
-        session.flash = loaded.flash;
+        session.flash = if pop_flash { loaded.flash } else { Vec::new() };
         Ok(Some(session.with_values(loaded.values)))
     }
 
@@ -276,10 +292,38 @@ impl SessionStore {
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
     async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
         let mut connection = self.pool.get().await?;
-        match connection.query(call.evalsha()).await {
+        let reply = match connection.query(call.evalsha()).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                 debug!("NOSCRIPT: sending the script body");
-                Ok(connection.query(&call.eval()).await?)
+                connection.query(&call.eval()).await
+            }
+            reply => reply,
+        };
+        self.settle(reply).await
+    }
+
+    /// Sends a read-only pipeline on a pooled connection; when the connection turns out to be
+    /// broken (Redis restarted since it was opened), once more on a new one. Safe because the
+    /// pipeline writes nothing.
+    async fn run_read(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+        let reply = self.pool.get().await?.pipeline(pipe).await;
+        match reply {
+            Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                self.pool.discard_all();
+                let reply = self.pool.get().await?.pipeline(pipe).await;
+                self.settle(reply).await
+            }
+            reply => self.settle(reply).await,
+        }
+    }
+
+    /// Drops the connection when the reply says it is broken, so the next operation opens a
+    /// new one; converts the error.
+    async fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
+        match reply {
+            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+                self.pool.discard_all();
+                Err(e.into())
             }
             reply => Ok(reply?),
         }
@@ -294,7 +338,7 @@ impl fmt::Debug for SessionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionStore")
             .field("config", &self.config)
-            .field("pool", &self.pool.status())
+            .field("connections_opened", &self.pool.opened())
             .finish()
     }
 }

@@ -107,9 +107,15 @@ impl Store {
         let token = slot.lock().map_err(|e| e.to_string())?.clone();
         let err = |e: &dyn std::fmt::Display| e.to_string();
         match (self, kind) {
-            (Store::Ours(s), Kind::Read) => ours::read_request(s, &token).await.map_err(|e| err(&e)),
-            (Store::Ours(s), Kind::Save) => ours::save_request(s, &token, n).await.map_err(|e| err(&e)),
-            (Store::Ours(s), Kind::Flash) => ours::flash_request(s, &token).await.map_err(|e| err(&e)),
+            (Store::Ours(s), Kind::Read) => {
+                ours::read_request(s, &token).await.map_err(|e| err(&e))
+            }
+            (Store::Ours(s), Kind::Save) => {
+                ours::save_request(s, &token, n).await.map_err(|e| err(&e))
+            }
+            (Store::Ours(s), Kind::Flash) => {
+                ours::flash_request(s, &token).await.map_err(|e| err(&e))
+            }
             (Store::Ours(s), Kind::Regenerate) => {
                 let new = ours::regenerate_request(s, &token).await.map_err(|e| err(&e))?;
                 Ok(replace(slot, new))
@@ -136,7 +142,11 @@ fn replace(slot: &Mutex<String>, new: Option<String>) -> bool {
 }
 
 /// Creates the sessions; returns their tokens and the memory they took per session.
-async fn populate(store: &Store, args: &Args, conn: &mut redis::aio::MultiplexedConnection) -> (Arc<Vec<Mutex<String>>>, f64) {
+async fn populate(
+    store: &Store,
+    args: &Args,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> (Arc<Vec<Mutex<String>>>, f64) {
     let before = Counters::read(conn).await.expect("INFO");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut tokens = Vec::with_capacity(args.sessions);
@@ -148,7 +158,12 @@ async fn populate(store: &Store, args: &Args, conn: &mut redis::aio::Multiplexed
 }
 
 /// Runs `args.cycles` cycles over `concurrency` tasks and measures them.
-async fn run(name: &'static str, store: Store, args: &Args, conn: &mut redis::aio::MultiplexedConnection) -> Phase {
+async fn run(
+    name: &'static str,
+    store: Store,
+    args: &Args,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Phase {
     let (tokens, memory_per_session) = populate(&store, args, conn).await;
     let bar = progress(name, args);
     let before = Counters::read(conn).await.expect("INFO");
@@ -160,7 +175,8 @@ async fn run(name: &'static str, store: Store, args: &Args, conn: &mut redis::ai
                 (store.clone(), tokens.clone(), next.clone(), bar.clone(), args.clone());
             tokio::spawn(async move {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
-                let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+                let mut histogram =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut misses = 0u64;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
@@ -189,7 +205,17 @@ async fn run(name: &'static str, store: Store, args: &Args, conn: &mut redis::ai
     bar.finish_and_clear();
     tokio::time::sleep(Duration::from_millis(1100)).await; // let everysec write the AOF tail
     let after = Counters::read(conn).await.expect("INFO");
-    Phase::new(name, args, elapsed, &latency, misses, client_cpu, memory_per_session, &before, &after)
+    Phase::new(
+        name,
+        args,
+        elapsed,
+        &latency,
+        misses,
+        client_cpu,
+        memory_per_session,
+        &before,
+        &after,
+    )
 }
 
 fn progress(name: &str, args: &Args) -> ProgressBar {
@@ -197,9 +223,10 @@ fn progress(name: &str, args: &Args) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(args.cycles);
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-        .expect("template")
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("template")
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(name.to_owned());
     bar
@@ -216,8 +243,13 @@ async fn main() {
             (Some(server), url)
         }
     };
-    let mut conn = redis::Client::open(url.as_str()).expect("url").get_multiplexed_async_connection().await.expect("connect");
-    let config = Config::from_url(url.clone()).with_key_prefix("bench:ours:").with_pool_max_size(args.pool);
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let config =
+        Config::from_url(url.clone()).with_key_prefix("bench:ours:").with_pool_max_size(args.pool);
     let ours = SessionStore::connect(config.clone()).await.expect("store");
     let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
 

@@ -44,8 +44,15 @@ impl Naive {
     }
 
     async fn write(&self, id: &str, profile: &Profile) -> RedisResult<()> {
-        let blob = rmp_serde::to_vec_named(profile).map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
-        redis::cmd("SET").arg(key(id)).arg(blob).arg("PX").arg(self.idle_ms).query_async(&mut self.conn.clone()).await
+        let blob = rmp_serde::to_vec_named(profile)
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
+        redis::cmd("SET")
+            .arg(key(id))
+            .arg(blob)
+            .arg("PX")
+            .arg(self.idle_ms)
+            .query_async(&mut self.conn.clone())
+            .await
     }
 
     /// A request that reads the user and the CSRF token.
@@ -64,10 +71,17 @@ impl Naive {
     pub async fn regenerate_request(&self, id: &str) -> RedisResult<Option<String>> {
         let Some(profile) = self.load(id).await? else { return Ok(None) };
         let new = format!("{:032x}", rand::random::<u128>());
-        let blob = rmp_serde::to_vec_named(&profile).map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
+        let blob = rmp_serde::to_vec_named(&profile)
+            .map_err(|e| redis::RedisError::from(std::io::Error::other(e)))?;
         let _: () = redis::pipe()
-            .cmd("SET").arg(key(&new)).arg(blob).arg("PX").arg(self.idle_ms).ignore()
-            .del(key(id)).ignore()
+            .cmd("SET")
+            .arg(key(&new))
+            .arg(blob)
+            .arg("PX")
+            .arg(self.idle_ms)
+            .ignore()
+            .del(key(id))
+            .ignore()
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(Some(new))

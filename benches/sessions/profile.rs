@@ -45,7 +45,9 @@ impl Profile {
             email: format!("customer.{id:08}@mail.example.com"),
             roles: vec!["customer".into(), "newsletter".into(), "beta-tester".into()],
             csrf_token: hex(rng, 43),
-            cart: (0..4).map(|i| CartItem { sku: format!("SKU-{:08}", id + i), qty: 1, price_cents: 1999 }).collect(),
+            cart: (0..4)
+                .map(|i| CartItem { sku: format!("SKU-{:08}", id + i), qty: 1, price_cents: 1999 })
+                .collect(),
             preferences: Preferences {
                 theme: "dark".into(),
                 language: "en-GB".into(),

@@ -10,7 +10,7 @@ use crate::server::{redis_benchmark, Counters};
 use crate::Args;
 
 /// Commands the client itself sends, per store (the rest run inside scripts).
-const OURS_CLIENT_COMMANDS: &[&str] = &["evalsha", "eval", "ping", "unwatch", "config|get"];
+const OURS_CLIENT_COMMANDS: &[&str] = &["evalsha", "eval", "hgetall", "pttl", "config|get"];
 const NAIVE_CLIENT_COMMANDS: &[&str] = &["get", "pexpire", "set", "del"];
 
 /// One store's figures.
@@ -79,7 +79,12 @@ impl Report {
         let a = &self.args;
         println!(
             "\n{} sessions, {} cycles per store, {} tasks; {}% save, {}% regenerate, {}% flash\n",
-            a.sessions, a.cycles, a.concurrency, a.save_percent, a.regenerate_percent, a.flash_percent
+            a.sessions,
+            a.cycles,
+            a.concurrency,
+            a.save_percent,
+            a.regenerate_percent,
+            a.flash_percent
         );
         println!("| | baseline (naive) | redis-sessions | ours / baseline |");
         println!("|---|---:|---:|---:|");
@@ -88,10 +93,25 @@ impl Report {
         row("p50 latency, ms", b.p50_ms, o.p50_ms, 3);
         row("p99 latency, ms", b.p99_ms, o.p99_ms, 3);
         row("p99.9 latency, ms", b.p999_ms, o.p999_ms, 3);
-        row("commands sent per request", b.client_commands_per_request, o.client_commands_per_request, 2);
-        row("commands run by Redis per request", b.server_commands_per_request, o.server_commands_per_request, 2);
+        row(
+            "commands sent per request",
+            b.client_commands_per_request,
+            o.client_commands_per_request,
+            2,
+        );
+        row(
+            "commands run by Redis per request",
+            b.server_commands_per_request,
+            o.server_commands_per_request,
+            2,
+        );
         row("Redis CPU µs per request", b.redis_cpu_us_per_request, o.redis_cpu_us_per_request, 1);
-        row("client CPU µs per request", b.client_cpu_us_per_request, o.client_cpu_us_per_request, 1);
+        row(
+            "client CPU µs per request",
+            b.client_cpu_us_per_request,
+            o.client_cpu_us_per_request,
+            1,
+        );
         row("AOF bytes per request", b.aof_bytes_per_request, o.aof_bytes_per_request, 1);
         row("memory per session, bytes", b.memory_bytes_per_session, o.memory_bytes_per_session, 0);
         if let Some(ceiling) = self.ceiling {
@@ -114,14 +134,26 @@ fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
 
 /// redis-benchmark calling get-and-touch on one of our sessions, as fast as Redis can.
 pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
+    let mut conn =
+        redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
     let source = include_str!("../../lua/get_and_touch.lua");
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(source).query(&mut conn).ok()?;
-    let (_, keys): (u64, Vec<String>) =
-        redis::cmd("SCAN").arg(0).arg("MATCH").arg("bench:ours:*").arg("COUNT").arg(1000).query(&mut conn).ok()?;
+    let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("MATCH")
+        .arg("bench:ours:*")
+        .arg("COUNT")
+        .arg(1000)
+        .query(&mut conn)
+        .ok()?;
     let key = keys.first()?;
     let idle = config.idle_timeout.as_millis().to_string();
     let touch = ((config.idle_timeout.as_millis() as f64) * config.touch_threshold).to_string();
     let requests = (args.cycles as usize).max(10_000);
-    redis_benchmark(port, args.concurrency, requests, &["EVALSHA", &sha, "1", key, &idle, &touch, "0"])
+    redis_benchmark(
+        port,
+        args.concurrency,
+        requests,
+        &["EVALSHA", &sha, "1", key, &idle, &touch, "0"],
+    )
 }

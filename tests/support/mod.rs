@@ -162,7 +162,7 @@ impl TestRedis {
             };
             let info: redis::RedisResult<String> =
                 redis::cmd("INFO").arg("persistence").query_async(&mut conn).await;
-            if info.is_ok_and(|i| i.contains("loading:0")) {
+            if info.is_ok_and(|i| i.lines().any(|line| line.trim() == "loading:0")) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
