@@ -21,16 +21,26 @@
 --          or oversized save writes nothing, and two saves that change different attributes
 --          both survive.
 local key = KEYS[1]
-local deadline = tonumber(redis.call('HGET', key, '@d'))
+local meta = redis.call('HMGET', key, '@d', '@v', '@f')
+local deadline = tonumber(meta[1])
 if not deadline then
   return {0, 0}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now >= deadline then
-  return {0, 0}
+-- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline and the
+-- clock is needed only for a key without one (or to slide the TTL, below).
+local pttl = redis.call('PTTL', key)
+local now
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local stored = redis.call('HGET', key, '@v') or '0'
+if pttl < 0 then
+  now = clock()
+  if now >= deadline then
+    return {0, 0}
+  end
+end
+local stored = meta[2] or '0'
 if not string.match(stored, '^%d+$') then
   return redis.error_reply('CORRUPT session version is not an integer')
 end
@@ -40,19 +50,23 @@ end
 
 local n = tonumber(ARGV[5])
 local last_set = 5 + 2 * n
+local max = tonumber(ARGV[4])
+local metadata = 3 + (meta[3] and 1 or 0)
 local before = redis.call('HLEN', key)
-local after = before
-for i = 6, last_set, 2 do
-  after = after + 1 - redis.call('HEXISTS', key, ARGV[i])
-end
-for i = last_set + 1, #ARGV do
-  after = after - redis.call('HEXISTS', key, ARGV[i])
-end
--- Only a save that adds attributes can break the limit: one that shrinks or keeps a session
--- that is over a (since lowered) limit still goes through.
-local meta = 3 + redis.call('HEXISTS', key, '@f')
-if after > before and after - meta > tonumber(ARGV[4]) then
-  return {-2, after - meta}
+-- Count exactly (HEXISTS per name) only when the save could reach the limit. Only a save that
+-- adds attributes can break it: one that shrinks or keeps a session that is over a (since
+-- lowered) limit still goes through.
+if before - metadata + n > max then
+  local after = before
+  for i = 6, last_set, 2 do
+    after = after + 1 - redis.call('HEXISTS', key, ARGV[i])
+  end
+  for i = last_set + 1, #ARGV do
+    after = after - redis.call('HEXISTS', key, ARGV[i])
+  end
+  if after > before and after - metadata > max then
+    return {-2, after - metadata}
+  end
 end
 
 -- Write. The new version rides in the (last) HSET, so a typical save is one command in the AOF
@@ -77,8 +91,8 @@ for from = last_set + 1, #ARGV, CHUNK do
   redis.call('HDEL', key, unpack(ARGV, from, math.min(from + CHUNK - 1, #ARGV)))
 end
 local idle = tonumber(ARGV[2])
-local pttl = redis.call('PTTL', key)
 if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then
+  now = now or clock()
   local ttl = math.min(idle, deadline - now)
   if ttl > pttl then
     redis.call('PEXPIRE', key, ttl)

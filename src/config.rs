@@ -56,9 +56,12 @@ pub struct Config {
     /// every 3 minutes, and it may expire up to 3 minutes before a full idle timeout since its
     /// last use. 0.0 touches on every read.
     pub touch_threshold: f64,
-    /// Most connections in the pool. Default 16.
+    /// Connections kept open and shared by all operations, round robin. Each is multiplexed
+    /// (many requests in flight at once), so a few serve a busy service: more spread the load
+    /// over more sockets, fewer batch more requests per system call. Default 2.
     pub pool_max_size: usize,
-    /// How long an operation waits for a free pooled connection. Default 500 ms.
+    /// How long an operation waits for a connection that another operation is opening.
+    /// Default 500 ms.
     #[serde(with = "humantime_serde")]
     pub wait_timeout: Duration,
     /// How long opening a new connection may take. Default 1 s.
@@ -82,7 +85,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             touch_threshold: 0.1,
-            pool_max_size: 16,
+            pool_max_size: 2,
             wait_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(500),
@@ -208,7 +211,7 @@ impl Config {
         self
     }
 
-    /// Sets the pool's size. Default 16.
+    /// Sets how many shared connections are kept. Default 2.
     ///
     /// ```
     /// let config = redis_sessions::Config::default().with_pool_max_size(4);

@@ -41,6 +41,9 @@ pub enum Error {
         /// The configured limit.
         max: usize,
     },
+    /// [`Session::get`](crate::Session::get) of an attribute that a partial load
+    /// ([`load_only`](crate::SessionStore::load_only)) did not read.
+    NotLoaded(String),
     /// An attribute name was empty or started with `@`, which is reserved for metadata.
     InvalidName(String),
     /// A value could not be encoded to MessagePack.
@@ -80,6 +83,7 @@ impl fmt::Display for Error {
                 write!(f, "{limit} limit exceeded: {size} > {max}")
             }
             Error::InvalidName(name) => write!(f, "invalid attribute name {name:?}"),
+            Error::NotLoaded(name) => write!(f, "attribute {name:?} was not loaded"),
             Error::Encode { attribute, .. } => write!(f, "cannot encode attribute {attribute:?}"),
             Error::Decode { attribute, .. } => write!(f, "cannot decode attribute {attribute:?}"),
             Error::Corrupt(why) => write!(f, "corrupt session data: {why}"),

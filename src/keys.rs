@@ -18,12 +18,19 @@ use crate::token::Token;
 /// Length of the fingerprint shown in logs and Debug output.
 const FINGERPRINT_CHARS: usize = 8;
 
-/// Bytes of the SHA-256 kept in the key.
+/// Bytes of the SHA-256 kept in the key, and their length in base64url.
 const KEY_HASH_BYTES: usize = 16;
+const KEY_HASH_CHARS: usize = 22;
 
 /// The Redis key of the session that `token` opens.
 pub(crate) fn session_key(prefix: &str, token: &Token) -> String {
-    format!("{prefix}{{{}}}:{}", token.tag(), secret_hash(token))
+    let mut key = String::with_capacity(prefix.len() + token.tag().len() + 3 + KEY_HASH_CHARS);
+    key.push_str(prefix);
+    key.push('{');
+    key.push_str(token.tag());
+    key.push_str("}:");
+    URL_SAFE_NO_PAD.encode_string(&digest(token)[..KEY_HASH_BYTES], &mut key);
+    key
 }
 
 /// A short, non-reversible name for a session, for logs and Debug output.
@@ -34,7 +41,11 @@ pub(crate) fn fingerprint(token: &Token) -> String {
 }
 
 fn secret_hash(token: &Token) -> String {
-    URL_SAFE_NO_PAD.encode(&Sha256::digest(token.secret().as_bytes())[..KEY_HASH_BYTES])
+    URL_SAFE_NO_PAD.encode(&digest(token)[..KEY_HASH_BYTES])
+}
+
+fn digest(token: &Token) -> [u8; 32] {
+    Sha256::digest(token.secret().as_bytes()).into()
 }
 
 #[cfg(test)]

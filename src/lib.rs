@@ -14,7 +14,11 @@
 //! - `reply.rs`: strict parsing of the get-and-touch reply; surprises are errors, not panics.
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
-//! - `store.rs`: [`SessionStore`], one script call per operation.
+//! - `store.rs`: [`SessionStore`]: construction, create, destroy, and the path of every
+//!   operation to Redis (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
+//! - `load.rs`: loads: a plain pipelined read, and the get-and-touch script only when a write
+//!   is due.
+//! - `writes.rs`: delta saves, regenerate-and-migrate, flash push and pop.
 //! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
 //!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
@@ -28,6 +32,7 @@ mod connector;
 mod error;
 mod keys;
 mod limits;
+mod load;
 mod pool;
 mod reply;
 mod scripts;
@@ -35,6 +40,7 @@ mod session;
 mod store;
 mod tls;
 mod token;
+mod writes;
 
 pub use advice::ServerAdvice;
 pub use config::Config;

@@ -11,6 +11,30 @@ use redis::Value;
 use crate::error::{Error, Result};
 use crate::session::Metadata;
 
+/// The metadata fields a partial load reads besides the attributes it asks for.
+pub(crate) const METADATA: [&str; 3] = ["@c", "@d", "@v"];
+
+/// Turns the replies to `HMGET key @c @d @v names...` and `PTTL` into the shape of `HGETALL`'s
+/// (name, value pairs of the fields that exist), so one parser serves both.
+pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
+    let [Value::Array(values), pttl] =
+        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {values, pttl}"))?
+    else {
+        return corrupt("HMGET did not answer an array");
+    };
+    if values.len() != METADATA.len() + names.len() {
+        return corrupt("HMGET answered the wrong number of values");
+    }
+    let mut fields = Vec::with_capacity(values.len() * 2);
+    for (name, value) in METADATA.iter().chain(names).zip(values) {
+        if value != Value::Nil {
+            fields.push(Value::BulkString(name.as_bytes().to_vec()));
+            fields.push(value);
+        }
+    }
+    Ok(vec![Value::Array(fields), pttl])
+}
+
 /// A session as get-and-touch returned it.
 #[derive(Debug)]
 pub(crate) struct Loaded {

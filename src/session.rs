@@ -40,16 +40,24 @@ pub struct Session {
     pub(crate) meta: Metadata,
     pub(crate) flash: Vec<u8>,
     limits: Limits,
+    /// The attributes read, when the load read only some (`load_only`).
+    only: Option<Vec<String>>,
 }
 
 impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (values, changed, flash) = (HashMap::new(), BTreeSet::new(), Vec::new());
-        Session { token, key, values, changed, meta, flash, limits }
+        Session { token, key, values, changed, meta, flash, limits, only: None }
     }
 
     pub(crate) fn with_values(mut self, values: HashMap<String, Vec<u8>>) -> Self {
         self.values = values;
+        self
+    }
+
+    /// Marks the session as holding only `names` (a partial load).
+    pub(crate) fn loaded_only(mut self, names: &[&str]) -> Self {
+        self.only = Some(names.iter().map(|n| (*n).to_owned()).collect());
         self
     }
 
@@ -68,7 +76,14 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Decode`] when the stored bytes are not a `T`; other attributes are unaffected.
+    /// [`Error::NotLoaded`] when the session came from
+    /// [`load_only`](crate::SessionStore::load_only) without `name`, and `name` was not
+    /// inserted since.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let missing = !self.values.contains_key(name) && !self.changed.contains(name);
+        if missing && self.only.as_ref().is_some_and(|only| !only.iter().any(|n| n == name)) {
+            return Err(Error::NotLoaded(name.to_owned()));
+        }
         self.values.get(name).map(|bytes| codec::decode(name, bytes)).transpose()
     }
 

@@ -60,8 +60,10 @@ impl Token {
             return None;
         }
         let (tag, secret) = text.split_at(TAG_CHARS);
-        let tag_ok = URL_SAFE_NO_PAD.decode(tag).is_ok_and(|b| b.len() == TAG_BYTES);
-        let secret_ok = URL_SAFE_NO_PAD.decode(secret).is_ok_and(|b| b.len() == SECRET_BYTES);
+        // Decoding into stack buffers checks alphabet and canonical trailing bits, allocation-free.
+        let tag_ok = URL_SAFE_NO_PAD.decode_slice(tag, &mut [0u8; TAG_BYTES]) == Ok(TAG_BYTES);
+        let secret_ok =
+            URL_SAFE_NO_PAD.decode_slice(secret, &mut [0u8; SECRET_BYTES]) == Ok(SECRET_BYTES);
         (tag_ok && secret_ok).then(|| Token { text: text.to_owned() })
     }
 

@@ -149,3 +149,53 @@ async fn operations_on_a_destroyed_session_say_so_and_write_nothing() {
     assert!(matches!(store.regenerate(&mut session).await, Err(Error::SessionGone)));
     assert!(redis.keys().await.is_empty(), "nothing resurrected");
 }
+
+#[tokio::test]
+async fn load_only_reads_just_the_named_attributes_and_saves_a_delta() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("user", &alice()).expect("insert");
+    session.insert("cart", &vec![1, 2]).expect("insert");
+    session.insert("theme", &"dark").expect("insert");
+    store.save(&mut session).await.expect("save");
+    let token = session.token().expose().to_owned();
+
+    let mut partial =
+        store.load_only(&token, &["cart", "absent"]).await.expect("load").expect("live");
+    assert_eq!(partial.get::<Vec<i32>>("cart").expect("read"), Some(vec![1, 2]));
+    assert_eq!(partial.get::<i32>("absent").expect("asked for, not set"), None);
+    let err = partial.get::<User>("user").expect_err("not read");
+    assert!(matches!(err, Error::NotLoaded(ref name) if name == "user"), "{err:?}");
+    assert_eq!(partial.metadata().version, 1);
+
+    partial.insert("cart", &vec![3]).expect("insert");
+    partial.insert("new", &true).expect("insert");
+    assert_eq!(partial.get::<bool>("new").expect("inserted here"), Some(true));
+    store.save(&mut partial).await.expect("save");
+    let full = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(full.get::<User>("user").expect("decode"), Some(alice()), "untouched by the save");
+    assert_eq!(full.get::<Vec<i32>>("cart").expect("decode"), Some(vec![3]));
+    assert_eq!(full.get::<String>("theme").expect("decode").as_deref(), Some("dark"));
+    assert!(store.load_only("malformed", &["cart"]).await.expect("no error").is_none());
+    store.destroy(&full).await.expect("destroy");
+    assert!(store.load_only(&token, &["cart"]).await.expect("load").is_none());
+}
+
+#[tokio::test]
+async fn load_only_still_slides_the_expiry_when_due() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| {
+        c.with_idle_timeout(std::time::Duration::from_millis(1000)).with_touch_threshold(0.3)
+    });
+    let mut session = store.create().await.expect("create");
+    session.insert("user", &alice()).expect("insert");
+    store.save(&mut session).await.expect("save");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let touched =
+        store.load_only(session.token().expose(), &["x"]).await.expect("load").expect("live");
+    assert!(touched.metadata().ttl_ms > 900, "touched: {}", touched.metadata().ttl_ms);
+    let key = redis.keys().await.remove(0);
+    let pttl: i64 = redis.conn().await.pttl(&key).await.expect("pttl");
+    assert!(pttl > 800, "the TTL slid: {pttl}");
+}

@@ -36,6 +36,9 @@ pub struct Args {
     /// Concurrent tasks.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Rounds: the stores take turns, each running cycles/rounds per round.
+    #[arg(long, default_value_t = 4)]
+    pub rounds: u64,
     /// Percent of cycles that save one changed attribute.
     #[arg(long, default_value_t = 10.0)]
     pub save_percent: f64,
@@ -45,9 +48,15 @@ pub struct Args {
     /// Percent of cycles that push, then pop, a flash message.
     #[arg(long, default_value_t = 2.0)]
     pub flash_percent: f64,
-    /// redis-sessions' pool size.
-    #[arg(long, default_value_t = 16)]
+    /// redis-sessions' pool size (shared connections).
+    #[arg(long, default_value_t = 2)]
     pub pool: usize,
+    /// redis-sessions reads only the attributes a request uses (`load_only`) instead of all.
+    #[arg(long)]
+    pub partial: bool,
+    /// Run only one store (`ours` or `baseline`), e.g. under a profiler.
+    #[arg(long)]
+    pub only: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -103,15 +112,15 @@ impl Store {
     }
 
     /// Runs one cycle of `kind` on the session in `slot`; false when it was not there.
-    async fn cycle(&self, kind: Kind, slot: &Mutex<String>, n: u64) -> Outcome {
+    async fn cycle(&self, kind: Kind, slot: &Mutex<String>, n: u64, partial: bool) -> Outcome {
         let token = slot.lock().map_err(|e| e.to_string())?.clone();
         let err = |e: &dyn std::fmt::Display| e.to_string();
         match (self, kind) {
             (Store::Ours(s), Kind::Read) => {
-                ours::read_request(s, &token).await.map_err(|e| err(&e))
+                ours::read_request(s, &token, partial).await.map_err(|e| err(&e))
             }
             (Store::Ours(s), Kind::Save) => {
-                ours::save_request(s, &token, n).await.map_err(|e| err(&e))
+                ours::save_request(s, &token, n, partial).await.map_err(|e| err(&e))
             }
             (Store::Ours(s), Kind::Flash) => {
                 ours::flash_request(s, &token).await.map_err(|e| err(&e))
@@ -157,15 +166,25 @@ async fn populate(
     (Arc::new(tokens), (after.used_memory - before.used_memory) / args.sessions as f64)
 }
 
-/// Runs `args.cycles` cycles over `concurrency` tasks and measures them.
-async fn run(
-    name: &'static str,
-    store: Store,
+/// What the rounds of one store add up to.
+struct Totals {
+    latency: Histogram<u64>,
+    missed: u64,
+    elapsed: Duration,
+    client_cpu: f64,
+    redis: Counters,
+}
+
+/// Runs `cycles` cycles over `concurrency` tasks, adding what they cost to `totals`.
+async fn round(
+    store: &Store,
+    tokens: &Arc<Vec<Mutex<String>>>,
+    cycles: u64,
     args: &Args,
+    bar: &ProgressBar,
     conn: &mut redis::aio::MultiplexedConnection,
-) -> Phase {
-    let (tokens, memory_per_session) = populate(&store, args, conn).await;
-    let bar = progress(name, args);
+    totals: &mut Totals,
+) {
     let before = Counters::read(conn).await.expect("INFO");
     let (cpu_before, started) = (client_cpu_seconds(), Instant::now());
     let next = Arc::new(AtomicU64::new(0));
@@ -174,18 +193,22 @@ async fn run(
             let (store, tokens, next, bar, args) =
                 (store.clone(), tokens.clone(), next.clone(), bar.clone(), args.clone());
             tokio::spawn(async move {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(task as u64);
+                let mut rng =
+                    rand::rngs::StdRng::seed_from_u64(rand::random::<u64>() ^ task as u64);
                 let mut histogram =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut misses = 0u64;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= args.cycles {
+                    if n >= cycles {
                         return (histogram, misses);
                     }
                     let (kind, slot) = (args.pick(&mut rng), rng.random_range(0..tokens.len()));
                     let start = Instant::now();
-                    let found = store.cycle(kind, &tokens[slot], n).await.expect("cycle failed");
+                    let found = store
+                        .cycle(kind, &tokens[slot], n, args.partial)
+                        .await
+                        .expect("cycle failed");
                     let _ = histogram.record(start.elapsed().as_micros() as u64);
                     misses += u64::from(!found);
                     bar.inc(1);
@@ -193,36 +216,78 @@ async fn run(
             })
         })
         .collect();
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let mut misses = 0;
     for task in tasks {
         let (histogram, missed) = task.await.expect("task");
-        latency.add(&histogram).expect("merge");
-        misses += missed;
+        totals.latency.add(&histogram).expect("merge");
+        totals.missed += missed;
     }
-    let elapsed = started.elapsed();
-    let client_cpu = client_cpu_seconds() - cpu_before;
-    bar.finish_and_clear();
+    totals.elapsed += started.elapsed();
+    totals.client_cpu += client_cpu_seconds() - cpu_before;
     tokio::time::sleep(Duration::from_millis(1100)).await; // let everysec write the AOF tail
     let after = Counters::read(conn).await.expect("INFO");
-    Phase::new(
-        name,
-        args,
-        elapsed,
-        &latency,
-        misses,
-        client_cpu,
-        memory_per_session,
-        &before,
-        &after,
-    )
+    totals.redis.add_delta(&before, &after);
+}
+
+/// One store alone (under a profiler, say); reported against itself.
+async fn run_both_one(
+    name: &'static str,
+    store: Store,
+    args: &Args,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<Phase> {
+    let phase = run_both([(name, store.clone()), (name, store)], args, conn).await.remove(0);
+    vec![phase.clone(), phase]
+}
+
+/// Both stores, measured in alternating rounds so that drift in the machine's speed (other
+/// load, CPU frequency) falls on both alike.
+async fn run_both(
+    stores: [(&'static str, Store); 2],
+    args: &Args,
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Vec<Phase> {
+    let mut prepared = Vec::new();
+    for (name, store) in stores {
+        let (tokens, memory) = populate(&store, args, conn).await;
+        let totals = Totals {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+            missed: 0,
+            elapsed: Duration::ZERO,
+            client_cpu: 0.0,
+            redis: Counters::default(),
+        };
+        prepared.push((name, store, tokens, memory, totals, progress(name, args)));
+    }
+    let per_round = args.cycles / args.rounds.max(1);
+    for _ in 0..args.rounds.max(1) {
+        for (_, store, tokens, _, totals, bar) in prepared.iter_mut() {
+            round(store, tokens, per_round, args, bar, conn, totals).await;
+        }
+    }
+    let cycles = per_round * args.rounds.max(1);
+    prepared
+        .into_iter()
+        .map(|(name, _, _, memory, totals, bar)| {
+            bar.finish_and_clear();
+            Phase::new(
+                name,
+                cycles,
+                &totals.latency,
+                totals.elapsed,
+                totals.missed,
+                totals.client_cpu,
+                memory,
+                &totals.redis,
+            )
+        })
+        .collect()
 }
 
 fn progress(name: &str, args: &Args) -> ProgressBar {
     if args.quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(args.cycles);
+    let bar = ProgressBar::new(args.cycles / args.rounds.max(1) * args.rounds.max(1));
     let style =
         ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
             .expect("template")
@@ -253,8 +318,19 @@ async fn main() {
     let ours = SessionStore::connect(config.clone()).await.expect("store");
     let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
 
-    let baseline = run("baseline", Store::Naive(naive), &args, &mut conn).await;
-    let measured = run("ours", Store::Ours(ours), &args, &mut conn).await;
+    let phases = match args.only.as_deref() {
+        Some("ours") => run_both_one("ours", Store::Ours(ours), &args, &mut conn).await,
+        Some("baseline") => run_both_one("baseline", Store::Naive(naive), &args, &mut conn).await,
+        _ => {
+            run_both(
+                [("baseline", Store::Naive(naive)), ("ours", Store::Ours(ours))],
+                &args,
+                &mut conn,
+            )
+            .await
+        }
+    };
+    let [baseline, measured] = <[Phase; 2]>::try_from(phases).expect("two phases");
     let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port, &args, &config));
     Report { args: args.clone(), baseline, ours: measured, ceiling }.print();
 }

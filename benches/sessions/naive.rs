@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
 
-use crate::profile::{change_cart, Profile};
+use crate::profile::{change_profile, Profile};
 
 #[derive(Clone)]
 pub struct Naive {
@@ -60,10 +60,10 @@ impl Naive {
         Ok(self.load(id).await?.map(|p| p.user_id > 0 && !p.csrf_token.is_empty()).unwrap_or(false))
     }
 
-    /// A request that adds to the cart: load, change, write the whole blob.
+    /// A request that changes one attribute: load, change, write the whole blob.
     pub async fn save_request(&self, id: &str, n: u64) -> RedisResult<bool> {
         let Some(mut profile) = self.load(id).await? else { return Ok(false) };
-        change_cart(&mut profile.cart, n);
+        change_profile(&mut profile, n);
         self.write(id, &profile).await.map(|_| true)
     }
 

@@ -2,22 +2,58 @@
 
 use redis_sessions::{Result, SessionStore};
 
-use crate::profile::{change_cart, CartItem};
+use crate::profile::{change_cart, changed_attribute, view, CartItem};
+
+/// Loads all attributes, or with `only` just those the request uses.
+async fn load(
+    store: &SessionStore,
+    token: &str,
+    only: Option<&[&str]>,
+) -> Result<Option<redis_sessions::Session>> {
+    match only {
+        Some(names) => store.load_only(token, names).await,
+        None => store.load(token).await,
+    }
+}
 
 /// A request that reads the user and the CSRF token: one get-and-touch, two attributes decoded.
-pub async fn read_request(store: &SessionStore, token: &str) -> Result<bool> {
-    let Some(session) = store.load(token).await? else { return Ok(false) };
+pub async fn read_request(store: &SessionStore, token: &str, partial: bool) -> Result<bool> {
+    let only: &[&str] = &["user_id", "csrf_token"];
+    let Some(session) = load(store, token, partial.then_some(only)).await? else {
+        return Ok(false);
+    };
     let user: Option<u64> = session.get("user_id")?;
     let csrf: Option<String> = session.get("csrf_token")?;
     Ok(user.is_some() && csrf.is_some())
 }
 
-/// A request that adds to the cart: load, change one attribute, save the delta.
-pub async fn save_request(store: &SessionStore, token: &str, n: u64) -> Result<bool> {
-    let Some(mut session) = store.load(token).await? else { return Ok(false) };
-    let mut cart: Vec<CartItem> = session.get("cart")?.unwrap_or_default();
-    change_cart(&mut cart, n);
-    session.insert("cart", &cart)?;
+/// A request that changes one attribute: load, change it, save the delta.
+pub async fn save_request(
+    store: &SessionStore,
+    token: &str,
+    n: u64,
+    partial: bool,
+) -> Result<bool> {
+    let name = changed_attribute(n);
+    let only = ["user_id", "csrf_token", name];
+    let Some(mut session) = load(store, token, partial.then_some(&only[..])).await? else {
+        return Ok(false);
+    };
+    match name {
+        "cart" => {
+            let mut cart: Vec<CartItem> = session.get(name)?.unwrap_or_default();
+            change_cart(&mut cart, n);
+            session.insert(name, &cart)?;
+        }
+        "recently_viewed" => {
+            let mut viewed: Vec<String> = session.get(name)?.unwrap_or_default();
+            view(&mut viewed, n);
+            session.insert(name, &viewed)?;
+        }
+        "visits" => session.insert(name, &(session.get::<u32>(name)?.unwrap_or(0) + 1))?,
+        "csrf_token" => session.insert(name, &format!("{n:043}"))?,
+        _ => session.insert(name, &format!("ORD-{n:024}"))?,
+    }
     match store.save(&mut session).await {
         Err(redis_sessions::Error::SessionGone) => Ok(false), // regenerated meanwhile
         other => other.map(|()| true),

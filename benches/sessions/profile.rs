@@ -30,6 +30,7 @@ pub struct Profile {
     pub preferences: Preferences,
     pub recently_viewed: Vec<String>,
     pub last_order: String,
+    pub visits: u32,
     pub flash: Vec<String>,
 }
 
@@ -56,6 +57,7 @@ impl Profile {
             },
             recently_viewed: (0..6).map(|i| format!("/products/item-{:08}", id + i)).collect(),
             last_order: format!("ORD-{}", hex(rng, 24)),
+            visits: 1,
             flash: Vec::new(),
         }
     }
@@ -71,7 +73,7 @@ impl Profile {
         session.insert("preferences", &self.preferences)?;
         session.insert("recently_viewed", &self.recently_viewed)?;
         session.insert("last_order", &self.last_order)?;
-        session.insert("visits", &1u32)
+        session.insert("visits", &self.visits)
     }
 }
 
@@ -80,5 +82,30 @@ pub fn change_cart(cart: &mut Vec<CartItem>, n: u64) {
     cart.push(CartItem { sku: format!("SKU-{n:08}"), qty: 1, price_cents: 999 });
     if cart.len() > 5 {
         cart.remove(0);
+    }
+}
+
+/// A page view remembered (the list stays short).
+pub fn view(viewed: &mut Vec<String>, n: u64) {
+    viewed.push(format!("/products/item-{n:08}"));
+    if viewed.len() > 6 {
+        viewed.remove(0);
+    }
+}
+
+/// Which attribute saving cycle `n` changes: the cart, the recently viewed list, the visit
+/// counter, the CSRF token or the last order, in turn (from about 10 to about 170 bytes).
+pub fn changed_attribute(n: u64) -> &'static str {
+    ["cart", "recently_viewed", "visits", "csrf_token", "last_order"][(n % 5) as usize]
+}
+
+/// Applies cycle `n`'s change to the whole profile (the naive store's way).
+pub fn change_profile(profile: &mut Profile, n: u64) {
+    match changed_attribute(n) {
+        "cart" => change_cart(&mut profile.cart, n),
+        "recently_viewed" => view(&mut profile.recently_viewed, n),
+        "visits" => profile.visits += 1,
+        "csrf_token" => profile.csrf_token = format!("{n:043}"),
+        _ => profile.last_order = format!("ORD-{n:024}"),
     }
 }

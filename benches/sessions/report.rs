@@ -10,7 +10,8 @@ use crate::server::{redis_benchmark, Counters};
 use crate::Args;
 
 /// Commands the client itself sends, per store (the rest run inside scripts).
-const OURS_CLIENT_COMMANDS: &[&str] = &["evalsha", "eval", "hgetall", "pttl", "config|get"];
+const OURS_CLIENT_COMMANDS: &[&str] =
+    &["evalsha", "eval", "hgetall", "hmget", "pttl", "config|get"];
 const NAIVE_CLIENT_COMMANDS: &[&str] = &["get", "pexpire", "set", "del"];
 
 /// One store's figures.
@@ -28,22 +29,25 @@ pub struct Phase {
     pub client_cpu_us_per_request: f64,
     pub aof_bytes_per_request: f64,
     pub memory_bytes_per_session: f64,
+    /// Redis time per request by command, µs (commands inside scripts counted separately).
+    pub redis_us_by_command: Vec<(String, f64)>,
 }
 
 impl Phase {
+    /// The figures of `cycles` cycles that took `elapsed` in all, from totals of deltas.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &'static str,
-        args: &Args,
-        elapsed: Duration,
+        cycles: u64,
         latency: &Histogram<u64>,
+        elapsed: Duration,
         missed: u64,
         client_cpu: f64,
         memory_per_session: f64,
-        before: &Counters,
-        after: &Counters,
+        redis: &Counters,
     ) -> Self {
-        let n = args.cycles as f64;
+        let n = cycles as f64;
+        let none = Counters::default();
         let client = if name == "ours" { OURS_CLIENT_COMMANDS } else { NAIVE_CLIENT_COMMANDS };
         let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         Phase {
@@ -53,12 +57,18 @@ impl Phase {
             p99_ms: ms(0.99),
             p999_ms: ms(0.999),
             missed,
-            client_commands_per_request: after.calls_since(before, client) / n,
-            server_commands_per_request: (after.commands - before.commands) / n,
-            redis_cpu_us_per_request: (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
+            client_commands_per_request: redis.calls_since(&none, client) / n,
+            server_commands_per_request: redis.commands / n,
+            redis_cpu_us_per_request: redis.cpu_seconds * 1e6 / n,
             client_cpu_us_per_request: client_cpu * 1e6 / n,
-            aof_bytes_per_request: (after.aof_bytes - before.aof_bytes) / n,
+            aof_bytes_per_request: redis.aof_bytes / n,
             memory_bytes_per_session: memory_per_session,
+            redis_us_by_command: redis
+                .usec_since(&none)
+                .into_iter()
+                .map(|(c, us)| (c, us / n))
+                .take(8)
+                .collect(),
         }
     }
 }
@@ -119,6 +129,11 @@ impl Report {
                 "\nceiling: redis-benchmark, EVALSHA get-and-touch, {} clients: {ceiling:.0} requests/s",
                 a.concurrency
             );
+        }
+        for phase in [b, o] {
+            let spent: Vec<String> =
+                phase.redis_us_by_command.iter().map(|(c, us)| format!("{c} {us:.2}")).collect();
+            println!("{}: Redis µs per request by command: {}", phase.name, spent.join(", "));
         }
         if b.missed + o.missed > 0 {
             println!("(cycles that found their session regenerated away by a concurrent cycle: baseline {}, ours {})", b.missed, o.missed);

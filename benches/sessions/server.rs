@@ -22,6 +22,7 @@ impl OwnServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            .args(["--hash-max-listpack-value", "1024"])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -54,6 +55,7 @@ pub struct Counters {
     pub aof_bytes: f64,
     pub used_memory: f64,
     pub calls: HashMap<String, f64>,
+    pub usec: HashMap<String, f64>,
 }
 
 impl Counters {
@@ -70,14 +72,46 @@ impl Counters {
                 "used_memory" => counters.used_memory = number(),
                 _ => {
                     if let Some(command) = name.strip_prefix("cmdstat_") {
-                        let calls = value.split(',').find_map(|f| f.strip_prefix("calls="));
-                        let calls = calls.and_then(|c| c.parse().ok()).unwrap_or(0.0);
-                        counters.calls.insert(command.to_owned(), calls);
+                        let field = |key: &str| {
+                            let found = value.split(',').find_map(|f| f.strip_prefix(key));
+                            found.and_then(|c| c.parse().ok()).unwrap_or(0.0)
+                        };
+                        counters.calls.insert(command.to_owned(), field("calls="));
+                        counters.usec.insert(command.to_owned(), field("usec="));
                     }
                 }
             }
         }
         Ok(counters)
+    }
+
+    /// Adds what changed between `before` and `after` to these totals.
+    pub fn add_delta(&mut self, before: &Counters, after: &Counters) {
+        self.commands += after.commands - before.commands;
+        self.cpu_seconds += after.cpu_seconds - before.cpu_seconds;
+        self.aof_bytes += after.aof_bytes - before.aof_bytes;
+        for (name, calls) in &after.calls {
+            *self.calls.entry(name.clone()).or_default() +=
+                calls - before.calls.get(name).copied().unwrap_or(0.0);
+        }
+        for (name, usec) in &after.usec {
+            *self.usec.entry(name.clone()).or_default() +=
+                usec - before.usec.get(name).copied().unwrap_or(0.0);
+        }
+    }
+
+    /// Time Redis spent per command between `earlier` and `self`, largest first (µs).
+    pub fn usec_since(&self, earlier: &Counters) -> Vec<(String, f64)> {
+        let mut spent: Vec<(String, f64)> = self
+            .usec
+            .iter()
+            .map(|(name, usec)| {
+                (name.clone(), usec - earlier.usec.get(name).copied().unwrap_or(0.0))
+            })
+            .filter(|(_, usec)| *usec > 0.0)
+            .collect();
+        spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+        spent
     }
 
     /// Calls of these commands between `earlier` and `self`.

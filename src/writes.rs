@@ -1,0 +1,130 @@
+//! Writing sessions: delta saves, regenerate-and-migrate, and flash messages.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tracing::{debug, instrument};
+
+use crate::error::{Error, Result};
+use crate::scripts::SCRIPTS;
+use crate::session::Session;
+use crate::store::{SessionStore, TOKEN_ATTEMPTS};
+use crate::token::Token;
+use crate::{codec, keys};
+
+impl SessionStore {
+    /// Writes the attributes changed since load, and deletes the removed ones; nothing else.
+    /// Another request's changes to other attributes survive. Does nothing when nothing changed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionGone`] when the session expired, was destroyed or was regenerated away
+    /// (a save never brings it back); [`Error::TooLarge`] when the attribute limit would be
+    /// exceeded; connection errors as for [`create`](Self::create). Nothing is written then.
+    pub async fn save(&self, session: &mut Session) -> Result<()> {
+        self.save_delta(session, false).await
+    }
+
+    /// Like [`save`](Self::save), but only if nobody saved the session since it was loaded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when the stored version is newer (nothing is written), and the
+    /// errors of [`save`](Self::save).
+    pub async fn save_checked(&self, session: &mut Session) -> Result<()> {
+        self.save_delta(session, true).await
+    }
+
+    #[instrument(level = "debug", name = "session.save", skip_all, fields(session = ?session.token()))]
+    async fn save_delta(&self, session: &mut Session, checked: bool) -> Result<()> {
+        if !session.is_changed() {
+            return Ok(());
+        }
+        let expected = session.meta.version;
+        let mut call = SCRIPTS.save.call(&[&session.key]);
+        call.arg(if checked { expected.to_string() } else { String::new() });
+        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
+        let (set, deleted) = session.delta();
+        call.arg(self.config.limits.max_attributes).arg(set.len());
+        for (name, value) in set {
+            call.arg(name).arg(value);
+        }
+        call.arg(deleted);
+        match self.run::<(i64, u64)>(&call).await? {
+            (1, version) => {
+                session.saved(version);
+                Ok(())
+            }
+            (0, _) => Err(Error::SessionGone),
+            (-1, actual) => Err(Error::Conflict { expected, actual }),
+            (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
+            (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
+        }
+    }
+
+    /// Moves the session to a fresh token and returns it; the old token loads nothing from now
+    /// on. Call it on login, logout and any change of privilege (anti-fixation). Unsaved
+    /// changes stay in `session` and go to the new token with the next save.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionGone`] when the session no longer exists; connection errors as for
+    /// [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.regenerate", skip_all, fields(session = ?session.token()))]
+    pub async fn regenerate(&self, session: &mut Session) -> Result<Token> {
+        for _ in 0..TOKEN_ATTEMPTS {
+            let token = Token::generate_with_tag(session.token().tag())?;
+            let key = keys::session_key(&self.config.key_prefix, &token);
+            match self.run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key])).await? {
+                1 => {
+                    debug!(new_session = ?token, "regenerated");
+                    session.rekey(token.clone(), key);
+                    return Ok(token);
+                }
+                0 => return Err(Error::SessionGone),
+                _ => continue,
+            }
+        }
+        Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
+    }
+
+    /// Queues a flash message for a later request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`]; [`Error::TooLarge`] when the pending messages would exceed
+    /// [`Limits::max_value_bytes`](crate::Limits::max_value_bytes); [`Error::SessionGone`];
+    /// connection errors as for [`create`](Self::create). Nothing is written on error.
+    #[instrument(level = "debug", name = "session.flash_push", skip_all, fields(session = ?session.token()))]
+    pub async fn push_flash<T: Serialize + ?Sized>(
+        &self,
+        session: &Session,
+        message: &T,
+    ) -> Result<()> {
+        let bytes = codec::encode("@flash", message)?;
+        let max = self.config.limits.max_value_bytes;
+        self.config.limits.check_value(bytes.len())?;
+        match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {
+            0 => Err(Error::SessionGone),
+            -1 => Err(Error::TooLarge { limit: "flash", size: max.saturating_add(1), max }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes the pending flash messages; no other request will see them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when a message is not a `T`: the messages then stay in `session`, and
+    /// [`Session::take_flash`] with the right type still returns them. Connection errors as for
+    /// [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.flash_pop", skip_all, fields(session = ?session.token()))]
+    pub async fn pop_flash<T: DeserializeOwned>(&self, session: &mut Session) -> Result<Vec<T>> {
+        let popped = self.run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key])).await?;
+        session.flash.extend(popped.unwrap_or_default());
+        session.take_flash()
+    }
+}
+
+fn too_many_attributes(count: u64, max: usize) -> Error {
+    Error::TooLarge { limit: "attributes", size: count as usize, max }
+}
