@@ -90,7 +90,8 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`], [`Error::Redis`] or [`Error::Timeout`] when Redis cannot be reached.
+    /// [`Error::Redis`], [`Error::Timeout`] or [`Error::PoolTimeout`] when Redis cannot be
+    /// reached ([`Error::is_unavailable`] tells them apart from the others).
     #[instrument(level = "debug", name = "session.create", skip_all)]
     pub async fn create(&self) -> Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {

@@ -141,6 +141,7 @@ async fn a_stalled_redis_costs_a_command_timeout_not_a_hang() {
     let started = Instant::now();
     let err = store.load(session.token().expose()).await.expect_err("Redis is asleep");
     let took = started.elapsed();
+    eprintln!("stalled: {err} after {took:?}");
     assert!(err.is_unavailable(), "{err:?}");
     assert!(took < Duration::from_millis(1000), "bounded by the timeouts: {took:?}");
     stall.await.expect("stall"); // (the blocker's own connection gives up after 500 ms)
