@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
+#[cfg(any(feature = "actix", feature = "tower-sessions"))]
+pub mod adapters;
 mod advice;
 mod codec;
 mod config;

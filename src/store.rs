@@ -95,18 +95,26 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.create", skip_all)]
     pub async fn create(&self) -> Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {
-            let token = Token::generate()?;
-            let key = keys::session_key(&self.config.key_prefix, &token);
-            let mut call = SCRIPTS.create.call(&[&key]);
-            call.arg(self.config.idle_ms()).arg(self.config.absolute_ms());
-            if let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? {
-                let ttl_ms = self.config.idle_ms().min(self.config.absolute_ms());
-                let meta = Metadata { created_ms, deadline_ms, version: 0, ttl_ms: ttl_ms as i64 };
-                debug!(session = ?token, "created");
-                return Ok(Session::new(token, key, meta, self.config.limits));
+            if let Some(session) = self.create_with_token(Token::generate()?).await? {
+                return Ok(session);
             }
         }
         Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
+    }
+
+    /// Creates an empty session under `token`; `None` when a session already has that token.
+    /// (The adapters use it for IDs their framework draws.)
+    pub(crate) async fn create_with_token(&self, token: Token) -> Result<Option<Session>> {
+        let key = keys::session_key(&self.config.key_prefix, &token);
+        let mut call = SCRIPTS.create.call(&[&key]);
+        call.arg(self.config.idle_ms()).arg(self.config.absolute_ms());
+        let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? else {
+            return Ok(None);
+        };
+        let ttl_ms = self.config.idle_ms().min(self.config.absolute_ms()) as i64;
+        let meta = Metadata { created_ms, deadline_ms, version: 0, ttl_ms };
+        debug!(session = ?token, "created");
+        Ok(Some(Session::new(token, key, meta, self.config.limits)))
     }
 
     /// Deletes the session; true when it existed.
