@@ -44,6 +44,9 @@ mod tls;
 mod token;
 mod writes;
 
+#[cfg(feature = "axum")]
+pub mod web;
+
 pub use advice::ServerAdvice;
 pub use config::Config;
 pub use error::{Error, Result};

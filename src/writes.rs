@@ -100,7 +100,11 @@ impl SessionStore {
         session: &Session,
         message: &T,
     ) -> Result<()> {
-        let bytes = codec::encode("@flash", message)?;
+        self.push_flash_encoded(session, codec::encode("@flash", message)?).await
+    }
+
+    /// Queues a message already encoded with MessagePack.
+    pub(crate) async fn push_flash_encoded(&self, session: &Session, bytes: Vec<u8>) -> Result<()> {
         let max = self.config.limits.max_value_bytes;
         self.config.limits.check_value(bytes.len())?;
         match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {

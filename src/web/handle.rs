@@ -1,0 +1,300 @@
+//! [`Session`], a handler's view of its request's session, and what happens to it after the
+//! handler.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use http::request::Parts;
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::{codec, SessionStore};
+
+/// The session of the current request, for handlers. Cheap to clone; clones share the state.
+///
+/// Loaded on first use, created on the first `insert` or `flash` into a visitor who has none,
+/// saved after the handler with only what changed. Needs [`SessionLayer`](super::SessionLayer).
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Mutex<State>>,
+}
+
+/// What the layer must do with the cookie after the handler.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CookieAction {
+    Keep,
+    Issue { token: String, max_age_secs: i64 },
+    Clear,
+}
+
+struct State {
+    store: SessionStore,
+    cookie: Option<String>,
+    session: Loaded,
+    popped: Vec<u8>,
+    now: Vec<u8>,
+    next: Vec<Vec<u8>>,
+    reissue: bool,
+    destroyed: bool,
+}
+
+enum Loaded {
+    NotYet,
+    Missing,
+    Live(crate::Session),
+}
+
+impl Session {
+    pub(crate) fn new(store: SessionStore, cookie: Option<String>) -> Self {
+        let state = State {
+            store,
+            cookie,
+            session: Loaded::NotYet,
+            popped: Vec::new(),
+            now: Vec::new(),
+            next: Vec::new(),
+            reissue: false,
+            destroyed: false,
+        };
+        Session { inner: Arc::new(Mutex::new(state)) }
+    }
+
+    /// Attribute `name`, decoded; `Ok(None)` when unset or when there is no session.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`]; [`Error::Decode`] when the value is not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let mut state = self.inner.lock().await;
+        match state.live().await? {
+            Some(session) => session.get(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Names of the attributes set.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn names(&self) -> Result<Vec<String>> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.map(|s| s.names().map(str::to_owned).collect()).unwrap_or_default())
+    }
+
+    /// Sets attribute `name`; creates the session if the visitor has none.
+    ///
+    /// # Errors
+    ///
+    /// As [`crate::Session::insert`], and Redis errors when the session must be created.
+    pub async fn insert<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        state.live_or_create().await?.insert(name, value)
+    }
+
+    /// Removes attribute `name`; true when it was set.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn remove(&self, name: &str) -> Result<bool> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.is_some_and(|session| session.remove(name)))
+    }
+
+    /// Moves the session to a new token, so a token known before (planted by an attacker,
+    /// say) opens nothing from now on. Call it on login, logout and any change of privilege.
+    /// Without a session it does nothing: the next insert creates one with a fresh token.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors of [`SessionStore::regenerate`].
+    pub async fn regenerate(&self) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        if let Some(session) = state.live().await? {
+            store.regenerate(session).await?;
+            state.reissue = true;
+        }
+        Ok(())
+    }
+
+    /// Deletes the session and clears the cookie.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors of [`SessionStore::destroy`].
+    pub async fn destroy(&self) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        if let Some(session) = state.live().await? {
+            store.destroy(session).await?;
+        }
+        state.session = Loaded::Missing;
+        state.destroyed = true;
+        Ok(())
+    }
+
+    /// Queues a flash message for the next request that reads the flash messages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`].
+    pub async fn flash<T: Serialize + ?Sized>(&self, message: &T) -> Result<()> {
+        let bytes = codec::encode("@flash", message)?;
+        self.inner.lock().await.next.push(bytes);
+        Ok(())
+    }
+
+    /// Adds a flash message to this request's own, for a page rendered right away.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`].
+    pub async fn flash_now<T: Serialize + ?Sized>(&self, message: &T) -> Result<()> {
+        let bytes = codec::encode("@flash", message)?;
+        self.inner.lock().await.now.extend(bytes);
+        Ok(())
+    }
+
+    /// Takes the flash messages for this request: those queued by earlier requests (popped
+    /// atomically when the session was loaded, so no other request shows them) and those of
+    /// [`flash_now`](Self::flash_now).
+    ///
+    /// # Errors
+    ///
+    /// Loading errors; [`Error::Decode`] when a message is not a `T` (the messages are kept).
+    pub async fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        let mut state = self.inner.lock().await;
+        state.live().await?;
+        let mut all = state.popped.clone();
+        all.extend_from_slice(&state.now);
+        let messages = codec::decode_all("@flash", &all)?;
+        state.popped.clear();
+        state.now.clear();
+        Ok(messages)
+    }
+
+    /// Created, deadline, version and TTL of the session, if there is one.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn metadata(&self) -> Result<Option<crate::Metadata>> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.map(|session| session.metadata()))
+    }
+
+    /// After the handler: saves, pushes flash messages, and says what to do with the cookie.
+    pub(crate) async fn finish(&self) -> Result<CookieAction> {
+        let mut state = self.inner.lock().await;
+        state.finish().await
+    }
+}
+
+impl State {
+    /// The live session, loading it (and popping its flash messages) on first use.
+    async fn live(&mut self) -> Result<Option<&mut crate::Session>> {
+        if let Loaded::NotYet = self.session {
+            let found = match &self.cookie {
+                Some(token) => self.store.load_and_pop_flash(token).await?,
+                None => None,
+            };
+            self.session = match found {
+                Some(mut session) => {
+                    self.popped = std::mem::take(&mut session.flash);
+                    Loaded::Live(session)
+                }
+                None => Loaded::Missing,
+            };
+        }
+        Ok(match &mut self.session {
+            Loaded::Live(session) => Some(session),
+            _ => None,
+        })
+    }
+
+    async fn live_or_create(&mut self) -> Result<&mut crate::Session> {
+        if self.live().await?.is_none() {
+            self.session = Loaded::Live(self.store.create().await?);
+            self.reissue = true;
+        }
+        match &mut self.session {
+            Loaded::Live(session) => Ok(session),
+            _ => Err(Error::SessionGone),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<CookieAction> {
+        let live = matches!(self.session, Loaded::Live(_));
+        if self.destroyed && !live {
+            return Ok(if self.cookie.is_some() {
+                CookieAction::Clear
+            } else {
+                CookieAction::Keep
+            });
+        }
+        // Messages popped at load that the handler did not read go back for the next request.
+        let unread = std::mem::take(&mut self.popped);
+        if !unread.is_empty() {
+            self.next.insert(0, unread);
+        }
+        if !self.next.is_empty() {
+            self.live_or_create().await?;
+        }
+        let store = self.store.clone();
+        let Loaded::Live(session) = &mut self.session else {
+            let stale = self.cookie.is_some() && matches!(self.session, Loaded::Missing);
+            return Ok(if stale { CookieAction::Clear } else { CookieAction::Keep });
+        };
+        match save_and_flash(&store, session, &self.next).await {
+            Err(Error::SessionGone) => return Ok(CookieAction::Clear),
+            other => other?,
+        }
+        if !self.reissue {
+            return Ok(CookieAction::Keep);
+        }
+        // Only a cookie lifetime hint (Redis enforces the deadline), so the app's clock will do.
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        let token = session.token().expose().to_owned();
+        let max_age_secs = (session.metadata().deadline_ms - now_ms) / 1000;
+        Ok(CookieAction::Issue { token, max_age_secs })
+    }
+}
+
+async fn save_and_flash(
+    store: &SessionStore,
+    session: &mut crate::Session,
+    next: &[Vec<u8>],
+) -> Result<()> {
+    store.save(session).await?;
+    for message in next {
+        store.push_flash_encoded(session, message.clone()).await?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the Session extractor needs SessionLayer around the router",
+        ))
+    }
+}

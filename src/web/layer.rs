@@ -1,0 +1,132 @@
+//! The tower layer: a [`Session`] in every request's extensions, finished after the handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::error;
+
+use super::handle::{CookieAction, Session};
+use super::CookieConfig;
+use crate::SessionStore;
+
+/// Gives every request a [`Session`] (through the extractor) and finishes it after the
+/// handler: saves the changes, pushes flash messages, sets or clears the cookie.
+///
+/// ```
+/// use redis_sessions::web::{CookieConfig, SessionLayer};
+/// # fn demo(store: redis_sessions::SessionStore) {
+/// let layer = SessionLayer::new(store).with_cookie(CookieConfig::default().with_name("sid"));
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    store: SessionStore,
+    cookie: Arc<CookieConfig>,
+}
+
+impl SessionLayer {
+    /// A layer over `store`, with the secure cookie defaults of [`CookieConfig::default`].
+    pub fn new(store: SessionStore) -> Self {
+        SessionLayer { store, cookie: Arc::new(CookieConfig::default()) }
+    }
+
+    /// Sets the cookie's name and attributes. Default [`CookieConfig::default`].
+    ///
+    /// ```
+    /// # use redis_sessions::web::{CookieConfig, SessionLayer};
+    /// # fn demo(store: redis_sessions::SessionStore) {
+    /// let layer = SessionLayer::new(store).with_cookie(CookieConfig::default().with_secure(false));
+    /// # }
+    /// ```
+    pub fn with_cookie(mut self, cookie: CookieConfig) -> Self {
+        self.cookie = Arc::new(cookie);
+        self
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService { inner, store: self.store.clone(), cookie: self.cookie.clone() }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    store: SessionStore,
+    cookie: Arc<CookieConfig>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
+        let session = Session::new(self.store.clone(), self.cookie.find(cookies));
+        request.extensions_mut().insert(session.clone());
+        // The clone that was made ready goes into the future; a fresh clone stays for next time.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let cookie = self.cookie.clone();
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            Ok(finish(session, response, &cookie).await)
+        })
+    }
+}
+
+/// Finishes the session and applies the cookie decision to the response.
+async fn finish<B: Default>(
+    session: Session,
+    mut response: Response<B>,
+    cookie: &CookieConfig,
+) -> Response<B> {
+    let action = match session.finish().await {
+        Ok(action) => action,
+        Err(e) => {
+            error!(error = %e, "could not save the session");
+            let status = if e.is_unavailable() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            let mut failed = Response::new(B::default());
+            *failed.status_mut() = status;
+            return failed;
+        }
+    };
+    let set_cookie = match action {
+        CookieAction::Keep => return response,
+        CookieAction::Issue { token, max_age_secs } => cookie.issue(&token, max_age_secs),
+        CookieAction::Clear => cookie.clear(),
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
+        headers.append(SET_COOKIE, value);
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

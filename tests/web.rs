@@ -1,0 +1,202 @@
+//! The axum layer, through the demo app, over real HTTP with a cookie jar, against real Redis.
+#![cfg(feature = "axum")]
+
+#[path = "../examples/demo.rs"]
+#[allow(dead_code)]
+mod demo;
+mod support;
+
+use std::sync::Arc;
+
+use redis_sessions::web::CookieConfig;
+use reqwest::redirect::Policy;
+use reqwest::Client;
+
+/// The demo app on a free port; its base URL.
+async fn serve(redis: &support::TestRedis, cookie: CookieConfig) -> String {
+    let store = redis.store();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, demo::app(store, cookie)).await });
+    format!("http://{addr}")
+}
+
+/// A browser: a cookie jar, no redirects followed (so each response can be looked at).
+fn browser() -> (Client, Arc<reqwest::cookie::Jar>) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let client = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build();
+    (client.expect("client"), jar)
+}
+
+/// Plain HTTP in tests: the cookie must not be Secure for the jar to send it back.
+fn plain() -> CookieConfig {
+    CookieConfig::default().with_secure(false)
+}
+
+async fn page(client: &Client, url: &str) -> String {
+    client.get(url).send().await.expect("get").text().await.expect("body")
+}
+
+async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
+    let form = [("username", user), ("password", "pw")];
+    client.post(format!("{base}/login")).form(&form).send().await.expect("login")
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .next()
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|p| p.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_who_stores_nothing_gets_no_cookie_and_no_redis_key() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    for path in ["/", "/sessions", "/"] {
+        let response = client.get(format!("{base}{path}")).send().await.expect("get");
+        assert!(response.status().is_success());
+        assert!(response.headers().get("set-cookie").is_none(), "{path} set a cookie");
+    }
+    assert!(redis.keys().await.is_empty(), "no Redis key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_has_the_secure_attributes() {
+    let redis = support::any_server();
+    let base = serve(&redis, CookieConfig::default()).await;
+    let (client, _) = browser();
+    let response = login(&client, &base, "ada").await;
+    let set_cookie = session_cookie(&response).expect("login sets the cookie");
+    assert!(set_cookie.starts_with("__Host-session="), "{set_cookie}");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie} lacks {attribute}");
+    }
+    assert!(!set_cookie.contains("Domain"), "{set_cookie}");
+    assert_eq!(
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    // The cookie's value is a token, and Redis keys hold no trace of it.
+    let token = cookie_value(&set_cookie);
+    assert_eq!(token.len(), redis_sessions::TOKEN_LEN);
+    assert!(redis.keys().await.iter().all(|k| !k.contains(&token[4..])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_regenerates_so_a_cookie_from_before_no_longer_works() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    // Before login: the visitor has a session (a cart), hence a cookie an attacker could plant.
+    let response =
+        client.post(format!("{base}/cart")).form(&[("item", "tea")]).send().await.expect("cart");
+    let before = cookie_value(&session_cookie(&response).expect("cookie before login"));
+    let response = login(&client, &base, "ada").await;
+    let after = cookie_value(&session_cookie(&response).expect("login sets a new cookie"));
+    assert_ne!(before, after);
+
+    let (fixated, _) = browser();
+    let old =
+        fixated.get(&base).header("cookie", format!("session={before}")).send().await.expect("get");
+    let old = old.text().await.expect("body");
+    assert!(old.contains("Not logged in") && !old.contains("tea"), "the old cookie opens nothing");
+    let new = page(&client, &base).await;
+    assert!(
+        new.contains("Logged in as <b>ada</b>") && new.contains("tea"),
+        "the new one opens it all"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_message_is_shown_on_exactly_one_page_view_even_when_requests_race() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    for round in 0..10 {
+        let (client, _) = browser();
+        login(&client, &base, "ada").await;
+        let views = (0..2).map(|_| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move { page(&client, &base).await })
+        });
+        let views = futures::future::join_all(views).await;
+        let shown =
+            views.into_iter().filter(|v| v.as_ref().expect("view").contains("Welcome")).count();
+        assert_eq!(shown, 1, "round {round}: shown on exactly one of two racing views");
+        assert!(!page(&client, &base).await.contains("Welcome"), "and never again");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_cart_posts_all_land() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    login(&client, &base, "ada").await;
+    let posts = (0..20).map(|i| {
+        let (client, base) = (client.clone(), base.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{base}/cart"))
+                .form(&[("item", format!("item-{i:02}"))])
+                .send();
+            response.await.expect("post").status()
+        })
+    });
+    for status in futures::future::join_all(posts).await {
+        assert!(status.expect("task").is_redirection());
+    }
+    let cart = page(&client, &base).await;
+    for i in 0..20 {
+        assert!(cart.contains(&format!("item-{i:02}")), "item-{i:02} lost: {cart}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_destroys_the_session_and_the_old_cookie_loads_nothing() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    let cookie =
+        cookie_value(&session_cookie(&login(&client, &base, "ada").await).expect("cookie"));
+    let response = client.post(format!("{base}/logout")).send().await.expect("logout");
+    let cleared = session_cookie(&response).expect("logout clears the cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(redis.keys().await.is_empty(), "the session is gone from Redis");
+    let (replay, _) = browser();
+    let old =
+        replay.get(&base).header("cookie", format!("session={cookie}")).send().await.expect("get");
+    assert!(old.text().await.expect("body").contains("Not logged in"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cookie_is_cleared_and_sessions_shows_only_metadata() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    let stale = "A".repeat(redis_sessions::TOKEN_LEN);
+    let response =
+        client.get(&base).header("cookie", format!("session={stale}")).send().await.expect("get");
+    assert!(
+        session_cookie(&response).is_some_and(|c| c.contains("Max-Age=0")),
+        "stale cookie cleared"
+    );
+
+    login(&client, &base, "ada").await;
+    let meta = page(&client, &format!("{base}/sessions")).await;
+    assert!(meta.contains("version") && meta.contains("absolute deadline"), "{meta}");
+    assert!(!meta.contains("ada"), "metadata only, no attributes");
+}
