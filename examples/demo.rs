@@ -10,10 +10,9 @@
 //! overwrite each other; logout destroys the session.
 
 use axum::extract::Form;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use http::StatusCode;
 use redis_sessions::web::{CookieConfig, Session, SessionLayer};
 use redis_sessions::{Config, SessionStore};
 use serde::Deserialize;
@@ -35,27 +34,7 @@ pub fn app(store: SessionStore, cookie: CookieConfig) -> Router {
         .layer(SessionLayer::new(store).with_cookie(cookie))
 }
 
-/// A session error as an HTTP answer: 503 when Redis is unreachable, 500 otherwise.
-struct Failure(redis_sessions::Error);
-
-impl From<redis_sessions::Error> for Failure {
-    fn from(e: redis_sessions::Error) -> Self {
-        Failure(e)
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let status = if self.0.is_unavailable() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::INTERNAL_SERVER_ERROR
-        };
-        (status, self.0.to_string()).into_response()
-    }
-}
-
-async fn index(session: Session) -> Result<Html<String>, Failure> {
+async fn index(session: Session) -> Result<Html<String>, redis_sessions::Error> {
     let user: Option<String> = session.get("user").await?;
     let flashes: Vec<String> = session.flashes().await?;
     let mut cart = Vec::new();
@@ -72,7 +51,10 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Redirect, Failure> {
+async fn login(
+    session: Session,
+    Form(form): Form<LoginForm>,
+) -> Result<Redirect, redis_sessions::Error> {
     if form.username.trim().is_empty() || form.password.is_empty() {
         session.flash("Username and password, please.").await?;
         return Ok(Redirect::to("/"));
@@ -83,7 +65,7 @@ async fn login(session: Session, Form(form): Form<LoginForm>) -> Result<Redirect
     Ok(Redirect::to("/"))
 }
 
-async fn logout(session: Session) -> Result<Redirect, Failure> {
+async fn logout(session: Session) -> Result<Redirect, redis_sessions::Error> {
     session.destroy().await?;
     Ok(Redirect::to("/"))
 }
@@ -93,7 +75,10 @@ struct CartForm {
     item: String,
 }
 
-async fn add_to_cart(session: Session, Form(form): Form<CartForm>) -> Result<Redirect, Failure> {
+async fn add_to_cart(
+    session: Session,
+    Form(form): Form<CartForm>,
+) -> Result<Redirect, redis_sessions::Error> {
     let item = form.item.trim();
     if !item.is_empty() {
         let name = format!("{CART_PREFIX}{:016x}", rand::random::<u64>());
@@ -102,7 +87,7 @@ async fn add_to_cart(session: Session, Form(form): Form<CartForm>) -> Result<Red
     Ok(Redirect::to("/"))
 }
 
-async fn session_metadata(session: Session) -> Result<Html<String>, Failure> {
+async fn session_metadata(session: Session) -> Result<Html<String>, redis_sessions::Error> {
     let body = match session.metadata().await? {
         None => "<p>No session.</p>".to_owned(),
         Some(meta) => format!(

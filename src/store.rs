@@ -127,6 +127,20 @@ impl SessionStore {
         Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[&session.key])).await? == 1)
     }
 
+    /// Deletes the session a cookie names, without loading it first (logout with nothing else
+    /// to do, or a framework adapter's delete); true when it existed. A malformed token sends
+    /// nothing to Redis and is `Ok(false)`.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors as for [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.destroy", skip_all)]
+    pub async fn destroy_token(&self, token: &str) -> Result<bool> {
+        let Some(token) = Token::parse(token) else { return Ok(false) };
+        let key = keys::session_key(&self.config.key_prefix, &token);
+        Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[&key])).await? == 1)
+    }
+
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
     pub(crate) async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
         let mut connection = self.pool.get().await?;

@@ -44,7 +44,7 @@ struct State {
 enum Loaded {
     NotYet,
     Missing,
-    Live(crate::Session),
+    Live(Box<crate::Session>),
 }
 
 impl Session {
@@ -206,7 +206,7 @@ impl State {
             self.session = match found {
                 Some(mut session) => {
                     self.popped = std::mem::take(&mut session.flash);
-                    Loaded::Live(session)
+                    Loaded::Live(Box::new(session))
                 }
                 None => Loaded::Missing,
             };
@@ -219,7 +219,7 @@ impl State {
 
     async fn live_or_create(&mut self) -> Result<&mut crate::Session> {
         if self.live().await?.is_none() {
-            self.session = Loaded::Live(self.store.create().await?);
+            self.session = Loaded::Live(Box::new(self.store.create().await?));
             self.reissue = true;
         }
         match &mut self.session {

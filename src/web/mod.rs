@@ -39,3 +39,17 @@ mod layer;
 pub use cookie_config::CookieConfig;
 pub use handle::Session;
 pub use layer::{SessionLayer, SessionService};
+
+/// Lets handlers use `?` on session operations: 503 Service Unavailable when Redis cannot be
+/// reached ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise. The body
+/// is the error's text, which never holds a token.
+impl axum::response::IntoResponse for crate::Error {
+    fn into_response(self) -> axum::response::Response {
+        let status = if self.is_unavailable() {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        };
+        (status, self.to_string()).into_response()
+    }
+}
