@@ -53,15 +53,7 @@ async fn a_regenerated_session_stays_in_its_slot() {
 
 /// The one key of this test that exists now.
 async fn key_of(cluster: &support::cluster::TestCluster) -> String {
-    let mut found = Vec::new();
-    for (_, mut conn) in cluster.masters().await {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", cluster.prefix))
-            .query_async(&mut conn)
-            .await
-            .expect("keys");
-        found.extend(keys);
-    }
+    let mut found: Vec<String> = cluster.keys_by_master().await.concat();
     assert_eq!(found.len(), 1, "{found:?}");
     found.remove(0)
 }

@@ -68,17 +68,18 @@ impl TestCluster {
         redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}"), certs).expect("client")
     }
 
+    /// This test's keys, per master.
+    pub async fn keys_by_master(&self) -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for (_, mut conn) in self.masters().await {
+            let pattern = format!("{}*", self.prefix);
+            all.push(redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.expect("keys"));
+        }
+        all
+    }
+
     /// How many of this test's keys each master holds.
     pub async fn keys_per_master(&self) -> Vec<usize> {
-        let mut counts = Vec::new();
-        for (_, mut conn) in self.masters().await {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.prefix))
-                .query_async(&mut conn)
-                .await
-                .expect("keys");
-            counts.push(keys.len());
-        }
-        counts
+        self.keys_by_master().await.iter().map(Vec::len).collect()
     }
 }
