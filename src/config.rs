@@ -51,7 +51,7 @@ pub struct Config {
     /// A session expires this long after it was created, however busy. Default 12 hours.
     #[serde(with = "humantime_serde")]
     pub absolute_timeout: Duration,
-    /// Fraction (0.0 to 1.0) of the idle timeout that must be used up before a read extends the
+    /// Fraction (0.0, inclusive, to 1.0, exclusive) of the idle timeout that must be used up before a read extends the
     /// expiry. Default 0.1: with a 30-minute idle timeout a session is touched at most once
     /// every 3 minutes, and it may expire up to 3 minutes before a full idle timeout since its
     /// last use. 0.0 touches on every read.
@@ -287,14 +287,17 @@ impl Config {
         {
             return fail("idle_timeout and absolute_timeout must be between 1 ms and 100 years");
         }
-        if !(0.0..=1.0).contains(&self.touch_threshold) {
-            return fail("touch_threshold must be between 0.0 and 1.0");
+        if !(0.0..1.0).contains(&self.touch_threshold) {
+            return fail("touch_threshold must be at least 0.0 and below 1.0");
         }
         if self.pool_max_size == 0 {
             return fail("pool_max_size must be at least 1");
         }
-        if self.command_timeout.is_zero() || self.wait_timeout.is_zero() {
-            return fail("command_timeout and wait_timeout must be above zero");
+        if self.command_timeout.is_zero()
+            || self.wait_timeout.is_zero()
+            || self.connect_timeout.is_zero()
+        {
+            return fail("command_timeout, connect_timeout and wait_timeout must be above zero");
         }
         self.limits.validate()
     }

@@ -53,6 +53,11 @@ impl Connector {
         Ok(Connector::Single(client.map_err(bad_url)?, timeouts))
     }
 
+    /// True for a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Connector::Cluster(_))
+    }
+
     /// Opens a connection (bounded by the connect timeout).
     pub(crate) async fn connect(&self) -> RedisResult<Connection> {
         match self {

@@ -9,12 +9,13 @@
 //! connections. This pool instead keeps `pool_max_size` connections and hands each operation a
 //! clone of the next one, round robin.
 //!
-//! Failure handling stays what a pool gives: when a connection fails (I/O error, closed, or no
-//! answer within the command timeout), it and every connection opened before it are dropped,
-//! and the next operation on each slot opens a new one, bounded by the connect timeout. Nothing
+//! Failure handling stays what a pool gives: when a connection breaks (closed, reset, refused),
+//! all of them are dropped, and the next operation on each slot opens a new one, bounded by the
+//! connect timeout. A timeout drops nothing: Redis is slow, and the connection is fine. Nothing
 //! retries in the background and nothing waits for a dead server: while Redis is down,
 //! operations fail fast. Reads, which change nothing, are retried once on a new connection, so
-//! the first read after a restart does not fail.
+//! the first read after a restart does not fail. (A cluster connection handles a failed node
+//! itself and is never dropped.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -83,11 +84,15 @@ impl Pool {
         Ok(connection)
     }
 
-    /// Drops every connection, after one failed: they all reach the same server, so when one
+    /// Drops every connection, after one broke: they all reach the same server, so when one
     /// breaks (a restart, a failover, a network cut) the others most likely broke too, and each
     /// would otherwise fail one more operation to find out. Opening them again costs a connect
-    /// each, once.
+    /// each, once. Cluster connections are kept: they reconnect to a failed node by themselves,
+    /// and dropping them would reconnect to every node of the cluster.
     pub(crate) fn discard_all(&self) {
+        if self.inner.connector.is_cluster() {
+            return;
+        }
         for slot in &self.inner.slots {
             slot.set(None);
         }

@@ -151,35 +151,42 @@ impl SessionStore {
             }
             reply => reply,
         };
-        self.settle(reply).await
+        self.settle(reply)
     }
 
     /// Sends a read-only pipeline on a pooled connection; when the connection turns out to be
     /// broken (Redis restarted since it was opened), once more on a new one. Safe because the
-    /// pipeline writes nothing.
+    /// pipeline writes nothing. A timeout is not retried: Redis is slow, not gone, and a retry
+    /// would double the wait.
     pub(crate) async fn run_read(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
         let reply = self.pool.get().await?.pipeline(pipe).await;
         match reply {
-            Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+            Err(e) if is_broken(&e) => {
                 self.pool.discard_all();
                 let reply = self.pool.get().await?.pipeline(pipe).await;
-                self.settle(reply).await
+                self.settle(reply)
             }
-            reply => self.settle(reply).await,
+            reply => self.settle(reply),
         }
     }
 
-    /// Drops the connection when the reply says it is broken, so the next operation opens a
-    /// new one; converts the error.
-    async fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
+    /// Drops the connections when the reply says they are broken, so the next operation opens
+    /// a new one; converts the error.
+    fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
         match reply {
-            Err(e) if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() => {
+            Err(e) if is_broken(&e) => {
                 self.pool.discard_all();
                 Err(e.into())
             }
             reply => Ok(reply?),
         }
     }
+}
+
+/// True when the connection itself failed (closed, reset, refused), as opposed to Redis being
+/// slow (a timeout, which redis-rs also counts as an I/O error) or answering with an error.
+fn is_broken(e: &redis::RedisError) -> bool {
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped())
 }
 
 impl fmt::Debug for SessionStore {

@@ -100,11 +100,9 @@ async fn malformed_keys_are_no_session() {
     let unknown = key(&"A".repeat(47));
     assert_eq!(store.load(&unknown).await.expect("no error"), None);
 
-    // Updating a key that names no session saves the state under a new key.
-    let new = store.update(key("garbage"), state(&[("x", "\"y\"")]), &TTL).await.expect("update");
-    assert_ne!(new.as_ref(), "garbage");
-    assert_eq!(store.load(&new).await.expect("load"), Some(state(&[("x", "\"y\"")])));
-    assert!(redis.keys().await.len() == 1);
+    // Updating a key that names no session writes nothing.
+    assert!(store.update(key("garbage"), state(&[("x", "\"y\"")]), &TTL).await.is_err());
+    assert!(redis.keys().await.is_empty());
 }
 
 /// The arguments of every `EVALSHA` Redis logged since the last `SLOWLOG RESET` (the server
@@ -163,28 +161,34 @@ async fn update_writes_only_what_changed() {
 }
 
 #[actix_web::test]
-async fn update_of_a_gone_session_saves_under_a_new_key() {
+async fn update_of_a_gone_session_is_an_error_and_revives_nothing() {
+    use actix_session::storage::UpdateError;
+
     let redis = support::any_server();
     let actix = ActixSessionStore::new(redis.store());
 
-    // Regenerated away by the native API.
+    // Regenerated away by the native API (a concurrent login, say).
     let saved = actix.save(state(&[("a", "\"1\"")]), &TTL).await.expect("save");
     let mut session = actix.store().load(saved.as_ref()).await.expect("load").expect("live");
     let moved = actix.store().regenerate(&mut session).await.expect("regenerate");
-    let new = actix.update(copy(&saved), state(&[("a", "\"2\"")]), &TTL).await.expect("update");
-    assert_ne!(new, saved, "a gone session is not revived under its old key");
-    assert_ne!(new.as_ref(), moved.expose());
-    assert_eq!(actix.load(&saved).await.expect("load"), None);
-    assert_eq!(actix.load(&new).await.expect("load"), Some(state(&[("a", "\"2\"")])));
+    let err = actix.update(copy(&saved), state(&[("a", "\"2\"")]), &TTL).await.expect_err("gone");
+    assert!(matches!(err, UpdateError::Other(_)), "{err:?}");
+    assert_eq!(actix.load(&saved).await.expect("load"), None, "the old key stays dead");
+    let moved_key = SessionKey::try_from(moved.expose().to_owned()).expect("key");
+    assert_eq!(
+        actix.load(&moved_key).await.expect("load"),
+        Some(state(&[("a", "\"1\"")])),
+        "untouched"
+    );
+    assert_eq!(redis.keys().await.len(), 1, "no new session either");
 
-    // Deleted behind the store's back.
+    // Deleted behind the store's back (expired, or purged by another request).
     let mut conn = redis.conn().await;
     for redis_key in redis.keys().await {
         let _: i64 = conn.del(&redis_key).await.expect("del");
     }
-    let newer = actix.update(copy(&new), state(&[("b", "\"3\"")]), &TTL).await.expect("update");
-    assert_ne!(newer, new);
-    assert_eq!(actix.load(&newer).await.expect("load"), Some(state(&[("b", "\"3\"")])));
+    assert!(actix.update(moved_key, state(&[("b", "\"3\"")]), &TTL).await.is_err());
+    assert!(redis.keys().await.is_empty(), "nothing revived");
 }
 
 #[actix_web::test]

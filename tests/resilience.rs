@@ -128,8 +128,14 @@ async fn a_restart_fails_fast_while_down_and_recovers_without_an_app_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_costs_a_command_timeout_not_a_hang() {
     let redis = support::own_server(&[]);
-    let store = redis.store_with(fast_timeouts);
+    let ms = Duration::from_millis;
+    // Distinct timeouts, so the figure says which one bounded the wait.
+    let store =
+        redis.store_with(|c| c.with_timeouts(ms(300), ms(1000), ms(200)).with_pool_max_size(2));
     let session = store.create().await.expect("create");
+    for _ in 0..4 {
+        store.load(session.token().expose()).await.expect("warm every pooled connection");
+    }
     let mut blocker = redis.conn().await;
     // Redis sleeps 1.5 s in one command: a GC pause, a slow disk, a huge KEYS.
     let stall = tokio::spawn(async move {
@@ -139,11 +145,13 @@ async fn a_stalled_redis_costs_a_command_timeout_not_a_hang() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let started = Instant::now();
-    let err = store.load(session.token().expose()).await.expect_err("Redis is asleep");
+    let (read, write) = tokio::join!(store.load(session.token().expose()), store.create());
     let took = started.elapsed();
+    let err = read.expect_err("Redis is asleep");
     eprintln!("stalled: {err} after {took:?}");
-    assert!(err.is_unavailable(), "{err:?}");
-    assert!(took < Duration::from_millis(1000), "bounded by the timeouts: {took:?}");
+    assert!(matches!(err, redis_sessions::Error::Timeout(_)), "{err:?}");
+    assert!(matches!(write, Err(redis_sessions::Error::Timeout(_))), "{write:?}");
+    assert!(took >= ms(190) && took < ms(450), "one command timeout (200 ms), no retry: {took:?}");
     stall.await.expect("stall"); // (the blocker's own connection gives up after 500 ms)
     tokio::time::sleep(Duration::from_millis(1600).saturating_sub(started.elapsed())).await;
     assert!(store.load(session.token().expose()).await.expect("awake again").is_some());

@@ -243,19 +243,24 @@ async fn create_save_load_delete_round_trip_json_values() {
 }
 
 #[tokio::test]
-async fn save_of_a_session_that_does_not_exist_creates_it() {
+async fn a_save_never_brings_a_session_back() {
     let redis = support::any_server();
     let store = TowerSessionStore::new(redis.store());
 
-    let rec = record(Id::default(), shapes());
-    store.save(&rec).await.expect("save");
-    let loaded = store.load(&rec.id).await.expect("load").expect("created by save");
-    assert_eq!(loaded.data, shapes());
+    // Never created: a save is an error and writes nothing.
+    let mut rec = record(Id::default(), shapes());
+    assert!(matches!(
+        store.save(&rec).await,
+        Err(tower_sessions::session_store::Error::Backend(_))
+    ));
+    assert!(redis.keys().await.is_empty());
 
-    // Also after it was deleted (another request's flush, say).
+    // Deleted by another request (a logout, a cycled ID) while this one still held the record.
+    store.create(&mut rec).await.expect("create");
     store.delete(&rec.id).await.expect("delete");
-    store.save(&rec).await.expect("save");
-    assert_eq!(store.load(&rec.id).await.expect("load").expect("created").data, shapes());
+    assert!(store.save(&rec).await.is_err(), "revived");
+    assert!(store.load(&rec.id).await.expect("load").is_none());
+    assert!(redis.keys().await.is_empty());
 }
 
 #[tokio::test]

@@ -183,20 +183,80 @@ async fn logout_destroys_the_session_and_the_old_cookie_loads_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_cookie_is_cleared_and_sessions_shows_only_metadata() {
+async fn a_stale_cookie_is_left_alone_and_sessions_shows_only_metadata() {
     let redis = support::any_server();
     let base = serve(&redis, plain()).await;
     let (client, _) = browser();
     let stale = "A".repeat(redis_sessions::TOKEN_LEN);
     let response =
         client.get(&base).header("cookie", format!("session={stale}")).send().await.expect("get");
-    assert!(
-        session_cookie(&response).is_some_and(|c| c.contains("Max-Age=0")),
-        "stale cookie cleared"
+    // Clearing it could erase the cookie a concurrent login is setting.
+    assert!(session_cookie(&response).is_none(), "a stale cookie is not touched");
+    assert_eq!(response.headers().get("vary").and_then(|v| v.to_str().ok()), Some("cookie"));
+    assert_eq!(
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("private")
     );
 
     login(&client, &base, "ada").await;
     let meta = page(&client, &format!("{base}/sessions")).await;
     assert!(meta.contains("version") && meta.contains("absolute deadline"), "{meta}");
     assert!(!meta.contains("ada"), "metadata only, no attributes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_only_requests_keep_every_pending_message() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    // A login without a password only flashes; each such request must keep the earlier ones.
+    for _ in 0..3 {
+        let response =
+            client.post(format!("{base}/login")).form(&[("username", "x"), ("password", "")]);
+        assert!(response.send().await.expect("post").status().is_redirection());
+    }
+    let shown = page(&client, &base).await.matches("Username and password, please.").count();
+    assert_eq!(shown, 3);
+    assert_eq!(
+        page(&client, &base).await.matches("Username and password").count(),
+        0,
+        "and only once"
+    );
+}
+
+/// A handler that logs out and says so.
+async fn logout_with_message(
+    session: redis_sessions::web::Session,
+) -> Result<&'static str, redis_sessions::Error> {
+    session.destroy().await?;
+    session.flash("You have been logged out.").await?;
+    Ok("bye")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_after_destroy_reaches_the_next_page_in_a_fresh_session() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let app = demo::app(store.clone(), plain()).merge(
+        axum::Router::new()
+            .route("/bye", axum::routing::post(logout_with_message))
+            .layer(redis_sessions::web::SessionLayer::new(store).with_cookie(plain())),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (client, _) = browser();
+    let old = cookie_value(&session_cookie(&login(&client, &base, "ada").await).expect("cookie"));
+    let response = client.post(format!("{base}/bye")).send().await.expect("logout");
+    let new = cookie_value(&session_cookie(&response).expect("a fresh session for the message"));
+    assert_ne!(old, new);
+    let next = page(&client, &base).await;
+    assert!(next.contains("You have been logged out.") && next.contains("Not logged in"), "{next}");
+    let (replay, _) = browser();
+    let old_page =
+        replay.get(&base).header("cookie", format!("session={old}")).send().await.expect("get");
+    assert!(
+        old_page.text().await.expect("body").contains("Not logged in"),
+        "the old session is gone"
+    );
 }

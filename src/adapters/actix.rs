@@ -28,8 +28,9 @@
 //!   readable from the native API too with [`Session::get::<String>`](crate::Session::get).
 //! - An update writes only the entries that changed and deletes those that were removed (a
 //!   delta save), not the whole state.
-//! - A session that is gone when actix updates it (expired, destroyed, regenerated away) is
-//!   saved under a new key, and actix sends the new cookie: a save never revives a dead key.
+//! - A session that is gone when actix updates it (expired, destroyed, regenerated away by a
+//!   concurrent request) is an error and nothing is written (actix answers 500): carrying its
+//!   state into a new session would let a client keep the data past the absolute timeout.
 //!
 //! # Expiry
 //!
@@ -132,7 +133,7 @@ impl storage::SessionStore for ActixSessionStore {
 
     /// Writes the entries that changed and deletes those no longer in `session_state`, under
     /// the same key. When the session is gone (expired, destroyed or regenerated away, before
-    /// or during the update), saves `session_state` as a new session and returns its new key.
+    /// or during the update), it is an error and nothing is written.
     /// `ttl` is not used: the store's idle and absolute timeouts apply.
     async fn update(
         &self,
@@ -141,9 +142,7 @@ impl storage::SessionStore for ActixSessionStore {
         _ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let loaded = self.store.load(session_key.as_ref()).await.map_err(update_error)?;
-        let Some(mut session) = loaded else {
-            return self.save_new(&session_state).await.map_err(save_to_update_error);
-        };
+        let Some(mut session) = loaded else { return Err(gone()) };
         let removed: Vec<String> = session
             .names()
             .filter(|name| !session_state.contains_key(*name))
@@ -158,9 +157,7 @@ impl storage::SessionStore for ActixSessionStore {
         }
         match self.store.save(&mut session).await {
             Ok(()) => Ok(session_key),
-            Err(Error::SessionGone) => {
-                self.save_new(&session_state).await.map_err(save_to_update_error)
-            }
+            Err(Error::SessionGone) => Err(gone()),
             Err(e) => Err(update_error(e)),
         }
     }
@@ -180,6 +177,15 @@ impl storage::SessionStore for ActixSessionStore {
         self.store.destroy_token(session_key.as_ref()).await?;
         Ok(())
     }
+}
+
+/// The error of an update whose session is gone (expired, purged or renewed by another
+/// request meanwhile). Nothing is written: carrying the state over to a new session would let a
+/// client keep a session's data past its absolute timeout.
+fn gone() -> UpdateError {
+    UpdateError::Other(anyhow::anyhow!(
+        "the session expired or was deleted meanwhile; its changes were not saved"
+    ))
 }
 
 /// The session's token as actix's session key.
@@ -213,12 +219,5 @@ fn update_error(e: Error) -> UpdateError {
         UpdateError::Serialization(anyhow::Error::new(e))
     } else {
         UpdateError::Other(anyhow::Error::new(e))
-    }
-}
-
-fn save_to_update_error(e: SaveError) -> UpdateError {
-    match e {
-        SaveError::Serialization(e) => UpdateError::Serialization(e),
-        SaveError::Other(e) => UpdateError::Other(e),
     }
 }

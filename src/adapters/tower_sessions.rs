@@ -145,30 +145,20 @@ impl tower_sessions_core::SessionStore for TowerSessionStore {
     }
 
     /// Writes the entries of `record.data` that differ from Redis and deletes those it no
-    /// longer has; creates the session when it does not exist (any more).
+    /// longer has. A session that no longer exists (it expired, or another request deleted it
+    /// or cycled its ID) is an error, and nothing is written: a save never brings a session
+    /// back, which would let a client holding a request open keep a session past its
+    /// absolute timeout.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let token = token_for(&record.id);
-        for _ in 0..TOKEN_ATTEMPTS {
-            let (mut session, created) = match self
-                .store
-                .load(token.expose())
-                .await
-                .map_err(store_error)?
-            {
-                Some(session) => (session, false),
-                None => {
-                    match self.store.create_with_token(token.clone()).await.map_err(store_error)? {
-                        Some(session) => (session, true),
-                        // Another request created it in between: load that one.
-                        None => continue,
-                    }
-                }
-            };
-            if self.write(&mut session, &record.data, created).await? {
-                return Ok(());
-            }
+        let Some(mut session) = self.store.load(token.expose()).await.map_err(store_error)? else {
+            return Err(gone());
+        };
+        if self.write(&mut session, &record.data, false).await? {
+            Ok(())
+        } else {
+            Err(gone())
         }
-        Err(gone_repeatedly())
     }
 
     /// The session's entries; `None` when it does not exist, expired or was deleted. Loading
@@ -194,6 +184,13 @@ impl tower_sessions_core::SessionStore for TowerSessionStore {
         self.store.destroy_token(token_for(id).expose()).await.map_err(store_error)?;
         Ok(())
     }
+}
+
+/// The error of a save whose session is gone.
+fn gone() -> session_store::Error {
+    session_store::Error::Backend(
+        "the session expired or was deleted meanwhile; its changes were not saved".to_owned(),
+    )
 }
 
 /// The token a tower-sessions ID maps to.

@@ -188,10 +188,12 @@ impl Session {
         Ok(state.live().await?.map(|session| session.metadata()))
     }
 
-    /// After the handler: saves, pushes flash messages, and says what to do with the cookie.
-    pub(crate) async fn finish(&self) -> Result<CookieAction> {
+    /// After the handler: saves, pushes flash messages, and says what to do with the cookie,
+    /// and whether the response depends on the session.
+    pub(crate) async fn finish(&self) -> (Result<CookieAction>, bool) {
         let mut state = self.inner.lock().await;
-        state.finish().await
+        let action = state.finish().await;
+        (action, state.accessed())
     }
 }
 
@@ -229,31 +231,33 @@ impl State {
     }
 
     async fn finish(&mut self) -> Result<CookieAction> {
-        let live = matches!(self.session, Loaded::Live(_));
-        if self.destroyed && !live {
-            return Ok(if self.cookie.is_some() {
-                CookieAction::Clear
-            } else {
-                CookieAction::Keep
-            });
+        if self.destroyed {
+            // Whatever was pending belonged to the destroyed session. A message flashed after
+            // the destroy ("You have been logged out") goes into a fresh session.
+            self.popped.clear();
+            if self.next.is_empty() && !matches!(self.session, Loaded::Live(_)) {
+                return Ok(if self.cookie.is_some() {
+                    CookieAction::Clear
+                } else {
+                    CookieAction::Keep
+                });
+            }
+        }
+        if !self.next.is_empty() {
+            // Load (and pop) before collecting the unread messages below, or the ones popped
+            // by this load would be lost.
+            self.live_or_create().await?;
         }
         // Messages popped at load that the handler did not read go back for the next request.
         let unread = std::mem::take(&mut self.popped);
         if !unread.is_empty() {
             self.next.insert(0, unread);
         }
-        if !self.next.is_empty() {
-            self.live_or_create().await?;
-        }
         let store = self.store.clone();
-        let Loaded::Live(session) = &mut self.session else {
-            let stale = self.cookie.is_some() && matches!(self.session, Loaded::Missing);
-            return Ok(if stale { CookieAction::Clear } else { CookieAction::Keep });
-        };
-        match save_and_flash(&store, session, &self.next).await {
-            Err(Error::SessionGone) => return Ok(CookieAction::Clear),
-            other => other?,
-        }
+        // No live session: nothing to write. A cookie that names no live session is left
+        // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
+        let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
+        save_and_flash(&store, session, &self.next).await?;
         if !self.reissue {
             return Ok(CookieAction::Keep);
         }
@@ -264,6 +268,11 @@ impl State {
         let token = session.token().expose().to_owned();
         let max_age_secs = (session.metadata().deadline_ms - now_ms) / 1000;
         Ok(CookieAction::Issue { token, max_age_secs })
+    }
+
+    /// True once the handler touched the session (the response then depends on it).
+    fn accessed(&self) -> bool {
+        !matches!(self.session, Loaded::NotYet) || self.destroyed
     }
 }
 

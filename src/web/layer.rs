@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -104,7 +104,8 @@ async fn finish<B: Default>(
     mut response: Response<B>,
     cookie: &CookieConfig,
 ) -> Response<B> {
-    let action = match session.finish().await {
+    let (action, accessed) = session.finish().await;
+    let action = match action {
         Ok(action) => action,
         Err(e) => {
             error!(error = %e, "could not save the session");
@@ -118,12 +119,19 @@ async fn finish<B: Default>(
             return failed;
         }
     };
+    let headers = response.headers_mut();
+    if accessed {
+        // The page depends on who asked: no shared cache may serve it to someone else.
+        headers.append(VARY, HeaderValue::from_static("cookie"));
+        if !headers.contains_key(CACHE_CONTROL) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        }
+    }
     let set_cookie = match action {
         CookieAction::Keep => return response,
         CookieAction::Issue { token, max_age_secs } => cookie.issue(&token, max_age_secs),
         CookieAction::Clear => cookie.clear(),
     };
-    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&set_cookie) {
         headers.append(SET_COOKIE, value);
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
