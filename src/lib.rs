@@ -11,7 +11,8 @@
 //! - `token.rs`: [`Token`], 256-bit CSPRNG secrets with a Cluster hash tag, parsed strictly.
 //! - `keys.rs`: Redis keys derived by hashing tokens, so Redis never holds a usable token.
 //! - `scripts.rs`: the Lua scripts of `lua/`, hashed once and run with EVALSHA.
-//! - `reply.rs`: strict parsing of the get-and-touch reply; surprises are errors, not panics.
+//! - `reply.rs`: strict parsing of load replies (the plain read's and the get-and-touch
+//!   script's); surprises are errors, not panics.
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
 //! - `store.rs`: [`SessionStore`]: construction, create, destroy, and the path of every
@@ -22,6 +23,13 @@
 //! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
 //!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
+//! - `web/` (feature `axum`): `web::SessionLayer` and the `web::Session` extractor for
+//!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
+//! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
+//!   session-store traits.
+//!
+//! Where the code departs from the project's starting design notes, `docs/design.md` says how
+//! and why.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
