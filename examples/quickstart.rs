@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("created {:?}, saved version {}", session.token(), session.metadata().version);
     let cookie = session.token().expose().to_owned(); // what the browser keeps
 
-    // The next request: one round trip loads and slides the idle expiry when due.
+    // The next request: one round trip loads it (a second slides the idle expiry, when due).
     let loaded = store.load(&cookie).await?.ok_or("session vanished")?;
     let user: Option<User> = loaded.get("user")?;
     println!("loaded: user {user:?}, ttl {} ms", loaded.metadata().ttl_ms);

@@ -67,7 +67,7 @@ pub struct Config {
     /// How long opening a new connection may take. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
-    /// How long one Redis command (one script call) may take. Default 500 ms.
+    /// How long one Redis call (a script, or a load's pipeline) may take. Default 500 ms.
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
     /// Size limits, enforced before anything is written.

@@ -109,8 +109,8 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
 impl Loaded {
     /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
     fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
-        let mut loaded =
-            Loaded { meta: empty_meta(ttl_ms), values: HashMap::new(), flash: Vec::new() };
+        let values = HashMap::with_capacity(fields.len() / 2);
+        let mut loaded = Loaded { meta: empty_meta(ttl_ms), values, flash: Vec::new() };
         let mut fields = fields.into_iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             loaded.add(bulk(name)?, bulk(value)?)?;

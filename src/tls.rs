@@ -5,9 +5,8 @@
 //! given here as PEM, from a file or inline. Certificate checks cannot be turned off: the crate
 //! does not enable redis-rs' `tls-rustls-insecure`, so a `#insecure` URL is refused.
 //!
-//! deadpool-redis' own config drops custom certificates (deadpool issue 404), so the pool is
-//! built from a redis-rs client made with [`redis::Client::build_with_tls`], whose connection
-//! info carries them.
+//! deadpool-redis' config drops custom certificates (deadpool issue 404); this crate builds its
+//! redis-rs clients with them instead (see `connector.rs`).
 
 use std::fmt;
 use std::path::PathBuf;

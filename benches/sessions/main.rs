@@ -228,21 +228,10 @@ async fn round(
     totals.redis.add_delta(&before, &after);
 }
 
-/// One store alone (under a profiler, say); reported against itself.
-async fn run_both_one(
-    name: &'static str,
-    store: Store,
-    args: &Args,
-    conn: &mut redis::aio::MultiplexedConnection,
-) -> Vec<Phase> {
-    let phase = run_both([(name, store.clone()), (name, store)], args, conn).await.remove(0);
-    vec![phase.clone(), phase]
-}
-
-/// Both stores, measured in alternating rounds so that drift in the machine's speed (other
-/// load, CPU frequency) falls on both alike.
-async fn run_both(
-    stores: [(&'static str, Store); 2],
+/// The stores, measured in alternating rounds so that drift in the machine's speed (other
+/// load, CPU frequency) falls on all alike.
+async fn run_stores(
+    stores: Vec<(&'static str, Store)>,
     args: &Args,
     conn: &mut redis::aio::MultiplexedConnection,
 ) -> Vec<Phase> {
@@ -318,18 +307,17 @@ async fn main() {
     let ours = SessionStore::connect(config.clone()).await.expect("store");
     let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
 
-    let phases = match args.only.as_deref() {
-        Some("ours") => run_both_one("ours", Store::Ours(ours), &args, &mut conn).await,
-        Some("baseline") => run_both_one("baseline", Store::Naive(naive), &args, &mut conn).await,
-        _ => {
-            run_both(
-                [("baseline", Store::Naive(naive)), ("ours", Store::Ours(ours))],
-                &args,
-                &mut conn,
-            )
-            .await
-        }
+    let stores = match args.only.as_deref() {
+        Some("ours") => vec![("ours", Store::Ours(ours))],
+        Some("baseline") => vec![("baseline", Store::Naive(naive))],
+        _ => vec![("baseline", Store::Naive(naive)), ("ours", Store::Ours(ours))],
     };
+    let phases = run_stores(stores, &args, &mut conn).await;
+    if let [alone] = &phases[..] {
+        // One store alone (under a profiler, say): its figures, nothing to compare with.
+        println!("{}", serde_json::to_string(alone).unwrap_or_default());
+        return;
+    }
     let [baseline, measured] = <[Phase; 2]>::try_from(phases).expect("two phases");
     let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port, &args, &config));
     Report { args: args.clone(), baseline, ours: measured, ceiling }.print();

@@ -15,7 +15,7 @@ const OURS_CLIENT_COMMANDS: &[&str] =
 const NAIVE_CLIENT_COMMANDS: &[&str] = &["get", "pexpire", "set", "del"];
 
 /// One store's figures.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug)]
 pub struct Phase {
     pub name: &'static str,
     pub requests_per_sec: f64,

@@ -170,12 +170,15 @@ impl Session {
     pub async fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut state = self.inner.lock().await;
         state.live().await?;
-        let mut all = state.popped.clone();
-        all.extend_from_slice(&state.now);
-        let messages = codec::decode_all("@flash", &all)?;
-        state.popped.clear();
-        state.now.clear();
-        Ok(messages)
+        let mut all = std::mem::take(&mut state.popped);
+        all.append(&mut state.now);
+        match codec::decode_all("@flash", &all) {
+            Ok(messages) => Ok(messages),
+            Err(e) => {
+                state.popped = all; // kept: a read with the right type still gets them
+                Err(e)
+            }
+        }
     }
 
     /// Created, deadline, version and TTL of the session, if there is one.
