@@ -13,8 +13,9 @@
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
---          every field of the hash, metadata (@c created, @d deadline, @v version, @f flash)
---          included; @f is in the reply only when it was popped.
+--          every field of the hash, metadata (@c created, @d deadline, @v version, @p packed
+--          attributes, @f flash) and loose attributes (src/packed.rs) alike; @f is in the
+--          reply only when it was popped.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks its deadline (foreign data under our prefix).

@@ -1,25 +1,69 @@
--- save: write only what changed in a session (a delta), optionally checking its version.
+-- save: write only what changed in a session (a delta), optionally checking its version, or
+-- fold the session into a new packed record when the client asks and nobody saved meanwhile.
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  expected version, or '' to skip the check
 -- ARGV[2]  idle timeout, ms
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
--- ARGV[5]  n, the number of attributes to set
--- ARGV[6 .. 5+2n]   name, value pairs to set
--- ARGV[6+2n ..]     names to delete
+-- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
+-- ARGV[6]  the version the client loaded, which the record is built from
+-- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
+--          the version is still ARGV[6]; otherwise read from the record's header)
+-- ARGV[8]  n, the number of attributes to set
+-- ARGV[9 .. 8+2n]   name, value pairs to set
+-- ARGV[9+2n ..]     names to delete
 --
--- Reply    {1, new_version} saved; {0, 0} no live session (expired, destroyed or regenerated
---          away: a save never resurrects one); {-1, current_version} version conflict;
---          {-2, count} the save would take the session over the attribute limit. Only reply 1
---          wrote anything.
--- Errors   'CORRUPT ...' when the version field is not an integer (nothing written).
--- Writes   HSET of the changed attributes and the new @v, HDEL of the removed ones (both in
---          chunks of 1000 arguments, under Lua's unpack limit); PEXPIRE only when the idle
---          expiry is due, as in get-and-touch.
+-- Reply    {1, new_version} saved the delta; {2, new_version} compacted (wrote ARGV[5]);
+--          {0, 0} no live session (expired, destroyed or regenerated away: a save never
+--          resurrects one); {-1, current_version} version conflict; {-2, count} the save
+--          would take the session over the attribute limit. Only replies 1 and 2 wrote.
+-- Errors   'CORRUPT ...' when the version or the packed record is malformed (nothing written).
+-- Writes   delta: one HSET of the changed attributes, of an empty field for each removed
+--          attribute the packed record may hold (a tombstone that hides it), and of the new
+--          @v; HDEL of the other removed names (both in chunks of 1000 arguments, under Lua's
+--          unpack limit). Compaction, only when the stored version is still ARGV[6] (so
+--          ARGV[5] is exactly the stored session plus this save's changes): HDEL of every
+--          loose field, then HSET @p and @v. Either way PEXPIRE only when the idle expiry is
+--          due, as in get-and-touch.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
---          or oversized save writes nothing, and two saves that change different attributes
---          both survive.
+--          or oversized save writes nothing, two saves that change different attributes both
+--          survive, and a compaction can never drop a concurrent save (it would have changed
+--          the version, and the delta is written instead).
+-- The attributes before and after this save, counted exactly from the packed record and the
+-- loose fields; nil when the record is malformed.
+local function exact_count(key, packed, last_set)
+  local live, at, count = {}, 3, 0
+  local c1, c2 = string.byte(packed, 1, 2)
+  if not c2 then return nil end
+  while at <= #packed do
+    local a, b = string.byte(packed, at, at + 1)
+    if not b then return nil end
+    local name_end = at + 1 + a * 256 + b
+    local c, d, e, f = string.byte(packed, name_end + 1, name_end + 4)
+    if not f then return nil end
+    live[string.sub(packed, at + 2, name_end)] = true
+    at = name_end + 5 + ((c * 256 + d) * 256 + e) * 256 + f
+    count = count + 1
+  end
+  if at ~= #packed + 1 or count ~= c1 * 256 + c2 then return nil end
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    if string.byte(fields[i], 1) ~= 64 then -- not '@'
+      live[fields[i]] = fields[i + 1] ~= '' or nil
+    end
+  end
+  local function size()
+    local n = 0
+    for _ in pairs(live) do n = n + 1 end
+    return n
+  end
+  local before = size()
+  for i = 9, last_set, 2 do live[ARGV[i]] = true end
+  for i = last_set + 1, #ARGV do live[ARGV[i]] = nil end
+  return before, size()
+end
+
 local key = KEYS[1]
 local meta = redis.call('HMGET', key, '@d', '@v', '@f')
 local deadline = tonumber(meta[1])
@@ -47,48 +91,79 @@ end
 if ARGV[1] ~= '' and ARGV[1] ~= stored then
   return {-1, tonumber(stored)}
 end
+local version = tonumber(stored) + 1
+local unchanged = ARGV[6] == stored -- nobody saved since the client loaded
+local CHUNK = 1000
+local writes = {}
 
-local n = tonumber(ARGV[5])
-local last_set = 5 + 2 * n
-local max = tonumber(ARGV[4])
-local metadata = 3 + (meta[3] and 1 or 0)
-local before = redis.call('HLEN', key)
--- Count exactly (HEXISTS per name) only when the save could reach the limit. Only a save that
--- adds attributes can break it: one that shrinks or keeps a session that is over a (since
--- lowered) limit still goes through.
-if before - metadata + n > max then
-  local after = before
-  for i = 6, last_set, 2 do
-    after = after + 1 - redis.call('HEXISTS', key, ARGV[i])
+-- Compaction: the record replaces every loose field.
+if ARGV[5] ~= '' and unchanged then
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    if string.byte(name, 1) ~= 64 then -- not '@'
+      writes[#writes + 1] = name
+    end
   end
+  for from = 1, #writes, CHUNK do
+    redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+  end
+  writes = {'@p', ARGV[5]}
+else
+  -- The packed record is read only when needed: to count near the limit, to tell a removed
+  -- attribute's tombstone from a plain delete, or when the client's count may be stale.
+  local n = tonumber(ARGV[8])
+  local last_set = 8 + 2 * n
+  local packed
+  local function record()
+    packed = packed or redis.call('HGET', key, '@p') or '\0\0'
+    return packed
+  end
+  local packed_count = tonumber(ARGV[7])
+  if not unchanged then
+    local a, b = string.byte(record(), 1, 2)
+    if not b then
+      return redis.error_reply('CORRUPT packed record has no header')
+    end
+    packed_count = a * 256 + b
+  end
+  -- An upper bound is the record's count plus every other field but @c @d @v @f (@p among
+  -- them): count exactly only when the save could reach the limit.
+  local loose_count = redis.call('HLEN', key) - 3 - (meta[3] and 1 or 0)
+  if packed_count + loose_count + n > tonumber(ARGV[4]) then
+    local before, after = exact_count(key, record(), last_set)
+    if not before then
+      return redis.error_reply('CORRUPT packed record is malformed')
+    end
+    -- Only a save that adds attributes can break the limit: one that shrinks or keeps a
+    -- session over a (since lowered) limit goes on.
+    if after > before and after > tonumber(ARGV[4]) then
+      return {-2, after}
+    end
+  end
+  for i = 9, last_set do
+    writes[#writes + 1] = ARGV[i]
+  end
+  -- A removed name the record may hold (a plain substring test: a false match only costs an
+  -- empty field) gets a tombstone; any other is deleted.
+  local deleted = {}
   for i = last_set + 1, #ARGV do
-    after = after - redis.call('HEXISTS', key, ARGV[i])
+    if string.find(record(), ARGV[i], 1, true) then
+      writes[#writes + 1] = ARGV[i]
+      writes[#writes + 1] = ''
+    else
+      deleted[#deleted + 1] = ARGV[i]
+    end
   end
-  if after > before and after - metadata > max then
-    return {-2, after - metadata}
+  for from = 1, #deleted, CHUNK do
+    redis.call('HDEL', key, unpack(deleted, from, math.min(from + CHUNK - 1, #deleted)))
   end
 end
 
--- Write. The new version rides in the (last) HSET, so a typical save is one command in the AOF
--- and the replication stream, which Redis then need not wrap in MULTI/EXEC.
-local version = tonumber(stored) + 1
-local CHUNK = 1000
-local first = 6
-repeat
-  local last = math.min(first + CHUNK - 1, last_set)
-  local args = {key}
-  for i = first, last do
-    args[#args + 1] = ARGV[i]
-  end
-  if last == last_set then
-    args[#args + 1] = '@v'
-    args[#args + 1] = version
-  end
-  redis.call('HSET', unpack(args))
-  first = last + 1
-until first > last_set
-for from = last_set + 1, #ARGV, CHUNK do
-  redis.call('HDEL', key, unpack(ARGV, from, math.min(from + CHUNK - 1, #ARGV)))
+-- The new version rides in the (last) HSET, so a typical save is one command in the AOF and
+-- the replication stream, which Redis then need not wrap in MULTI/EXEC.
+writes[#writes + 1] = '@v'
+writes[#writes + 1] = version
+for from = 1, #writes, CHUNK do
+  redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
 end
 local idle = tonumber(ARGV[2])
 if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then
@@ -98,4 +173,4 @@ if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then
     redis.call('PEXPIRE', key, ttl)
   end
 end
-return {1, version}
+return {ARGV[5] ~= '' and unchanged and 2 or 1, version}

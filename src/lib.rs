@@ -14,6 +14,8 @@
 //! - `reply.rs`: strict parsing of load replies (the plain read's and the get-and-touch
 //!   script's); surprises are errors, not panics.
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
+//! - `packed.rs`: the packed record, one hash field holding the attributes as of the last
+//!   compaction, so a load reads a few fields, not one per attribute.
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
 //! - `store.rs`: [`SessionStore`]: construction, create, destroy, and the path of every
 //!   operation to Redis (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
@@ -43,6 +45,7 @@ mod error;
 mod keys;
 mod limits;
 mod load;
+mod packed;
 mod pool;
 mod reply;
 mod scripts;

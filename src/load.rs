@@ -90,6 +90,11 @@ impl SessionStore {
         let (loaded, partial) = match reply::snapshot(replies, idle, touch_after, pop_flash)? {
             Snapshot::Missing => (None, matches!(what, Read::Only(_))),
             Snapshot::Fresh(loaded) => (Some(loaded), matches!(what, Read::Only(_))),
+            Snapshot::PopFlash(mut loaded) => {
+                let call = SCRIPTS.flash_pop.call(&[&key]);
+                loaded.flash = self.run::<Option<Vec<u8>>>(&call).await?.unwrap_or_default();
+                (Some(loaded), matches!(what, Read::Only(_)))
+            }
             Snapshot::NeedsScript => {
                 let mut call = SCRIPTS.get_and_touch.call(&[&key]);
                 call.arg(idle).arg(touch_after).arg(u8::from(pop_flash));
@@ -102,7 +107,7 @@ impl SessionStore {
         };
         let mut session = Session::new(token, key, loaded.meta, self.config.limits);
         session.flash = if pop_flash { loaded.flash } else { Vec::new() };
-        let session = session.with_values(loaded.values);
+        let session = session.with_attributes(loaded.packed, loaded.loose);
         Ok(Some(match (partial, what) {
             (true, Read::Only(names)) => session.loaded_only(names),
             _ => session,

@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use redis::Value;
 
 use crate::error::{Error, Result};
+use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The metadata fields a partial load reads besides the attributes it asks for.
-pub(crate) const METADATA: [&str; 3] = ["@c", "@d", "@v"];
+/// The fields a partial load reads besides the attributes it asks for: the metadata and the
+/// packed record.
+pub(crate) const METADATA: [&str; 4] = ["@c", "@d", "@v", "@p"];
 
-/// Turns the replies to `HMGET key @c @d @v names...` and `PTTL` into the shape of `HGETALL`'s
+/// Turns the replies to `HMGET key @c @d @v @p names...` and `PTTL` into the shape of `HGETALL`'s
 /// (name, value pairs of the fields that exist), so one parser serves both.
 pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
     let [Value::Array(values), pttl] =
@@ -39,7 +41,9 @@ pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Ve
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
-    pub(crate) values: HashMap<String, Vec<u8>>,
+    pub(crate) packed: Packed,
+    /// Loose fields (see packed.rs); `None` for an empty one, a removed attribute.
+    pub(crate) loose: HashMap<String, Option<Vec<u8>>>,
     pub(crate) flash: Vec<u8>,
 }
 
@@ -50,8 +54,11 @@ pub(crate) enum Snapshot {
     Missing,
     /// A session that needs nothing written: serve it as it is.
     Fresh(Loaded),
-    /// A session that needs the get-and-touch script: its expiry is due to slide, it has no
-    /// TTL, or it holds flash messages to pop.
+    /// A session that needs nothing written but its flash messages popped: the flash pop
+    /// script takes them, which costs Redis a third of get-and-touch.
+    PopFlash(Loaded),
+    /// A session that needs the get-and-touch script: its expiry is due to slide, or it has
+    /// no TTL.
     NeedsScript,
 }
 
@@ -85,7 +92,7 @@ pub(crate) fn snapshot(
     }
     let loaded = Loaded::from_fields(pttl, fields)?;
     Ok(if pop_flash && !loaded.flash.is_empty() {
-        Snapshot::NeedsScript
+        Snapshot::PopFlash(loaded)
     } else {
         Snapshot::Fresh(loaded)
     })
@@ -109,8 +116,8 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
 impl Loaded {
     /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
     fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
-        let values = HashMap::with_capacity(fields.len() / 2);
-        let mut loaded = Loaded { meta: empty_meta(ttl_ms), values, flash: Vec::new() };
+        let (packed, loose) = (Packed::default(), HashMap::new());
+        let mut loaded = Loaded { meta: empty_meta(ttl_ms), packed, loose, flash: Vec::new() };
         let mut fields = fields.into_iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             loaded.add(bulk(name)?, bulk(value)?)?;
@@ -127,10 +134,11 @@ impl Loaded {
             b"@d" => self.meta.deadline_ms = integer(&value)?,
             b"@v" => self.meta.version = integer(&value)?,
             b"@f" => self.flash = value,
+            b"@p" => self.packed = Packed::parse(value)?,
             [b'@', ..] => {} // metadata of a newer version of this crate: not ours to read
             _ => {
                 let name = String::from_utf8(name).or_else(|_| corrupt("non-UTF-8 name"))?;
-                self.values.insert(name, value);
+                self.loose.insert(name, (!value.is_empty()).then_some(value));
             }
         }
         Ok(())
@@ -177,7 +185,7 @@ mod tests {
         let loaded = loaded(reply).expect("valid").expect("present");
         assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, version: 3, ttl_ms: 99 });
         assert_eq!(loaded.flash, b"x");
-        assert_eq!(loaded.values.len(), 1);
+        assert_eq!(loaded.loose.len(), 1);
     }
 
     #[test]
@@ -211,7 +219,8 @@ mod tests {
         assert!(matches!(read(&session, -2, false), Snapshot::Missing), "gone meanwhile");
         assert!(matches!(read(&hash(&[]), -2, false), Snapshot::Missing));
         assert!(matches!(read(&with_flash, 950, false), Snapshot::Fresh(_)), "flash left alone");
-        assert!(matches!(read(&with_flash, 950, true), Snapshot::NeedsScript), "flash to pop");
+        assert!(matches!(read(&with_flash, 950, true), Snapshot::PopFlash(_)), "flash to pop");
+        assert!(matches!(read(&with_flash, 900, true), Snapshot::NeedsScript), "and touch due");
         let foreign = hash(&["some", "hash"]);
         let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100, false).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));

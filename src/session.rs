@@ -1,10 +1,10 @@
 //! A loaded session: its attributes, what changed since it was loaded, and its metadata.
 //!
 //! A [`Session`] is plain data; the [`SessionStore`](crate::SessionStore) reads and writes it.
-//! Values stay MessagePack bytes until [`Session::get`] asks for one, and every
-//! [`insert`](Session::insert) and [`remove`](Session::remove) is remembered by name, so a save
-//! sends only those attributes: two requests that change different attributes never overwrite
-//! each other.
+//! Values stay MessagePack bytes, read in place from the packed record or a loose field (see
+//! `packed.rs`), until [`Session::get`] asks for one, and every [`insert`](Session::insert) and
+//! [`remove`](Session::remove) is remembered by name, so a save sends only those attributes: two
+//! requests that change different attributes never overwrite each other.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
 use crate::token::Token;
 
 /// What Redis told us about a session besides its attributes.
@@ -35,7 +36,11 @@ pub struct Metadata {
 pub struct Session {
     token: Token,
     pub(crate) key: String,
-    values: HashMap<String, Vec<u8>>,
+    /// The attributes as of the last compaction.
+    packed: Packed,
+    /// Newer than `packed`: loose fields read from Redis and changes made here; `None` is a
+    /// removed attribute.
+    loose: HashMap<String, Option<Vec<u8>>>,
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
     pub(crate) flash: Vec<u8>,
@@ -46,12 +51,17 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
-        let (values, changed, flash) = (HashMap::new(), BTreeSet::new(), Vec::new());
-        Session { token, key, values, changed, meta, flash, limits, only: None }
+        let (packed, loose, changed) = (Packed::default(), HashMap::new(), BTreeSet::new());
+        Session { token, key, packed, loose, changed, meta, flash: Vec::new(), limits, only: None }
     }
 
-    pub(crate) fn with_values(mut self, values: HashMap<String, Vec<u8>>) -> Self {
-        self.values = values;
+    /// Sets the attributes as loaded: the packed record and the loose fields.
+    pub(crate) fn with_attributes(
+        mut self,
+        packed: Packed,
+        loose: HashMap<String, Option<Vec<u8>>>,
+    ) -> Self {
+        (self.packed, self.loose) = (packed, loose);
         self
     }
 
@@ -80,31 +90,44 @@ impl Session {
     /// [`load_only`](crate::SessionStore::load_only) without `name`, and `name` was not
     /// inserted since.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        let missing = !self.values.contains_key(name) && !self.changed.contains(name);
-        if missing && self.only.as_ref().is_some_and(|only| !only.iter().any(|n| n == name)) {
+        if !self.changed.contains(name) && !self.is_loaded(name) {
             return Err(Error::NotLoaded(name.to_owned()));
         }
-        self.values.get(name).map(|bytes| codec::decode(name, bytes)).transpose()
+        self.value(name).map(|bytes| codec::decode(name, bytes)).transpose()
+    }
+
+    /// The stored bytes of `name`: a loose field wins over the packed record.
+    fn value(&self, name: &str) -> Option<&[u8]> {
+        match self.loose.get(name) {
+            Some(value) => value.as_deref(),
+            None => self.packed.get(name),
+        }
+    }
+
+    /// False for a name a partial load did not read.
+    fn is_loaded(&self, name: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only.iter().any(|n| n == name))
     }
 
     /// Sets attribute `name` (written by the next save).
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] for an empty name or one starting with `@` (reserved);
+    /// [`Error::InvalidName`] for an empty name, one starting with `@` (reserved) or one
+    /// over 65,535 bytes;
     /// [`Error::Encode`] when `value` cannot be encoded; [`Error::TooLarge`] when the value,
     /// the session or the attribute count would exceed the limits. On error nothing changes.
     pub fn insert<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
         check_name(name)?;
         let bytes = codec::encode(name, value)?;
         self.limits.check_value(bytes.len())?;
-        let before = (self.byte_size(), self.values.len());
-        let old = self.values.get(name).map(|old| old.len() + name.len());
+        let before = self.size();
+        let old = self.value(name).map(|old| old.len() + name.len());
         let added = usize::from(old.is_none());
         let after = (before.0 - old.unwrap_or(0) + name.len() + bytes.len(), before.1 + added);
         self.limits.check_growth(before, after)?;
-        if self.values.get(name) != Some(&bytes) {
-            self.values.insert(name.to_owned(), bytes);
+        if self.value(name) != Some(&bytes[..]) {
+            self.loose.insert(name.to_owned(), Some(bytes));
             self.changed.insert(name.to_owned());
         }
         Ok(())
@@ -112,16 +135,22 @@ impl Session {
 
     /// Removes attribute `name` (deleted by the next save); true when it was set.
     pub fn remove(&mut self, name: &str) -> bool {
-        let existed = self.values.remove(name).is_some();
+        let existed = self.value(name).is_some();
         if existed {
+            self.loose.insert(name.to_owned(), None);
             self.changed.insert(name.to_owned());
         }
         existed
     }
 
-    /// Names of the attributes set, in no particular order.
+    /// Names of the attributes set, in no particular order (after a partial load, only those
+    /// it read or that were inserted since).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str)
+        let packed = self.packed.iter().map(|(name, _)| name);
+        let packed = packed.filter(|name| !self.loose.contains_key(*name));
+        let loose = self.loose.iter().filter(|(_, value)| value.is_some());
+        let names = packed.chain(loose.map(|(name, _)| name.as_str()));
+        names.filter(|name| self.changed.contains(*name) || self.is_loaded(name))
     }
 
     /// True when there are changes a save would write.
@@ -142,9 +171,20 @@ impl Session {
         Ok(messages)
     }
 
-    /// Bytes of all names and values, as the session limit counts them.
-    fn byte_size(&self) -> usize {
-        self.values.iter().map(|(name, value)| name.len() + value.len()).sum()
+    /// Bytes of all names and values, as the session limit counts them, and the attribute
+    /// count. A partial load counts what it holds.
+    fn size(&self) -> (usize, usize) {
+        let attributes = self.attributes();
+        attributes.fold((0, 0), |(bytes, count), (name, value)| {
+            (bytes + name.len() + value.len(), count + 1)
+        })
+    }
+
+    /// Every attribute set, with its bytes.
+    fn attributes(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let packed = self.packed.iter().filter(|(name, _)| !self.loose.contains_key(*name));
+        let loose = self.loose.iter().filter_map(|(n, v)| Some((n.as_str(), v.as_deref()?)));
+        packed.chain(loose)
     }
 
     /// The pending delta: values to set, names to delete.
@@ -152,18 +192,38 @@ impl Session {
         let mut set = Vec::new();
         let mut deleted = Vec::new();
         for name in &self.changed {
-            match self.values.get(name) {
-                Some(value) => set.push((name.as_str(), value.as_slice())),
-                None => deleted.push(name.as_str()),
+            match self.loose.get(name) {
+                Some(Some(value)) => set.push((name.as_str(), value.as_slice())),
+                _ => deleted.push(name.as_str()),
             }
         }
         (set, deleted)
     }
 
-    /// Marks the delta as written at `version`.
-    pub(crate) fn saved(&mut self, version: u64) {
+    /// The whole session as a new packed record, when this save should compact: the session
+    /// was loaded whole, and the save would leave more than [`LOOSE_MAX`] loose fields or must
+    /// remove an attribute that sits in the record (which a loose field could only hide).
+    pub(crate) fn compaction(&self) -> Option<Vec<u8>> {
+        let removes_packed = self.changed.iter().any(|name| {
+            matches!(self.loose.get(name), Some(None)) && self.packed.get(name).is_some()
+        });
+        let due = self.loose.len() > LOOSE_MAX || removes_packed;
+        (due && self.only.is_none()).then(|| Packed::encode(self.attributes()))
+    }
+
+    /// How many attributes the packed record held when loaded.
+    pub(crate) fn packed_count(&self) -> u16 {
+        self.packed.count()
+    }
+
+    /// Marks the changes as written at `version`; `packed` is the record they were folded
+    /// into, when the save compacted.
+    pub(crate) fn saved(&mut self, version: u64, packed: Option<Vec<u8>>) {
         self.changed.clear();
         self.meta.version = version;
+        if let Some(packed) = packed.and_then(|bytes| Packed::parse(bytes).ok()) {
+            (self.packed, self.loose) = (packed, HashMap::new());
+        }
     }
 
     /// Moves the session to a new token (after regenerate).
@@ -174,7 +234,7 @@ impl Session {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.starts_with('@') {
+    if name.is_empty() || name.starts_with('@') || name.len() > MAX_NAME_BYTES {
         return Err(Error::InvalidName(name.to_owned()));
     }
     Ok(())

@@ -40,18 +40,21 @@ impl SessionStore {
             return Ok(());
         }
         let expected = session.meta.version;
+        let packed = session.compaction();
         let mut call = SCRIPTS.save.call(&[&session.key]);
         call.arg(if checked { expected.to_string() } else { String::new() });
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
+        call.arg(self.config.limits.max_attributes);
+        call.arg(packed.as_deref().unwrap_or_default()).arg(expected).arg(session.packed_count());
         let (set, deleted) = session.delta();
-        call.arg(self.config.limits.max_attributes).arg(set.len());
+        call.arg(set.len());
         for (name, value) in set {
             call.arg(name).arg(value);
         }
         call.arg(deleted);
         match self.run::<(i64, u64)>(&call).await? {
-            (1, version) => {
-                session.saved(version);
+            (code @ (1 | 2), version) => {
+                session.saved(version, packed.filter(|_| code == 2));
                 Ok(())
             }
             (0, _) => Err(Error::SessionGone),

@@ -1,0 +1,146 @@
+//! The packed record: a session's attributes as of its last compaction, in one hash field.
+//!
+//! Why one field: every field of a hash costs Redis two reply entries on `HGETALL` and costs
+//! the client two parsed values and two allocations, so a session of ten attributes read as
+//! ten fields cost about three times what one blob costs. Why not only one field: a blob
+//! rewritten whole on every save loses concurrent updates and writes the whole session to the
+//! AOF. So a session is this packed record (field `@p`) plus *loose* fields, one per attribute
+//! changed since the record was packed; a loose field wins over the record, and an empty one
+//! is a removed attribute. Saves write loose fields (a delta); a save that would leave more
+//! than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds them into a new
+//! record instead, and only if nobody saved since it loaded (save.lua).
+//!
+//! Format (big-endian), chosen so save.lua can read it with `string.byte`:
+//! `count: u16`, then per attribute `name length: u16, name, value length: u32, value`.
+
+use crate::error::{Error, Result};
+
+/// Most loose fields a save leaves before it packs them into the record.
+pub(crate) const LOOSE_MAX: usize = 4;
+
+/// Longest attribute name the record can hold.
+pub(crate) const MAX_NAME_BYTES: usize = u16::MAX as usize;
+
+/// A validated packed record; cheap to hold, read in place.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Packed(Vec<u8>);
+
+impl Packed {
+    /// Validates bytes read from Redis: every length in bounds, every name UTF-8, and exactly
+    /// as many attributes as the header says.
+    pub(crate) fn parse(bytes: Vec<u8>) -> Result<Packed> {
+        let [high, low, ..] = bytes[..] else { return corrupt("packed record has no header") };
+        let mut count = 0;
+        let mut reader = Reader { bytes: &bytes, at: 2 };
+        while reader.at < bytes.len() {
+            let Some((name, _)) = reader.entry() else { return corrupt("packed record truncated") };
+            if std::str::from_utf8(name).is_err() {
+                return corrupt("packed record has a non-UTF-8 name");
+            }
+            count += 1;
+        }
+        if count != usize::from(u16::from_be_bytes([high, low])) {
+            return corrupt("packed record count does not match");
+        }
+        Ok(Packed(bytes))
+    }
+
+    /// Packs `attributes`; names must be at most [`MAX_NAME_BYTES`], values under 4 GiB, and
+    /// at most 65,535 of them (the limits keep all three far lower).
+    pub(crate) fn encode<'a>(attributes: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+        let mut out = vec![0, 0];
+        let mut count: u16 = 0;
+        for (name, value) in attributes {
+            out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            out.extend_from_slice(value);
+            count = count.wrapping_add(1);
+        }
+        out[..2].copy_from_slice(&count.to_be_bytes());
+        out
+    }
+
+    /// How many attributes the record holds (its header).
+    pub(crate) fn count(&self) -> u16 {
+        match self.0[..] {
+            [high, low, ..] => u16::from_be_bytes([high, low]),
+            _ => 0,
+        }
+    }
+
+    /// The attributes in the record, in stored order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut reader = Reader { bytes: &self.0, at: 2 };
+        std::iter::from_fn(move || {
+            let (name, value) = reader.entry()?;
+            Some((std::str::from_utf8(name).ok()?, value))
+        })
+    }
+
+    /// The value of `name`, if the record holds it (a scan: sessions hold a few dozen
+    /// attributes, and comparing bytes in place beats building an index on every load).
+    pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {
+        let mut reader = Reader { bytes: &self.0, at: 2 };
+        std::iter::from_fn(|| reader.entry())
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, value)| value)
+    }
+}
+
+/// Walks the entries of a record without trusting any length in it.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn entry(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let name_len = usize::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?));
+        let name = self.take(name_len)?;
+        let value_len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
+        Some((name, self.take(usize::try_from(value_len).ok()?)?))
+    }
+
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(len)?)?;
+        self.at += len;
+        Some(slice)
+    }
+}
+
+fn corrupt<T>(why: &str) -> Result<T> {
+    Err(Error::Corrupt(why.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_in_order() {
+        let attributes = [("user_id", &b"\x2a"[..]), ("", b""), ("cart", &[0x90; 300][..])];
+        let packed = Packed::parse(Packed::encode(attributes.into_iter())).expect("valid");
+        assert_eq!(packed.iter().collect::<Vec<_>>(), attributes);
+        assert_eq!(packed.get("cart").map(<[u8]>::len), Some(300));
+        assert_eq!(packed.get("absent"), None);
+        let empty = Packed::parse(Packed::encode(std::iter::empty())).expect("valid");
+        assert_eq!(empty.iter().count(), 0);
+    }
+
+    #[test]
+    fn every_truncation_and_bad_count_is_corrupt_not_a_panic() {
+        let bytes = Packed::encode([("name", &b"value"[..]), ("x", b"y")].into_iter());
+        for len in 0..bytes.len() {
+            assert!(Packed::parse(bytes[..len].to_vec()).is_err(), "truncated at {len}");
+        }
+        let mut wrong_count = bytes.clone();
+        wrong_count[1] = 3;
+        assert!(Packed::parse(wrong_count).is_err());
+        let mut huge_length = bytes;
+        huge_length[2] = 0xff;
+        assert!(Packed::parse(huge_length).is_err());
+        let bad_name = [&[0, 1, 0, 1, 0xff][..], &[0, 0, 0, 0]].concat();
+        assert!(Packed::parse(bad_name).is_err());
+    }
+}

@@ -1,0 +1,159 @@
+//! The packed record (src/packed.rs): a load reads a few fields whatever the session's size,
+//! saves stay deltas, and compaction never loses a concurrent change.
+
+mod support;
+
+use redis::AsyncCommands;
+use redis_sessions::{Error, Limits, Session, SessionStore};
+
+/// The names of the fields of the only session's hash.
+async fn field_names(redis: &support::TestRedis) -> Vec<String> {
+    let keys = redis.keys().await;
+    assert_eq!(keys.len(), 1, "one session");
+    let mut names: Vec<String> = redis.conn().await.hkeys(&keys[0]).await.expect("hkeys");
+    names.sort_unstable();
+    names
+}
+
+/// A saved session holding `a0` .. `a{n-1}`, each set to its index.
+async fn saved_with(store: &SessionStore, n: usize) -> Session {
+    let mut session = store.create().await.expect("create");
+    for i in 0..n {
+        session.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    store.save(&mut session).await.expect("save");
+    session
+}
+
+async fn reload(store: &SessionStore, session: &Session) -> Session {
+    store.load(session.token().expose()).await.expect("load").expect("live")
+}
+
+fn sorted_names(session: &Session) -> Vec<String> {
+    let mut names: Vec<String> = session.names().map(str::to_owned).collect();
+    names.sort_unstable();
+    names
+}
+
+#[tokio::test]
+async fn many_attributes_are_packed_into_one_field_and_small_changes_stay_loose() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = saved_with(&store, 10).await;
+    assert_eq!(field_names(&redis).await, ["@c", "@d", "@p", "@v"], "ten attributes, one field");
+
+    let mut session = reload(&store, &session).await;
+    session.insert("a3", &"changed").expect("insert");
+    session.insert("new", &true).expect("insert");
+    store.save(&mut session).await.expect("save");
+    assert_eq!(field_names(&redis).await, ["@c", "@d", "@p", "@v", "a3", "new"], "a delta");
+
+    let loaded = reload(&store, &session).await;
+    assert_eq!(loaded.get::<String>("a3").expect("decode"), Some("changed".into()), "loose wins");
+    assert_eq!(loaded.get::<usize>("a9").expect("decode"), Some(9), "packed still read");
+    assert_eq!(loaded.names().count(), 11);
+}
+
+#[tokio::test]
+async fn loose_fields_past_the_bound_are_folded_into_the_record() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = saved_with(&store, 6).await;
+    for round in 0..3 {
+        for name in ["x", "y", "z"] {
+            session.insert(&format!("{name}{round}"), &round).expect("insert");
+            store.save(&mut session).await.expect("save");
+            let loose = field_names(&redis).await.iter().filter(|n| !n.starts_with('@')).count();
+            assert!(loose <= 4, "{loose} loose fields after round {round}");
+        }
+    }
+    let loaded = reload(&store, &session).await;
+    assert_eq!(loaded.names().count(), 6 + 9);
+    assert_eq!(loaded.get::<i32>("z2").expect("decode"), Some(2));
+    assert_eq!(loaded.get::<usize>("a5").expect("decode"), Some(5));
+}
+
+#[tokio::test]
+async fn a_compaction_never_drops_a_save_that_raced_it() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = saved_with(&store, 3).await;
+    let mut compacting = reload(&store, &session).await;
+    let mut racing = reload(&store, &session).await;
+    racing.insert("a0", &"from the racing request").expect("insert");
+    store.save(&mut racing).await.expect("save");
+    for i in 0..6 {
+        compacting.insert(&format!("b{i}"), &i).expect("insert");
+    }
+    compacting.remove("a1");
+    store.save(&mut compacting).await.expect("falls back to a delta");
+
+    let loaded = reload(&store, &session).await;
+    assert_eq!(loaded.get::<String>("a0").expect("decode"), Some("from the racing request".into()));
+    assert_eq!(loaded.get::<usize>("a1").expect("decode"), None, "removed through a tombstone");
+    assert_eq!(loaded.get::<usize>("b5").expect("decode"), Some(5));
+    assert_eq!(loaded.names().count(), 2 + 6);
+
+    // The next save by a request that saw everything folds it all, tombstone included.
+    let mut next = loaded;
+    next.insert("c", &1).expect("insert");
+    store.save(&mut next).await.expect("save");
+    assert_eq!(field_names(&redis).await, ["@c", "@d", "@p", "@v"]);
+    assert_eq!(sorted_names(&reload(&store, &session).await), sorted_names(&next));
+}
+
+#[tokio::test]
+async fn a_partial_load_removes_a_packed_attribute_with_a_tombstone() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = saved_with(&store, 6).await;
+    let token = session.token().expose().to_owned();
+    let mut partial = store.load_only(&token, &["a2"]).await.expect("load").expect("live");
+    assert!(matches!(partial.get::<usize>("a3"), Err(Error::NotLoaded(_))), "a3 was not read");
+    assert_eq!(partial.names().collect::<Vec<_>>(), ["a2"]);
+    partial.remove("a2");
+    store.save(&mut partial).await.expect("save");
+    let tombstone: Vec<u8> =
+        redis.conn().await.hget(&redis.keys().await[0], "a2").await.expect("hget");
+    assert!(tombstone.is_empty(), "an empty field hides the packed value");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<usize>("a2").expect("decode"), None);
+    assert_eq!(loaded.names().count(), 5);
+}
+
+#[tokio::test]
+async fn the_attribute_limit_counts_packed_and_loose_attributes() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(8)));
+    let session = saved_with(&store, 7).await;
+    let mut a = reload(&store, &session).await;
+    let mut b = reload(&store, &session).await;
+    a.insert("one", &1).expect("insert");
+    store.save(&mut a).await.expect("eight fit");
+    b.insert("a0", &"overwrite").expect("insert");
+    store.save(&mut b).await.expect("overwriting a packed attribute adds none");
+    b.insert("two", &2).expect("fits in b's own view");
+    let err = store.save(&mut b).await.expect_err("the script counts what Redis holds");
+    assert!(matches!(err, Error::TooLarge { limit: "attributes", size: 9, max: 8 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
+    let redis = support::any_server();
+    let mut session = saved_with(&redis.store(), 6).await;
+    // A tight limit makes the save read the whole record to count.
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(6)));
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let records = [&b""[..], b"\x00", b"\x00\x09\x00\x09short", b"\x00\x07\x00\x01a\x00\x00\x00"];
+    for record in records {
+        let _: () = conn.hset(&key, "@p", record).await.expect("hset");
+        let err = store.load(session.token().expose()).await.expect_err("corrupt");
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        session.insert("more", &1).expect("the session was loaded under a looser limit");
+        let err = store.save(&mut session).await.expect_err("the count cannot be made");
+        assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+        let more: Option<Vec<u8>> = conn.hget(&key, "more").await.expect("hget");
+        assert_eq!(more, None, "nothing written");
+    }
+}
