@@ -1,7 +1,7 @@
 //! Loading sessions: get-and-touch, mostly without a script.
 //!
-//! A load reads the hash and its TTL in one pipeline (`HGETALL` + `PTTL`, or `HMGET` of only
-//! the attributes a request needs). Nothing is written, and no script runs, unless something
+//! A load reads the hash and its TTL in one pipeline (`HGETALL` + `PTTL`, or `HMGET` of the
+//! metadata, the packed record and the loose fields a request names). Nothing is written, and no script runs, unless something
 //! must be written: the idle expiry is due to slide (once per touch window), the key has no TTL,
 //! or flash messages are to be popped. Then the get-and-touch script does the read, the checks
 //! and the writes atomically. Reading without a script is safe because every write caps the TTL
@@ -52,11 +52,12 @@ impl SessionStore {
         self.read(token, Read::All, true).await
     }
 
-    /// Like [`load`](Self::load), but reads only the attributes `names` (with `HMGET`): less for
-    /// Redis to send and for the client to parse when a request needs one or two attributes of
-    /// a larger session, as an authentication check does. [`Session::get`] of any other
-    /// attribute is an [`Error::NotLoaded`](crate::Error::NotLoaded). Saving works as usual
-    /// (it writes only what changed).
+    /// Like [`load`](Self::load), but reads only the packed record and the loose fields of
+    /// `names` (with `HMGET`), and [`Session::get`] of any other attribute is an
+    /// [`Error::NotLoaded`](crate::Error::NotLoaded). Since attributes are packed into one
+    /// field this saves little over [`load`](Self::load); it remains for a request that wants
+    /// to state what it reads. Saving works as usual (it writes only what changed), but never
+    /// compacts, since the session was not read whole.
     ///
     /// ```no_run
     /// # async fn demo(store: redis_sessions::SessionStore, cookie: &str) -> redis_sessions::Result<()> {

@@ -84,6 +84,14 @@ async fn aof_bytes_per_operation() {
             })
             .await,
     ));
+    // Four more distinct attributes changed, one save each: the fourth leaves five loose fields,
+    // so that save folds the session into a new packed record.
+    let mut saves = Vec::new();
+    for i in 4..8 {
+        session.insert(&format!("attr{i}"), &format!("{:=<88}", i)).expect("insert");
+        saves.push(meter.measure(async { store.save(&mut session).await.expect("save") }).await);
+    }
+    rows.push(("save changing one attribute, the one that compacts", saves[3]));
     rows.push((
         "regenerate",
         meter
@@ -125,4 +133,6 @@ async fn aof_bytes_per_operation() {
     assert_eq!(rows[0].1, 0, "a read inside the throttle window appends nothing");
     assert!(rows[1].1 > 0, "a due touch is written");
     assert!(rows[2].1 * 4 < stored, "a one-attribute save appends under a quarter of the session");
+    assert!(saves[..3].iter().all(|&bytes| bytes * 4 < stored), "deltas: {saves:?}");
+    assert!(rows[3].1 > stored, "the compaction writes the whole session once: {saves:?}");
 }

@@ -303,7 +303,7 @@ async fn main() {
         .await
         .expect("connect");
     let config =
-        Config::from_url(url.clone()).with_key_prefix("bench:ours:").with_pool_max_size(args.pool);
+        Config::from_url(url.clone()).with_key_prefix("ours:").with_pool_max_size(args.pool);
     let ours = SessionStore::connect(config.clone()).await.expect("store");
     let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
 

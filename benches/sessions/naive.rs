@@ -18,7 +18,7 @@ pub struct Naive {
 }
 
 fn key(id: &str) -> String {
-    format!("naive:{id}")
+    format!("base:{id}")
 }
 
 impl Naive {

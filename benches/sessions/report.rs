@@ -156,7 +156,7 @@ pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
     let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)
         .arg("MATCH")
-        .arg("bench:ours:*")
+        .arg("ours:*")
         .arg("COUNT")
         .arg(1000)
         .query(&mut conn)
