@@ -47,12 +47,17 @@ pub struct Session {
     limits: Limits,
     /// The attributes read, when the load read only some (`load_only`).
     only: Option<Vec<String>>,
+    /// Set when a save found that another request had saved since this view was loaded: the
+    /// view then misses that change, so it must not be folded into a record, and its version
+    /// must not vouch for the record's count.
+    stale: bool,
 }
 
 impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (packed, loose, changed) = (Packed::default(), HashMap::new(), BTreeSet::new());
-        Session { token, key, packed, loose, changed, meta, flash: Vec::new(), limits, only: None }
+        let (flash, only, stale) = (Vec::new(), None, false);
+        Session { token, key, packed, loose, changed, meta, flash, limits, only, stale }
     }
 
     /// Sets the attributes as loaded: the packed record and the loose fields.
@@ -122,11 +127,12 @@ impl Session {
         let bytes = codec::encode(name, value)?;
         self.limits.check_value(bytes.len())?;
         let before = self.size();
-        let old = self.value(name).map(|old| old.len() + name.len());
+        let current = self.known_value(name);
+        let old = current.flatten().map(|old| old.len() + name.len());
         let added = usize::from(old.is_none());
         let after = (before.0 - old.unwrap_or(0) + name.len() + bytes.len(), before.1 + added);
         self.limits.check_growth(before, after)?;
-        if self.value(name) != Some(&bytes[..]) {
+        if current != Some(Some(&bytes[..])) {
             self.loose.insert(name.to_owned(), Some(bytes));
             self.changed.insert(name.to_owned());
         }
@@ -134,13 +140,22 @@ impl Session {
     }
 
     /// Removes attribute `name` (deleted by the next save); true when it was set.
+    ///
+    /// After a partial load, a name it did not read is deleted whether or not it was set, and
+    /// the result is false.
     pub fn remove(&mut self, name: &str) -> bool {
-        let existed = self.value(name).is_some();
-        if existed {
+        let set = self.known_value(name).map(|value| value.is_some());
+        if set != Some(false) {
             self.loose.insert(name.to_owned(), None);
             self.changed.insert(name.to_owned());
         }
-        existed
+        set == Some(true)
+    }
+
+    /// The stored bytes of `name` as far as this session knows: `None` for a name a partial
+    /// load did not read (the packed record may be out of date for it).
+    fn known_value(&self, name: &str) -> Option<Option<&[u8]>> {
+        (self.changed.contains(name) || self.is_loaded(name)).then(|| self.value(name))
     }
 
     /// Names of the attributes set, in no particular order (after a partial load, only those
@@ -208,7 +223,15 @@ impl Session {
             matches!(self.loose.get(name), Some(None)) && self.packed.get(name).is_some()
         });
         let due = self.loose.len() > LOOSE_MAX || removes_packed;
-        (due && self.only.is_none()).then(|| Packed::encode(self.attributes()))
+        let packable = self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
+        (due && packable && self.only.is_none() && !self.stale)
+            .then(|| Packed::encode(self.attributes()))
+    }
+
+    /// The version this session's view of its attributes reflects, for the save script to
+    /// compare; `None` once a save found the view stale.
+    pub(crate) fn view_version(&self) -> Option<u64> {
+        (!self.stale).then_some(self.meta.version)
     }
 
     /// How many attributes the packed record held when loaded.
@@ -220,6 +243,8 @@ impl Session {
     /// into, when the save compacted.
     pub(crate) fn saved(&mut self, version: u64, packed: Option<Vec<u8>>) {
         self.changed.clear();
+        // Anything but one step up means another request saved in between.
+        self.stale |= packed.is_none() && version != self.meta.version.wrapping_add(1);
         self.meta.version = version;
         if let Some(packed) = packed.and_then(|bytes| Packed::parse(bytes).ok()) {
             (self.packed, self.loose) = (packed, HashMap::new());

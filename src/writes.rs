@@ -45,7 +45,9 @@ impl SessionStore {
         call.arg(if checked { expected.to_string() } else { String::new() });
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         call.arg(self.config.limits.max_attributes);
-        call.arg(packed.as_deref().unwrap_or_default()).arg(expected).arg(session.packed_count());
+        call.arg(packed.as_deref().unwrap_or_default());
+        call.arg(session.view_version().map(|v| v.to_string()).unwrap_or_default());
+        call.arg(session.packed_count());
         let (set, deleted) = session.delta();
         call.arg(set.len());
         for (name, value) in set {

@@ -94,6 +94,14 @@ async fn a_compaction_never_drops_a_save_that_raced_it() {
     assert_eq!(loaded.get::<usize>("b5").expect("decode"), Some(5));
     assert_eq!(loaded.names().count(), 2 + 6);
 
+    // The same session object saves again: its view still misses the racing change, so it
+    // must not fold that view into a record.
+    compacting.remove("a2");
+    store.save(&mut compacting).await.expect("a delta again");
+    let loaded = reload(&store, &session).await;
+    assert_eq!(loaded.get::<String>("a0").expect("decode"), Some("from the racing request".into()));
+    assert_eq!(loaded.get::<usize>("a2").expect("decode"), None);
+
     // The next save by a request that saw everything folds it all, tombstone included.
     let mut next = loaded;
     next.insert("c", &1).expect("insert");
@@ -119,6 +127,34 @@ async fn a_partial_load_removes_a_packed_attribute_with_a_tombstone() {
     let loaded = store.load(&token).await.expect("load").expect("live");
     assert_eq!(loaded.get::<usize>("a2").expect("decode"), None);
     assert_eq!(loaded.names().count(), 5);
+}
+
+#[tokio::test]
+async fn a_partial_load_writes_a_name_it_did_not_read_even_if_the_record_agrees() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("role", &"user").expect("insert");
+    for i in 0..5 {
+        session.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    store.save(&mut session).await.expect("packed, role = user");
+    let token = session.token().expose().to_owned();
+    let mut promote = store.load(&token).await.expect("load").expect("live");
+    promote.insert("role", &"admin").expect("insert");
+    store.save(&mut promote).await.expect("loose role = admin");
+
+    let mut demote = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
+    demote.insert("role", &"user").expect("insert");
+    store.save(&mut demote).await.expect("save");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<String>("role").expect("decode"), Some("user".into()));
+
+    let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
+    assert!(!partial.remove("a1"), "not read, so not known to be set");
+    store.save(&mut partial).await.expect("save");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<usize>("a1").expect("decode"), None, "but deleted all the same");
 }
 
 #[tokio::test]
