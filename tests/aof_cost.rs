@@ -24,7 +24,7 @@ impl Meter<'_> {
     }
 
     /// Bytes appended by `op`.
-    async fn measure<F: std::future::Future<Output = ()>>(&self, op: F) -> i64 {
+    async fn measure(&self, op: impl std::future::Future) -> i64 {
         let before = self.size().await;
         op.await;
         self.size().await - before
@@ -57,33 +57,14 @@ async fn aof_bytes_per_operation() {
             })
             .sum::<i64>();
 
+    let load = || async { store.load(&token).await.expect("load").expect("live") };
     let mut rows = Vec::new();
-    rows.push((
-        "get-and-touch inside the throttle window",
-        meter
-            .measure(async {
-                store.load(&token).await.expect("load").expect("live");
-            })
-            .await,
-    ));
+    rows.push(("get-and-touch inside the throttle window", meter.measure(load()).await));
     tokio::time::sleep(Duration::from_millis(600)).await;
-    rows.push((
-        "get-and-touch when due",
-        meter
-            .measure(async {
-                store.load(&token).await.expect("load").expect("live");
-            })
-            .await,
-    ));
+    rows.push(("get-and-touch when due", meter.measure(load()).await));
     session.insert("attr3", &format!("{:=<88}", 3)).expect("insert");
-    rows.push((
-        "save changing one attribute",
-        meter
-            .measure(async {
-                store.save(&mut session).await.expect("save");
-            })
-            .await,
-    ));
+    let save = meter.measure(async { store.save(&mut session).await.expect("save") }).await;
+    rows.push(("save changing one attribute", save));
     // Four more distinct attributes changed, one save each: the fourth leaves five loose fields,
     // so that save folds the session into a new packed record.
     let mut saves = Vec::new();
@@ -92,38 +73,14 @@ async fn aof_bytes_per_operation() {
         saves.push(meter.measure(async { store.save(&mut session).await.expect("save") }).await);
     }
     rows.push(("save changing one attribute, the one that compacts", saves[3]));
-    rows.push((
-        "regenerate",
-        meter
-            .measure(async {
-                store.regenerate(&mut session).await.expect("regenerate");
-            })
-            .await,
-    ));
-    rows.push((
-        "flash push",
-        meter
-            .measure(async {
-                store.push_flash(&session, "Saved.").await.expect("push");
-            })
-            .await,
-    ));
-    rows.push((
-        "flash pop",
-        meter
-            .measure(async {
-                store.pop_flash::<String>(&mut session).await.expect("pop");
-            })
-            .await,
-    ));
-    rows.push((
-        "destroy",
-        meter
-            .measure(async {
-                store.destroy(&session).await.expect("destroy");
-            })
-            .await,
-    ));
+    let regenerate = meter.measure(async { store.regenerate(&mut session).await.expect("new") });
+    rows.push(("regenerate", regenerate.await));
+    let push = meter.measure(async { store.push_flash(&session, "Saved.").await.expect("push") });
+    rows.push(("flash push", push.await));
+    let pop = meter.measure(async { store.pop_flash::<String>(&mut session).await.expect("pop") });
+    rows.push(("flash pop", pop.await));
+    let destroy = meter.measure(async { store.destroy(&session).await.expect("destroy") });
+    rows.push(("destroy", destroy.await));
 
     eprintln!("session: {stored} bytes of names and values in 10 attributes\n");
     eprintln!("| operation | AOF bytes |\n|---|---:|");
