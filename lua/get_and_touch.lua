@@ -1,9 +1,10 @@
 -- get-and-touch: load a session, enforce its deadlines, slide its idle expiry only when due,
 -- and optionally pop its flash messages, all in one round trip.
 --
--- The store runs it only when a load must write (src/load.rs): the expiry is due to slide, the
--- key has no TTL, or flash messages are to be popped. Other loads read HGETALL + PTTL without
--- a script, which is safe because every script caps the TTL at the deadline.
+-- The store runs it only when a load must write (src/load.rs): the expiry is due to slide or the
+-- key has no TTL (a load that only pops flash messages runs flash_pop.lua). Other loads read
+-- HGETALL + PTTL without a script, which is safe because every script caps the TTL at the
+-- deadline.
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms

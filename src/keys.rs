@@ -4,9 +4,9 @@
 //! tag in braces, and the first 128 bits of the SHA-256 of the token's secret, base64url (22
 //! characters). 128 bits keep both a preimage (to forge a cookie from a key) and a collision
 //! (two live sessions on one key, at 2^64 sessions) out of reach, and every command that names
-//! the key, in the AOF and the replication stream, is 21 bytes shorter than with all 256. An AOF file, an RDB dump,
-//! `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot be turned
-//! back into a cookie. The braces make every key of one session (and of its regenerated
+//! the key, in the AOF and the replication stream, is 21 bytes shorter than with all 256. An
+//! AOF file, an RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a
+//! hash cannot be turned back into a cookie. The braces make every key of one session (and of its regenerated
 //! successor) hash to the same Cluster slot.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,20 +1,21 @@
 //! Loading sessions: get-and-touch, mostly without a script.
 //!
 //! A load reads the hash and its TTL in one pipeline (`HGETALL` + `PTTL`, or `HMGET` of the
-//! metadata, the packed record and the loose fields a request names). Nothing is written, and no script runs, unless something
-//! must be written: the idle expiry is due to slide (once per touch window), the key has no TTL,
-//! or flash messages are to be popped. Then the get-and-touch script does the read, the checks
-//! and the writes atomically. Reading without a script is safe because every write caps the TTL
-//! at the absolute deadline: a key that still exists with a TTL is within its deadline. And it
-//! is cheap: the script costs Redis about 8 µs a call, the plain read about 2 (measured with
-//! redis-benchmark; see the README's Performance section).
+//! metadata, the packed record and the loose fields a request names). Nothing is written, and
+//! no script runs, unless something must be written. When the idle expiry is due to slide (once
+//! per touch window) or the key has no TTL, the get-and-touch script does the read, the checks
+//! and the writes atomically, popping flash messages too when asked. When only flash messages
+//! are to be popped, the flash pop script takes them. Reading without a script is safe because
+//! every write caps the TTL at the absolute deadline: a key that still exists with a TTL is
+//! within its deadline. And it is cheap: the plain read costs Redis about 2 µs, get-and-touch
+//! about 6 (see the README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument};
 
 use crate::error::Result;
 use crate::keys;
-use crate::reply::{self, Snapshot};
+use crate::reply::{self, Loaded, Snapshot};
 use crate::scripts::SCRIPTS;
 use crate::session::Session;
 use crate::store::SessionStore;
@@ -43,7 +44,7 @@ impl SessionStore {
 
     /// Like [`load`](Self::load), and takes the pending flash messages, which
     /// [`Session::take_flash`] then returns. No other request will see them. One round trip
-    /// when no message is pending, two when one is.
+    /// when no message is pending and no touch is due, two otherwise.
     ///
     /// # Errors
     ///
@@ -82,37 +83,47 @@ impl SessionStore {
         };
         tracing::Span::current().record("session", tracing::field::debug(&token));
         let key = keys::session_key(&self.config.key_prefix, &token);
+        let Some((loaded, by_script)) = self.fetch(&key, what, pop_flash).await? else {
+            debug!("no live session");
+            return Ok(None);
+        };
+        let mut session = Session::new(token, key, loaded.meta, self.config.limits)
+            .with_attributes(loaded.packed, loaded.loose);
+        session.flash = if pop_flash { loaded.flash } else { Vec::new() };
+        Ok(Some(match what {
+            Read::Only(names) if !by_script => session.loaded_only(names),
+            _ => session, // the script read every field
+        }))
+    }
+
+    /// Reads the session at `key`: the plain pipeline, then a script only if something must be
+    /// written. The flag says whether get-and-touch read it (then whole, whatever `what` asked).
+    async fn fetch(
+        &self,
+        key: &str,
+        what: Read<'_>,
+        pop_flash: bool,
+    ) -> Result<Option<(Loaded, bool)>> {
         let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
-        let replies = self.run_read(&read_pipeline(&key, what)).await?;
+        let replies = self.run_read(&read_pipeline(key, what)).await?;
         let replies = match what {
             Read::All => replies,
             Read::Only(names) => reply::hmget_as_hgetall(replies, names)?,
         };
-        let (loaded, partial) = match reply::snapshot(replies, idle, touch_after, pop_flash)? {
-            Snapshot::Missing => (None, matches!(what, Read::Only(_))),
-            Snapshot::Fresh(loaded) => (Some(loaded), matches!(what, Read::Only(_))),
+        match reply::snapshot(replies, idle, touch_after, pop_flash)? {
+            Snapshot::Missing => Ok(None),
+            Snapshot::Fresh(loaded) => Ok(Some((loaded, false))),
             Snapshot::PopFlash(mut loaded) => {
-                let call = SCRIPTS.flash_pop.call(&[&key]);
+                let call = SCRIPTS.flash_pop.call(&[key]);
                 loaded.flash = self.run::<Option<Vec<u8>>>(&call).await?.unwrap_or_default();
-                (Some(loaded), matches!(what, Read::Only(_)))
+                Ok(Some((loaded, false)))
             }
             Snapshot::NeedsScript => {
-                let mut call = SCRIPTS.get_and_touch.call(&[&key]);
+                let mut call = SCRIPTS.get_and_touch.call(&[key]);
                 call.arg(idle).arg(touch_after).arg(u8::from(pop_flash));
-                (reply::loaded(self.run::<Value>(&call).await?)?, false)
+                Ok(reply::loaded(self.run::<Value>(&call).await?)?.map(|loaded| (loaded, true)))
             }
-        };
-        let Some(loaded) = loaded else {
-            debug!("no live session");
-            return Ok(None);
-        };
-        let mut session = Session::new(token, key, loaded.meta, self.config.limits);
-        session.flash = if pop_flash { loaded.flash } else { Vec::new() };
-        let session = session.with_attributes(loaded.packed, loaded.loose);
-        Ok(Some(match (partial, what) {
-            (true, Read::Only(names)) => session.loaded_only(names),
-            _ => session,
-        }))
+        }
     }
 }
 

@@ -45,6 +45,11 @@ impl Packed {
         Ok(Packed(bytes))
     }
 
+    /// Wraps a record [`encode`](Self::encode) built, which needs no validation.
+    pub(crate) fn encoded(bytes: Vec<u8>) -> Packed {
+        Packed(bytes)
+    }
+
     /// Packs `attributes`; names must be at most [`MAX_NAME_BYTES`], values under 4 GiB, and
     /// at most 65,535 of them (the limits keep all three far lower).
     pub(crate) fn encode<'a>(attributes: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {

@@ -1,4 +1,5 @@
-//! Turning the get-and-touch reply into a session, strictly.
+//! Turning load replies into a session, strictly: the plain read's (`HGETALL` or `HMGET`, and
+//! `PTTL`) and the get-and-touch script's.
 //!
 //! The reply comes from Redis and the hash it read may hold anything (a foreign writer under our
 //! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
@@ -37,7 +38,7 @@ pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Ve
     Ok(vec![Value::Array(fields), pttl])
 }
 
-/// A session as get-and-touch returned it.
+/// A session as a load read it: metadata, packed record, loose fields and flash.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,

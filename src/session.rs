@@ -95,10 +95,8 @@ impl Session {
     /// [`load_only`](crate::SessionStore::load_only) without `name`, and `name` was not
     /// inserted since.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
-        if !self.changed.contains(name) && !self.is_loaded(name) {
-            return Err(Error::NotLoaded(name.to_owned()));
-        }
-        self.value(name).map(|bytes| codec::decode(name, bytes)).transpose()
+        let value = self.known_value(name).ok_or_else(|| Error::NotLoaded(name.to_owned()))?;
+        value.map(|bytes| codec::decode(name, bytes)).transpose()
     }
 
     /// The stored bytes of `name`: a loose field wins over the packed record.
@@ -161,10 +159,7 @@ impl Session {
     /// Names of the attributes set, in no particular order (after a partial load, only those
     /// it read or that were inserted since).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        let packed = self.packed.iter().map(|(name, _)| name);
-        let packed = packed.filter(|name| !self.loose.contains_key(*name));
-        let loose = self.loose.iter().filter(|(_, value)| value.is_some());
-        let names = packed.chain(loose.map(|(name, _)| name.as_str()));
+        let names = self.attributes().map(|(name, _)| name);
         names.filter(|name| self.changed.contains(*name) || self.is_loaded(name))
     }
 
@@ -246,8 +241,8 @@ impl Session {
         // Anything but one step up means another request saved in between.
         self.stale |= packed.is_none() && version != self.meta.version.wrapping_add(1);
         self.meta.version = version;
-        if let Some(packed) = packed.and_then(|bytes| Packed::parse(bytes).ok()) {
-            (self.packed, self.loose) = (packed, HashMap::new());
+        if let Some(bytes) = packed {
+            (self.packed, self.loose) = (Packed::encoded(bytes), HashMap::new());
         }
     }
 
