@@ -172,14 +172,8 @@ async fn a_promoted_replica_without_the_scripts_serves_every_session() {
         tokens.push(session.token().expose().to_owned());
     }
     let mut conn = primary.conn().await;
-    let mut synced = 0;
-    for _ in 0..100 {
-        synced = redis::cmd("WAIT").arg(1).arg(100).query_async(&mut conn).await.expect("wait");
-        if synced == 1 {
-            break;
-        }
-    }
-    assert_eq!(synced, 1, "the replica caught up");
+    let synced = support::replicas_caught_up(&mut conn, Duration::from_secs(10)).await;
+    assert!(synced, "the replica caught up");
     let mut conn = replica.conn().await;
     let _: () =
         redis::cmd("REPLICAOF").arg("NO").arg("ONE").query_async(&mut conn).await.expect("promote");

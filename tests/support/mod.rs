@@ -241,3 +241,22 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+/// Waits until every replica of the primary behind `conn` has acknowledged everything it was
+/// sent (the offsets `ROLE` reports); false after `timeout`. `WAIT` on a fresh connection would
+/// not do: it counts only that connection's own writes, so it returns at once.
+pub async fn replicas_caught_up(conn: &mut MultiplexedConnection, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, offset, replicas): (String, i64, Vec<(String, String, String)>) =
+            redis::cmd("ROLE").query_async(conn).await.expect("role");
+        let acked = |replica: &(String, String, String)| replica.2.parse() == Ok(offset);
+        if !replicas.is_empty() && replicas.iter().all(acked) {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
