@@ -16,7 +16,7 @@
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
 --          every field of the hash, metadata (@c created, @d deadline, @v version, @p packed
 --          attributes, @f flash) and loose attributes (src/packed.rs) alike; @f is in the
---          reply only when it was popped.
+--          reply whether or not it was popped, so a load that leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks its deadline (foreign data under our prefix).
@@ -34,7 +34,7 @@ for i = 1, #fields, 2 do
   if name == '@d' then
     deadline = tonumber(fields[i + 1])
   elseif name == '@f' then
-    flash = i
+    flash = true
   end
 end
 if not deadline then
@@ -54,12 +54,7 @@ if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
     pttl = ttl
   end
 end
-if flash then
-  if ARGV[3] == '1' then
-    redis.call('HDEL', key, '@f')
-  else
-    table.remove(fields, flash + 1)
-    table.remove(fields, flash)
-  end
+if flash and ARGV[3] == '1' then
+  redis.call('HDEL', key, '@f')
 end
 return {pttl, fields}

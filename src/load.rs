@@ -89,7 +89,10 @@ impl SessionStore {
         };
         let mut session = Session::new(token, key, loaded.meta, self.config.limits)
             .with_attributes(loaded.packed, loaded.loose);
-        session.flash = if pop_flash { loaded.flash } else { Vec::new() };
+        match pop_flash {
+            true => session.flash = loaded.flash,
+            false => session.flash_pending = !loaded.flash.is_empty(),
+        }
         Ok(Some(match what {
             Read::Only(names) if !by_script => session.loaded_only(names),
             _ => session, // the script read every field

@@ -44,6 +44,8 @@ pub struct Session {
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
     pub(crate) flash: Vec<u8>,
+    /// Flash messages were pending when the session was loaded (and left in Redis).
+    pub(crate) flash_pending: bool,
     limits: Limits,
     /// The attributes read, when the load read only some (`load_only`).
     only: Option<Vec<String>>,
@@ -57,7 +59,20 @@ impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (packed, loose, changed) = (Packed::default(), HashMap::new(), BTreeSet::new());
         let (flash, only, stale) = (Vec::new(), None, false);
-        Session { token, key, packed, loose, changed, meta, flash, limits, only, stale }
+        let flash_pending = false;
+        Session {
+            token,
+            key,
+            packed,
+            loose,
+            changed,
+            meta,
+            flash,
+            flash_pending,
+            limits,
+            only,
+            stale,
+        }
     }
 
     /// Sets the attributes as loaded: the packed record and the loose fields.

@@ -128,9 +128,16 @@ impl SessionStore {
     /// [`create`](Self::create).
     #[instrument(level = "debug", name = "session.flash_pop", skip_all, fields(session = ?session.token()))]
     pub async fn pop_flash<T: DeserializeOwned>(&self, session: &mut Session) -> Result<Vec<T>> {
-        let popped = self.run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key])).await?;
-        session.flash.extend(popped.unwrap_or_default());
+        let popped = self.pop_flash_encoded(session).await?;
+        session.flash.extend(popped);
         session.take_flash()
+    }
+
+    /// Takes the pending flash messages, still encoded (concatenated MessagePack values).
+    pub(crate) async fn pop_flash_encoded(&self, session: &mut Session) -> Result<Vec<u8>> {
+        let popped = self.run::<Option<Vec<u8>>>(&SCRIPTS.flash_pop.call(&[&session.key])).await?;
+        session.flash_pending = false;
+        Ok(popped.unwrap_or_default())
     }
 }
 

@@ -260,3 +260,97 @@ async fn a_flash_after_destroy_reaches_the_next_page_in_a_fresh_session() {
         "the old session is gone"
     );
 }
+
+// Flash messages through the layer: pushed once, popped only by a handler that reads them.
+
+async fn flash_two(
+    session: redis_sessions::web::Session,
+) -> Result<&'static str, redis_sessions::Error> {
+    session.flash("a").await?;
+    session.flash("b").await?;
+    session.insert("x", &1).await?;
+    Ok("queued")
+}
+
+async fn touch(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+    Ok(format!("{:?}", session.get::<i32>("x").await?))
+}
+
+async fn read(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+    Ok(session.flashes::<String>().await?.join(","))
+}
+
+async fn wrong_type(session: redis_sessions::web::Session) -> &'static str {
+    let _ = session.flash_now("now-only").await;
+    match session.flashes::<u64>().await {
+        Ok(_) => "decoded",
+        Err(_) => "refused",
+    }
+}
+
+async fn too_big(session: redis_sessions::web::Session) -> &'static str {
+    match session.flash(&"x".repeat(100_000)).await {
+        Err(redis_sessions::Error::TooLarge { .. }) => "too large",
+        _ => "accepted",
+    }
+}
+
+async fn serve_flash_routes(redis: &support::TestRedis) -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route("/flash", post(flash_two))
+        .route("/touch", get(touch))
+        .route("/read", get(read))
+        .route("/wrong", get(wrong_type))
+        .route("/big", post(too_big))
+        .layer(redis_sessions::web::SessionLayer::new(redis.store()).with_cookie(plain()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+async fn scripts_run(redis: &support::TestRedis) -> i64 {
+    redis.command_calls("evalsha").await + redis.command_calls("eval").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_messages_are_pushed_once_and_popped_only_when_read() {
+    let redis = support::own_server(&[]);
+    let base = serve_flash_routes(&redis).await;
+    let (warm, _) = browser();
+    warm.post(format!("{base}/flash")).send().await.expect("warm-up");
+    page(&warm, &format!("{base}/read")).await; // every script loaded: no NOSCRIPT below
+
+    let (client, _) = browser();
+    let before = scripts_run(&redis).await;
+    assert_eq!(client.post(format!("{base}/flash")).send().await.expect("post").status(), 200);
+    assert_eq!(scripts_run(&redis).await - before, 3, "create, save, one push for two messages");
+    let before = scripts_run(&redis).await;
+    for _ in 0..2 {
+        assert_eq!(page(&client, &format!("{base}/touch")).await, "Some(1)");
+    }
+    assert_eq!(scripts_run(&redis).await - before, 0, "pages that do not read flashes pop none");
+    let before = scripts_run(&redis).await;
+    assert_eq!(page(&client, &format!("{base}/read")).await, "a,b", "in order, kept until read");
+    assert_eq!(scripts_run(&redis).await - before, 1, "one pop");
+    let before = scripts_run(&redis).await;
+    assert_eq!(page(&client, &format!("{base}/read")).await, "", "shown once");
+    assert_eq!(scripts_run(&redis).await - before, 0, "nothing pending, nothing popped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_now_messages_never_reach_the_next_request_and_oversized_ones_fail_early() {
+    let redis = support::any_server();
+    let base = serve_flash_routes(&redis).await;
+    let (client, _) = browser();
+    client.post(format!("{base}/flash")).send().await.expect("post");
+    assert_eq!(page(&client, &format!("{base}/wrong")).await, "refused");
+    assert_eq!(
+        page(&client, &format!("{base}/read")).await,
+        "a,b",
+        "popped messages a read refused come back; this request's flash_now ones do not"
+    );
+    let big = client.post(format!("{base}/big")).send().await.expect("post");
+    assert_eq!(big.text().await.expect("body"), "too large", "the handler sees the limit");
+}

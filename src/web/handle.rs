@@ -34,9 +34,12 @@ struct State {
     store: SessionStore,
     cookie: Option<String>,
     session: Loaded,
+    /// Flash messages taken from Redis but not yet delivered (a read with the wrong type).
     popped: Vec<u8>,
+    /// This request's own messages ([`Session::flash_now`]).
     now: Vec<u8>,
-    next: Vec<Vec<u8>>,
+    /// Messages for a later request, pushed after the handler in one call.
+    next: Vec<u8>,
     reissue: bool,
     destroyed: bool,
 }
@@ -122,7 +125,8 @@ impl Session {
         Ok(())
     }
 
-    /// Deletes the session and clears the cookie.
+    /// Deletes the session and clears the cookie. One round trip; the session is not loaded
+    /// first unless the handler already used it.
     ///
     /// # Errors
     ///
@@ -130,8 +134,13 @@ impl Session {
     pub async fn destroy(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
-        if let Some(session) = state.live().await? {
-            store.destroy(session).await?;
+        match (&state.session, state.cookie.clone()) {
+            (Loaded::NotYet, Some(cookie)) => _ = store.destroy_token(&cookie).await?,
+            _ => {
+                if let Some(session) = state.live().await? {
+                    store.destroy(session).await?;
+                }
+            }
         }
         state.session = Loaded::Missing;
         state.destroyed = true;
@@ -142,10 +151,14 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`].
+    /// [`Error::Encode`]; [`Error::TooLarge`] when this request's queued messages would exceed
+    /// [`Limits::max_value_bytes`](crate::Limits::max_value_bytes) (checked here, so the
+    /// handler sees it; messages already pending in Redis are checked after the handler).
     pub async fn flash<T: Serialize + ?Sized>(&self, message: &T) -> Result<()> {
         let bytes = codec::encode("@flash", message)?;
-        self.inner.lock().await.next.push(bytes);
+        let mut state = self.inner.lock().await;
+        state.store.config().limits.check_value(state.next.len() + bytes.len())?;
+        state.next.extend(bytes);
         Ok(())
     }
 
@@ -161,24 +174,27 @@ impl Session {
     }
 
     /// Takes the flash messages for this request: those queued by earlier requests (popped
-    /// atomically when the session was loaded, so no other request shows them) and those of
-    /// [`flash_now`](Self::flash_now).
+    /// atomically here, so no other request shows them; only when the load found some) and
+    /// those of [`flash_now`](Self::flash_now).
     ///
     /// # Errors
     ///
-    /// Loading errors; [`Error::Decode`] when a message is not a `T` (the messages are kept).
+    /// Loading and Redis errors; [`Error::Decode`] when a message is not a `T` (the messages
+    /// are kept: a read with the right type still gets them, and popped ones that no read
+    /// takes go back to Redis after the handler).
     pub async fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut state = self.inner.lock().await;
-        state.live().await?;
-        let mut all = std::mem::take(&mut state.popped);
-        all.append(&mut state.now);
-        match codec::decode_all("@flash", &all) {
-            Ok(messages) => Ok(messages),
-            Err(e) => {
-                state.popped = all; // kept: a read with the right type still gets them
-                Err(e)
-            }
-        }
+        let store = state.store.clone();
+        let popped = match state.live().await? {
+            Some(session) if session.flash_pending => store.pop_flash_encoded(session).await?,
+            _ => Vec::new(),
+        };
+        state.popped.extend(popped);
+        let mut messages: Vec<T> = codec::decode_all("@flash", &state.popped)?;
+        messages.extend(codec::decode_all::<T>("@flash", &state.now)?);
+        state.popped.clear();
+        state.now.clear();
+        Ok(messages)
     }
 
     /// Created, deadline, version and TTL of the session, if there is one.
@@ -201,18 +217,16 @@ impl Session {
 }
 
 impl State {
-    /// The live session, loading it (and popping its flash messages) on first use.
+    /// The live session, loading it on first use. Flash messages stay in Redis until a
+    /// handler reads them, so requests that do not read them never pop and requeue them.
     async fn live(&mut self) -> Result<Option<&mut crate::Session>> {
         if let Loaded::NotYet = self.session {
             let found = match &self.cookie {
-                Some(token) => self.store.load_and_pop_flash(token).await?,
+                Some(token) => self.store.load(token).await?,
                 None => None,
             };
             self.session = match found {
-                Some(mut session) => {
-                    self.popped = std::mem::take(&mut session.flash);
-                    Loaded::Live(Box::new(session))
-                }
+                Some(session) => Loaded::Live(Box::new(session)),
                 None => Loaded::Missing,
             };
         }
@@ -247,20 +261,19 @@ impl State {
             }
         }
         if !self.next.is_empty() {
-            // Load (and pop) before collecting the unread messages below, or the ones popped
-            // by this load would be lost.
             self.live_or_create().await?;
         }
-        // Messages popped at load that the handler did not read go back for the next request.
-        let unread = std::mem::take(&mut self.popped);
-        if !unread.is_empty() {
-            self.next.insert(0, unread);
+        // Messages popped that no read took (wrong type) go back, ahead of the new ones.
+        if !self.popped.is_empty() {
+            let next = std::mem::take(&mut self.next);
+            self.next = std::mem::take(&mut self.popped);
+            self.next.extend(next);
         }
         let store = self.store.clone();
         // No live session: nothing to write. A cookie that names no live session is left
         // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
         let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
-        save_and_flash(&store, session, &self.next).await?;
+        save_and_flash(&store, session, &mut self.next).await?;
         if !self.reissue {
             return Ok(CookieAction::Keep);
         }
@@ -279,14 +292,15 @@ impl State {
     }
 }
 
+/// Saves the delta, then queues the messages for later requests in one call.
 async fn save_and_flash(
     store: &SessionStore,
     session: &mut crate::Session,
-    next: &[Vec<u8>],
+    next: &mut Vec<u8>,
 ) -> Result<()> {
     store.save(session).await?;
-    for message in next {
-        store.push_flash_encoded(session, message.clone()).await?;
+    if !next.is_empty() {
+        store.push_flash_encoded(session, std::mem::take(next)).await?;
     }
     Ok(())
 }
