@@ -29,7 +29,7 @@ const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 /// assert_eq!(config.key_prefix, "session:");
 /// ```
 #[derive(Clone, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// Redis URL: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS. With
@@ -329,13 +329,13 @@ impl fmt::Debug for Config {
 
 /// The URL with its password replaced by `***`, for logs.
 pub(crate) fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
+    match redis::parse_redis_url(url) {
+        Some(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
         }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparsable url>".to_owned(),
+        Some(parsed) => parsed.to_string(),
+        None => "<unparsable url>".to_owned(),
     }
 }
 
@@ -355,6 +355,18 @@ mod tests {
         assert_eq!(config.key_prefix, "session:");
         assert!(config.validate().is_ok());
         assert!(!format!("{config:?}").contains(":pw@"));
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_an_error_not_a_silent_default() {
+        for json in [
+            r#"{"idle_timout": "5m"}"#,
+            r#"{"limits": {"max_atributes": 10}}"#,
+            r#"{"tls": {"ca_certs": "/etc/ca.pem"}}"#,
+        ] {
+            let err = serde_json::from_str::<Config>(json).expect_err("unknown field");
+            assert!(err.to_string().contains("unknown field"), "{err}");
+        }
     }
 
     #[test]

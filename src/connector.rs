@@ -1,7 +1,7 @@
 //! Opening connections: to one server (TLS certificates kept) or to a Redis Cluster.
 //!
-//! deadpool-redis' config, and its cluster manager, build clients from URLs alone and so drop a
-//! custom CA and client certificate (deadpool issue 404). The clients here are built with them:
+//! Clients built from URLs alone would drop a custom CA and client certificate, so the clients
+//! here are built with them:
 //! [`redis::Client::build_with_tls`] for one server, [`ClusterClientBuilder::certs`] for a
 //! cluster, whose connections route each call to the node that owns its key's slot and follow
 //! MOVED/ASK redirections during resharding and failover.

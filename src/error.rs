@@ -44,7 +44,8 @@ pub enum Error {
     /// [`Session::get`](crate::Session::get) of an attribute that a partial load
     /// ([`load_only`](crate::SessionStore::load_only)) did not read.
     NotLoaded(String),
-    /// An attribute name was empty or started with `@`, which is reserved for metadata.
+    /// An attribute name was empty, started with `@` (reserved for metadata) or was over
+    /// 65,535 bytes (the packed record's limit).
     InvalidName(String),
     /// A value could not be encoded to MessagePack.
     Encode {

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(limits.max_value_bytes, 64 * 1024);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Limits {
     /// Most bytes of one encoded attribute value, and of the pending flash messages.
@@ -24,8 +24,8 @@ pub struct Limits {
     pub max_value_bytes: usize,
     /// Most bytes of all attribute names and values together. Default 256 KiB.
     pub max_session_bytes: usize,
-    /// Most attributes in one session. Default 256 (at most 4000: one save passes each changed
-    /// attribute to Lua as two arguments).
+    /// Most attributes in one session. Default 256 (at most 4000, the largest a test saves and
+    /// deletes in one go through the save script's chunked writes).
     pub max_attributes: usize,
 }
 

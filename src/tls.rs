@@ -5,8 +5,7 @@
 //! given here as PEM, from a file or inline. Certificate checks cannot be turned off: the crate
 //! does not enable redis-rs' `tls-rustls-insecure`, so a `#insecure` URL is refused.
 //!
-//! deadpool-redis' config drops custom certificates (deadpool issue 404); this crate builds its
-//! redis-rs clients with them instead (see `connector.rs`).
+//! The redis-rs clients are built with these certificates (see `connector.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -57,7 +56,7 @@ impl fmt::Debug for Pem {
 /// assert!(tls.is_custom());
 /// ```
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TlsConfig {
     /// Trust only this CA (instead of the system or webpki roots). Default none.
