@@ -102,9 +102,7 @@ impl ActixSessionStore {
     }
 
     async fn fill_and_save(&self, session: &mut Session, state: &State) -> crate::Result<()> {
-        for (name, value) in state {
-            session.insert(name, value)?;
-        }
+        super::sync_entries(session, entries(state))?;
         self.store.save(session).await
     }
 }
@@ -143,18 +141,7 @@ impl storage::SessionStore for ActixSessionStore {
     ) -> Result<SessionKey, UpdateError> {
         let loaded = self.store.load(session_key.as_ref()).await.map_err(update_error)?;
         let Some(mut session) = loaded else { return Err(gone()) };
-        let removed: Vec<String> = session
-            .names()
-            .filter(|name| !session_state.contains_key(*name))
-            .map(str::to_owned)
-            .collect();
-        for name in &removed {
-            session.remove(name);
-        }
-        // `insert` skips values that did not change, so the save sends only the delta.
-        for (name, value) in &session_state {
-            session.insert(name, value).map_err(update_error)?;
-        }
+        super::sync_entries(&mut session, entries(&session_state)).map_err(update_error)?;
         match self.store.save(&mut session).await {
             Ok(()) => Ok(session_key),
             Err(Error::SessionGone) => Err(gone()),
@@ -183,9 +170,12 @@ impl storage::SessionStore for ActixSessionStore {
 /// request meanwhile). Nothing is written: carrying the state over to a new session would let a
 /// client keep a session's data past its absolute timeout.
 fn gone() -> UpdateError {
-    UpdateError::Other(anyhow::anyhow!(
-        "the session expired or was deleted meanwhile; its changes were not saved"
-    ))
+    UpdateError::Other(anyhow::anyhow!(super::GONE))
+}
+
+/// actix's entries as attribute names and values (names are used as they are).
+fn entries(state: &State) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, &String)> {
+    state.iter().map(|(name, value)| (name.as_str().into(), value))
 }
 
 /// The session's token as actix's session key.

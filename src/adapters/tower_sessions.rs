@@ -24,7 +24,7 @@
 //!
 //! # What is written
 //!
-//! Every entry of the record's data is one attribute of the Redis hash, its JSON value encoded
+//! Every entry of the record's data is one attribute of the session, its JSON value encoded
 //! with MessagePack. A [`save`](tower_sessions_core::SessionStore::save) writes only the entries
 //! that changed and deletes the ones that were removed; entries another request changed in the
 //! meantime, and the record leaves untouched, survive. (tower-sessions hands the store the
@@ -112,7 +112,8 @@ impl TowerSessionStore {
         data: &HashMap<String, Value>,
         created: bool,
     ) -> session_store::Result<bool> {
-        let result = match apply(session, data) {
+        let entries = data.iter().map(|(name, value)| (escape(name), value));
+        let result = match super::sync_entries(session, entries) {
             Ok(()) => self.store.save(session).await,
             Err(e) => Err(e),
         };
@@ -120,7 +121,8 @@ impl TowerSessionStore {
             Ok(()) => Ok(true),
             Err(Error::SessionGone) => Ok(false),
             Err(e) => {
-                if created {
+                // Not when Redis is unreachable: the destroy would only wait out a timeout.
+                if created && !e.is_unavailable() {
                     // Best effort: the session expires on its own otherwise.
                     let _ = self.store.destroy(session).await;
                 }
@@ -188,31 +190,12 @@ impl tower_sessions_core::SessionStore for TowerSessionStore {
 
 /// The error of a save whose session is gone.
 fn gone() -> session_store::Error {
-    session_store::Error::Backend(
-        "the session expired or was deleted meanwhile; its changes were not saved".to_owned(),
-    )
+    session_store::Error::Backend(super::GONE.to_owned())
 }
 
 /// The token a tower-sessions ID maps to.
 fn token_for(id: &Id) -> Token {
     Token::derive(&id.0.to_le_bytes())
-}
-
-/// Removes the attributes `data` no longer has and inserts the others (unchanged values are
-/// not marked changed, so the save writes only the delta).
-fn apply(session: &mut Session, data: &HashMap<String, Value>) -> crate::Result<()> {
-    let gone: Vec<String> = session
-        .names()
-        .filter(|name| !data.contains_key(unescape(name)))
-        .map(str::to_owned)
-        .collect();
-    for name in gone {
-        session.remove(&name);
-    }
-    for (name, value) in data {
-        session.insert(&escape(name), value)?;
-    }
-    Ok(())
 }
 
 /// Prefix marking an escaped entry name.
