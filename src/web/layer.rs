@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::error;
@@ -109,13 +109,8 @@ async fn finish<B: Default>(
         Ok(action) => action,
         Err(e) => {
             error!(error = %e, "could not save the session");
-            let status = if e.is_unavailable() {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
             let mut failed = Response::new(B::default());
-            *failed.status_mut() = status;
+            *failed.status_mut() = super::status(&e);
             return failed;
         }
     };
@@ -132,9 +127,14 @@ async fn finish<B: Default>(
         CookieAction::Issue { token, max_age_secs } => cookie.issue(&token, max_age_secs),
         CookieAction::Clear => cookie.clear(),
     };
-    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
-        headers.append(SET_COOKIE, value);
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    match HeaderValue::from_str(&set_cookie) {
+        Ok(value) => {
+            headers.append(SET_COOKIE, value);
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        // Only a CookieConfig with characters a header cannot carry gets here; say so rather
+        // than hand out a session nobody can return to without a trace.
+        Err(_) => error!("the session cookie is not a valid header value: check CookieConfig"),
     }
     response
 }

@@ -53,11 +53,16 @@ pub use layer::{SessionLayer, SessionService};
 /// is the error's text, which never holds a token.
 impl axum::response::IntoResponse for crate::Error {
     fn into_response(self) -> axum::response::Response {
-        let status = if self.is_unavailable() {
-            http::StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            http::StatusCode::INTERNAL_SERVER_ERROR
-        };
-        (status, self.to_string()).into_response()
+        (status(&self), self.to_string()).into_response()
+    }
+}
+
+/// The status a failed session operation answers with: 503 when Redis cannot be reached, 500
+/// otherwise.
+fn status(error: &crate::Error) -> http::StatusCode {
+    if error.is_unavailable() {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        http::StatusCode::INTERNAL_SERVER_ERROR
     }
 }
