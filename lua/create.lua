@@ -13,8 +13,7 @@ local key = KEYS[1]
 if redis.call('EXISTS', key) == 1 then
   return false
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 local idle = tonumber(ARGV[1])
 local absolute = tonumber(ARGV[2])
 local deadline = now + absolute

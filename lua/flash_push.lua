@@ -15,8 +15,7 @@ local deadline = tonumber(redis.call('HGET', key, '@d'))
 if not deadline then
   return 0
 end
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= deadline then
+if server_ms() >= deadline then
   return 0
 end
 local pending = redis.call('HGET', key, '@f') or ''

@@ -40,8 +40,7 @@ end
 if not deadline then
   return redis.error_reply('CORRUPT session hash has no deadline')
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 if now >= deadline then
   return false
 end

@@ -16,8 +16,7 @@ local deadline = tonumber(redis.call('HGET', old, '@d'))
 if not deadline then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = server_ms()
 if now >= deadline then
   return 0
 end

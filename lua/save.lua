@@ -74,12 +74,8 @@ end
 -- clock is needed only for a key without one (or to slide the TTL, below).
 local pttl = redis.call('PTTL', key)
 local now
-local function clock()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 if pttl < 0 then
-  now = clock()
+  now = server_ms()
   if now >= deadline then
     return {0, 0}
   end
@@ -167,7 +163,7 @@ for from = 1, #writes, CHUNK do
 end
 local idle = tonumber(ARGV[2])
 if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then
-  now = now or clock()
+  now = now or server_ms()
   local ttl = math.min(idle, deadline - now)
   if ttl > pttl then
     redis.call('PEXPIRE', key, ttl)

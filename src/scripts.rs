@@ -78,12 +78,19 @@ pub(crate) struct Scripts {
 }
 
 /// The scripts, hashed on first use.
+/// A script that reads the clock, with `lua/clock.lua` (its `server_ms`) in front.
+macro_rules! timed {
+    ($name:literal) => {
+        concat!(include_str!("../lua/clock.lua"), include_str!(concat!("../lua/", $name, ".lua")))
+    };
+}
+
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    create: LuaScript::new(include_str!("../lua/create.lua")),
-    get_and_touch: LuaScript::new(include_str!("../lua/get_and_touch.lua")),
-    save: LuaScript::new(include_str!("../lua/save.lua")),
-    regenerate: LuaScript::new(include_str!("../lua/regenerate.lua")),
-    flash_push: LuaScript::new(include_str!("../lua/flash_push.lua")),
+    create: LuaScript::new(timed!("create")),
+    get_and_touch: LuaScript::new(timed!("get_and_touch")),
+    save: LuaScript::new(timed!("save")),
+    regenerate: LuaScript::new(timed!("regenerate")),
+    flash_push: LuaScript::new(timed!("flash_push")),
     flash_pop: LuaScript::new(include_str!("../lua/flash_pop.lua")),
     destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
 });
