@@ -8,18 +8,25 @@
 -- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute
 --          deadline); -1 the limit would be exceeded (nothing written).
 -- Writes   HSET @f (old messages followed by the new one).
+-- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]
-local deadline = tonumber(redis.call('HGET', key, '@d'))
-if not deadline then
-  return 0
+local meta = redis.call('HMGET', key, '@v', '@f')
+if not meta[1] then
+  return 0 -- no hash, or one that is not a session
 end
-if server_ms() >= deadline then
-  return 0
+-- Every write caps the TTL at the deadline: only a key without a TTL needs the deadline read.
+if redis.call('PTTL', key) < 0 then
+  local deadline = record_deadline(redis.call('HGET', key, '@p'))
+  if not deadline then
+    return redis.error_reply('CORRUPT packed record has no header')
+  end
+  if server_ms() >= deadline then
+    return 0
+  end
 end
-local pending = redis.call('HGET', key, '@f') or ''
-local queued = pending .. ARGV[1]
+local queued = (meta[2] or '') .. ARGV[1]
 if #queued > tonumber(ARGV[2]) then
   return -1
 end

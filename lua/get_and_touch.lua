@@ -14,12 +14,13 @@
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
---          every field of the hash, metadata (@c created, @d deadline, @v version, @p packed
---          attributes, @f flash) and loose attributes (src/packed.rs) alike; @f is in the
---          reply whether or not it was popped, so a load that leaves it knows it is pending.
+--          every field of the hash alike: metadata (@v version, @p the packed record, whose
+--          header holds the creation time and the deadline, @f flash) and loose attributes
+--          (src/packed.rs); @f is in the reply whether or not it was popped, so a load that
+--          leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
--- Errors   'CORRUPT ...' when the hash lacks its deadline (foreign data under our prefix).
+-- Errors   'CORRUPT ...' when the hash lacks a packed record (foreign data under our prefix).
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
@@ -31,14 +32,14 @@ end
 local deadline, flash
 for i = 1, #fields, 2 do
   local name = fields[i]
-  if name == '@d' then
-    deadline = tonumber(fields[i + 1])
+  if name == '@p' then
+    deadline = record_deadline(fields[i + 1])
   elseif name == '@f' then
     flash = true
   end
 end
 if not deadline then
-  return redis.error_reply('CORRUPT session hash has no deadline')
+  return redis.error_reply('CORRUPT session hash has no packed record')
 end
 local now = server_ms()
 if now >= deadline then

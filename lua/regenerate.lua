@@ -8,17 +8,23 @@
 -- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
 --          collision; the caller draws a new token and nothing was written).
 -- Writes   RENAME KEYS[1] KEYS[2]: the data, its version and its TTL move unchanged.
+-- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
 --          token lands before the move (and moves with it) or after it (and finds no session);
 --          it can never bring the old token back to life.
 local old, new = KEYS[1], KEYS[2]
-local deadline = tonumber(redis.call('HGET', old, '@d'))
-if not deadline then
-  return 0
+if redis.call('HEXISTS', old, '@v') == 0 then
+  return 0 -- no hash, or one that is not a session
 end
-local now = server_ms()
-if now >= deadline then
-  return 0
+-- Every write caps the TTL at the deadline: only a key without a TTL needs the deadline read.
+if redis.call('PTTL', old) < 0 then
+  local deadline = record_deadline(redis.call('HGET', old, '@p'))
+  if not deadline then
+    return redis.error_reply('CORRUPT packed record has no header')
+  end
+  if server_ms() >= deadline then
+    return 0
+  end
 end
 if redis.call('EXISTS', new) == 1 then
   return -1

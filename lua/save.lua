@@ -33,9 +33,9 @@
 -- The attributes before and after this save, counted exactly from the packed record and the
 -- loose fields; nil when the record is malformed.
 local function exact_count(key, packed, last_set)
-  local live, at, count = {}, 3, 0
-  local c1, c2 = string.byte(packed, 1, 2)
-  if not c2 then return nil end
+  local live, at, count = {}, RECORD_HEADER + 1, 0
+  local expected = record_count(packed)
+  if not expected then return nil end
   while at <= #packed do
     local a, b = string.byte(packed, at, at + 1)
     if not b then return nil end
@@ -46,7 +46,7 @@ local function exact_count(key, packed, last_set)
     at = name_end + 5 + ((c * 256 + d) * 256 + e) * 256 + f
     count = count + 1
   end
-  if at ~= #packed + 1 or count ~= c1 * 256 + c2 then return nil end
+  if at ~= #packed + 1 or count ~= expected then return nil end
   local fields = redis.call('HGETALL', key)
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@'
@@ -65,22 +65,34 @@ local function exact_count(key, packed, last_set)
 end
 
 local key = KEYS[1]
-local meta = redis.call('HMGET', key, '@d', '@v', '@f')
-local deadline = tonumber(meta[1])
-if not deadline then
-  return {0, 0}
+local meta = redis.call('HMGET', key, '@v', '@f')
+local stored = meta[1]
+if not stored then
+  return {0, 0} -- no hash, or one that is not a session
 end
--- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline and the
--- clock is needed only for a key without one (or to slide the TTL, below).
+-- The packed record, read only when needed (its header holds the deadline; see below for the
+-- rest).
+local packed
+local function record()
+  packed = packed or redis.call('HGET', key, '@p') or ''
+  return packed
+end
+-- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline: the
+-- deadline and the clock are needed only for a key without one, or to slide the TTL.
 local pttl = redis.call('PTTL', key)
-local now
-if pttl < 0 then
+local idle = tonumber(ARGV[2])
+local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
+local now, deadline
+if sliding then
+  deadline = record_deadline(record())
+  if not deadline then
+    return redis.error_reply('CORRUPT packed record has no header')
+  end
   now = server_ms()
   if now >= deadline then
     return {0, 0}
   end
 end
-local stored = meta[2] or '0'
 if not string.match(stored, '^%d+$') then
   return redis.error_reply('CORRUPT session version is not an integer')
 end
@@ -108,22 +120,16 @@ else
   -- attribute's tombstone from a plain delete, or when the client's count may be stale.
   local n = tonumber(ARGV[8])
   local last_set = 8 + 2 * n
-  local packed
-  local function record()
-    packed = packed or redis.call('HGET', key, '@p') or '\0\0'
-    return packed
-  end
   local packed_count = tonumber(ARGV[7])
   if not unchanged then
-    local a, b = string.byte(record(), 1, 2)
-    if not b then
+    packed_count = record_count(record())
+    if not packed_count then
       return redis.error_reply('CORRUPT packed record has no header')
     end
-    packed_count = a * 256 + b
   end
-  -- An upper bound is the record's count plus every other field but @c @d @v @f (@p among
+  -- An upper bound is the record's count plus every other field but @v and @f (@p among
   -- them): count exactly only when the save could reach the limit.
-  local loose_count = redis.call('HLEN', key) - 3 - (meta[3] and 1 or 0)
+  local loose_count = redis.call('HLEN', key) - 1 - (meta[2] and 1 or 0)
   if packed_count + loose_count + n > tonumber(ARGV[4]) then
     local before, after = exact_count(key, record(), last_set)
     if not before then
@@ -161,9 +167,7 @@ writes[#writes + 1] = version
 for from = 1, #writes, CHUNK do
   redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
 end
-local idle = tonumber(ARGV[2])
-if pttl < 0 or idle - pttl >= tonumber(ARGV[3]) then
-  now = now or server_ms()
+if sliding then
   local ttl = math.min(idle, deadline - now)
   if ttl > pttl then
     redis.call('PEXPIRE', key, ttl)

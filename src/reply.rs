@@ -13,11 +13,11 @@ use crate::error::{Error, Result};
 use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The fields a partial load reads besides the attributes it asks for: the metadata and the
-/// packed record.
-pub(crate) const METADATA: [&str; 4] = ["@c", "@d", "@v", "@p"];
+/// The fields a partial load reads besides the attributes it asks for: the version and the
+/// packed record (whose header holds the creation time and the deadline).
+pub(crate) const METADATA: [&str; 2] = ["@v", "@p"];
 
-/// Turns the replies to `HMGET key @c @d @v @p names...` and `PTTL` into the shape of `HGETALL`'s
+/// Turns the replies to `HMGET key @v @p names...` and `PTTL` into the shape of `HGETALL`'s
 /// (name, value pairs of the fields that exist), so one parser serves both.
 pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
     let [Value::Array(values), pttl] =
@@ -123,16 +123,15 @@ impl Loaded {
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             loaded.add(bulk(name)?, bulk(value)?)?;
         }
-        if loaded.meta.deadline_ms == 0 {
-            return corrupt("session hash has no deadline");
-        }
+        let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
+            return corrupt("session hash has no packed record");
+        };
+        (loaded.meta.created_ms, loaded.meta.deadline_ms) = (created_ms, deadline_ms);
         Ok(loaded)
     }
 
     fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
         match name.as_slice() {
-            b"@c" => self.meta.created_ms = integer(&value)?,
-            b"@d" => self.meta.deadline_ms = integer(&value)?,
             b"@v" => self.meta.version = integer(&value)?,
             b"@f" => self.flash = value,
             b"@p" => self.packed = Packed::parse(value)?,
@@ -176,13 +175,21 @@ mod tests {
         Value::BulkString(text.as_bytes().to_vec())
     }
 
+    /// A packed record created at 1 with its deadline at 2, holding one attribute.
+    fn record() -> Value {
+        Value::BulkString(Packed::encode((1, 2), [("a", &b"\x01"[..])].into_iter()))
+    }
+
+    fn hash(fields: &[&str]) -> Value {
+        let mut values: Vec<Value> = fields.iter().map(|f| bulk(f)).collect();
+        values.extend([bulk("@p"), record()]);
+        Value::Array(values)
+    }
+
     #[test]
     fn parses_metadata_values_and_flash() {
-        let fields = ["@c", "1", "@d", "2", "@v", "3", "@f", "x", "cart", "y", "@zz", "new"];
-        let reply = Value::Array(vec![
-            Value::Int(99),
-            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
-        ]);
+        let fields = hash(&["@v", "3", "@f", "x", "cart", "y", "@zz", "new"]);
+        let reply = Value::Array(vec![Value::Int(99), fields]);
         let loaded = loaded(reply).expect("valid").expect("present");
         assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, version: 3, ttl_ms: 99 });
         assert_eq!(loaded.flash, b"x");
@@ -195,22 +202,19 @@ mod tests {
             Value::Int(1),
             Value::Array(vec![]),
             Value::Array(vec![Value::Int(1), Value::Int(2)]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@d"), bulk("soon")])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@p"), bulk("short")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@v"), bulk("x")])]),
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }
         assert!(loaded(Value::Nil).expect("nil is fine").is_none());
     }
 
-    fn hash(fields: &[&str]) -> Value {
-        Value::Array(fields.iter().map(|f| bulk(f)).collect())
-    }
-
     #[test]
     fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
-        let session = hash(&["@c", "1", "@d", "2", "@v", "0", "a", "b"]);
-        let with_flash = hash(&["@c", "1", "@d", "2", "@v", "0", "@f", "x"]);
+        let session = hash(&["@v", "0", "a", "b"]);
+        let with_flash = hash(&["@v", "0", "@f", "x"]);
         let read = |fields: &Value, pttl: i64, pop: bool| {
             snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100, pop).expect("valid")
         };
@@ -218,11 +222,11 @@ mod tests {
         assert!(matches!(read(&session, 900, false), Snapshot::NeedsScript), "touch due");
         assert!(matches!(read(&session, -1, false), Snapshot::NeedsScript), "no TTL");
         assert!(matches!(read(&session, -2, false), Snapshot::Missing), "gone meanwhile");
-        assert!(matches!(read(&hash(&[]), -2, false), Snapshot::Missing));
+        assert!(matches!(read(&Value::Array(vec![]), -2, false), Snapshot::Missing));
         assert!(matches!(read(&with_flash, 950, false), Snapshot::Fresh(_)), "flash left alone");
         assert!(matches!(read(&with_flash, 950, true), Snapshot::PopFlash(_)), "flash to pop");
         assert!(matches!(read(&with_flash, 900, true), Snapshot::NeedsScript), "and touch due");
-        let foreign = hash(&["some", "hash"]);
+        let foreign = Value::Array(vec![bulk("some"), bulk("hash")]);
         let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100, false).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));
     }

@@ -77,20 +77,25 @@ pub(crate) struct Scripts {
     pub(crate) destroy: LuaScript,
 }
 
-/// The scripts, hashed on first use.
-/// A script that reads the clock, with `lua/clock.lua` (its `server_ms`) in front.
-macro_rules! timed {
+/// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
+/// (the packed record's header: `record_header`, `record_deadline`, `record_count`).
+macro_rules! with_helpers {
     ($name:literal) => {
-        concat!(include_str!("../lua/clock.lua"), include_str!(concat!("../lua/", $name, ".lua")))
+        concat!(
+            include_str!("../lua/clock.lua"),
+            include_str!("../lua/record.lua"),
+            include_str!(concat!("../lua/", $name, ".lua"))
+        )
     };
 }
 
+/// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    create: LuaScript::new(timed!("create")),
-    get_and_touch: LuaScript::new(timed!("get_and_touch")),
-    save: LuaScript::new(timed!("save")),
-    regenerate: LuaScript::new(timed!("regenerate")),
-    flash_push: LuaScript::new(timed!("flash_push")),
+    create: LuaScript::new(with_helpers!("create")),
+    get_and_touch: LuaScript::new(with_helpers!("get_and_touch")),
+    save: LuaScript::new(with_helpers!("save")),
+    regenerate: LuaScript::new(with_helpers!("regenerate")),
+    flash_push: LuaScript::new(with_helpers!("flash_push")),
     flash_pop: LuaScript::new(include_str!("../lua/flash_pop.lua")),
     destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
 });

@@ -234,8 +234,9 @@ impl Session {
         });
         let due = self.loose.len() > LOOSE_MAX || removes_packed;
         let packable = self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
-        (due && packable && self.only.is_none() && !self.stale)
-            .then(|| Packed::encode(self.attributes()))
+        (due && packable && self.only.is_none() && !self.stale).then(|| {
+            Packed::encode((self.meta.created_ms, self.meta.deadline_ms), self.attributes())
+        })
     }
 
     /// The version this session's view of its attributes reflects, for the save script to

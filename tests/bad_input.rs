@@ -79,7 +79,7 @@ async fn a_foreign_value_under_a_session_key_is_an_error_not_a_panic() {
     let err = store.load(&token).await.expect_err("no metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
 
-    let _: () = conn.hset_multiple(&key, &[("@d", "tomorrow"), ("@c", "1")]).await.expect("hset");
+    let _: () = conn.hset_multiple(&key, &[("@p", "too short"), ("@v", "1")]).await.expect("hset");
     let err = store.load(&token).await.expect_err("bad metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
     let left: String = conn.hget(&key, "some").await.expect("hget");

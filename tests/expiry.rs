@@ -80,7 +80,10 @@ async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_
     let mut conn = redis.conn().await;
     // As if the TTL had been lost (a PERSIST by hand, a restore without TTLs).
     let _: () = conn.persist(&key).await.expect("persist");
-    let _: () = conn.hset(&key, "@d", 1_000).await.expect("deadline in 1970");
+    // The deadline is bytes 8..16 of the packed record's header.
+    let mut record: Vec<u8> = conn.hget(&key, "@p").await.expect("record");
+    record[8..16].copy_from_slice(&1_000u64.to_be_bytes());
+    let _: () = conn.hset(&key, "@p", record).await.expect("deadline in 1970");
 
     assert!(store.load(session.token().expose()).await.expect("load").is_none());
     session.insert("x", &1).expect("insert");

@@ -143,8 +143,11 @@ fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
 pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
     let mut conn =
         redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
-    let source =
-        concat!(include_str!("../../lua/clock.lua"), include_str!("../../lua/get_and_touch.lua"));
+    let source = concat!(
+        include_str!("../../lua/clock.lua"),
+        include_str!("../../lua/record.lua"),
+        include_str!("../../lua/get_and_touch.lua")
+    );
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(source).query(&mut conn).ok()?;
     let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)

@@ -1,0 +1,43 @@
+-- record: prepended, after clock.lua, to every script that reads the clock (src/scripts.rs).
+-- The packed record (field @p, src/packed.rs) begins with a header: created and deadline, ms
+-- since the epoch as u64 big-endian, then the attribute count as u16. The times live there
+-- rather than in fields of their own so that a load reads two fewer fields.
+local RECORD_HEADER = 18
+
+-- n as `width` big-endian bytes (n is a whole number below 2^53, as every time here is).
+local function big_endian(n, width)
+  local bytes = {}
+  for i = width, 1, -1 do
+    bytes[i] = n % 256
+    n = math.floor(n / 256)
+  end
+  return string.char(unpack(bytes))
+end
+
+-- The header of a record for a session created at `created` that dies at `deadline`, holding
+-- `count` attributes.
+local function record_header(created, deadline, count)
+  return big_endian(created, 8) .. big_endian(deadline, 8) .. big_endian(count, 2)
+end
+
+-- The number at bytes from .. from + width - 1 of a record's header; nil when the record is
+-- missing or shorter than a header.
+local function record_number(record, from, width)
+  if not record or #record < RECORD_HEADER then
+    return nil
+  end
+  local n = 0
+  for i = from, from + width - 1 do
+    n = n * 256 + string.byte(record, i)
+  end
+  return n
+end
+
+local function record_deadline(record)
+  return record_number(record, 9, 8)
+end
+
+local function record_count(record)
+  return record_number(record, 17, 2)
+end
+
