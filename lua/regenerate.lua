@@ -7,7 +7,7 @@
 --
 -- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
 --          collision; the caller draws a new token and nothing was written).
--- Writes   RENAME KEYS[1] KEYS[2]: the data, its version and its TTL move unchanged.
+-- Writes   RENAMENX KEYS[1] KEYS[2]: the data, its version and its TTL move unchanged.
 -- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
 --          token lands before the move (and moves with it) or after it (and finds no session);
@@ -26,8 +26,8 @@ if redis.call('PTTL', old) < 0 then
     return 0
   end
 end
-if redis.call('EXISTS', new) == 1 then
+-- RENAMENX refuses to overwrite: a collision writes nothing.
+if redis.call('RENAMENX', old, new) == 0 then
   return -1
 end
-redis.call('RENAME', old, new)
 return 1

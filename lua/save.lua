@@ -8,8 +8,10 @@
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
 -- ARGV[6]  the version the client loaded, which the record is built from
--- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
---          the version is still ARGV[6]; otherwise read from the record's header)
+-- ARGV[7]  the most attributes the session can hold after this save, as the client counts
+--          them (its packed record's count plus every loose field it knows of), or '' when
+--          it cannot tell (a partial load); trusted only while the version is still ARGV[6],
+--          otherwise counted from the record's header and HLEN
 -- ARGV[8]  n, the number of attributes to set
 -- ARGV[9 .. 8+2n]   name, value pairs to set
 -- ARGV[9+2n ..]     names to delete
@@ -30,6 +32,8 @@
 --          or oversized save writes nothing, two saves that change different attributes both
 --          survive, and a compaction can never drop a concurrent save (it would have changed
 --          the version, and the delta is written instead).
+local FIRST = 9 -- ARGV index of the first name to set
+
 -- The attributes before and after this save, counted exactly from the packed record and the
 -- loose fields; nil when the record is malformed.
 local function exact_count(key, packed, last_set)
@@ -59,14 +63,13 @@ local function exact_count(key, packed, last_set)
     return n
   end
   local before = size()
-  for i = 9, last_set, 2 do live[ARGV[i]] = true end
+  for i = FIRST, last_set, 2 do live[ARGV[i]] = true end
   for i = last_set + 1, #ARGV do live[ARGV[i]] = nil end
   return before, size()
 end
 
 local key = KEYS[1]
-local meta = redis.call('HMGET', key, '@v', '@f')
-local stored = meta[1]
+local stored = redis.call('HGET', key, '@v')
 if not stored then
   return {0, 0} -- no hash, or one that is not a session
 end
@@ -116,21 +119,21 @@ if ARGV[5] ~= '' and unchanged then
   end
   writes = {'@p', ARGV[5]}
 else
-  -- The packed record is read only when needed: to count near the limit, to tell a removed
-  -- attribute's tombstone from a plain delete, or when the client's count may be stale.
+  -- The packed record is read only when needed: to count when the client's bound may be
+  -- stale or near the limit, or to tell a removed attribute's tombstone from a plain delete.
   local n = tonumber(ARGV[8])
-  local last_set = 8 + 2 * n
-  local packed_count = tonumber(ARGV[7])
-  if not unchanged then
-    packed_count = record_count(record())
+  local last_set = FIRST - 1 + 2 * n
+  local bound = unchanged and tonumber(ARGV[7])
+  if not bound then
+    -- The record's count plus every other field but @v (@p and @f among them), plus n.
+    local packed_count = record_count(record())
     if not packed_count then
       return redis.error_reply('CORRUPT packed record has no header')
     end
+    bound = packed_count + redis.call('HLEN', key) - 1 + n
   end
-  -- An upper bound is the record's count plus every other field but @v and @f (@p among
-  -- them): count exactly only when the save could reach the limit.
-  local loose_count = redis.call('HLEN', key) - 1 - (meta[2] and 1 or 0)
-  if packed_count + loose_count + n > tonumber(ARGV[4]) then
+  -- Count exactly only when the save could reach the limit.
+  if bound > tonumber(ARGV[4]) then
     local before, after = exact_count(key, record(), last_set)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
@@ -141,7 +144,7 @@ else
       return {-2, after}
     end
   end
-  for i = 9, last_set do
+  for i = FIRST, last_set do
     writes[#writes + 1] = ARGV[i]
   end
   -- A removed name the record may hold (a plain substring test: a false match only costs an
