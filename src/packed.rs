@@ -45,7 +45,8 @@ impl Packed {
         let mut reader = Reader { bytes: &bytes, at: HEADER };
         while reader.at < bytes.len() {
             let Some((name, _)) = reader.entry() else { return corrupt("packed record truncated") };
-            if std::str::from_utf8(name).is_err() {
+            // Names are nearly always ASCII, which is checked a word at a time.
+            if !name.is_ascii() && std::str::from_utf8(name).is_err() {
                 return corrupt("packed record has a non-UTF-8 name");
             }
             count += 1;

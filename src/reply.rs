@@ -5,7 +5,7 @@
 //! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
 //! surprise becomes [`Error::Corrupt`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use redis::Value;
 
@@ -44,7 +44,7 @@ pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
     pub(crate) packed: Packed,
     /// Loose fields (see packed.rs); `None` for an empty one, a removed attribute.
-    pub(crate) loose: HashMap<String, Option<Vec<u8>>>,
+    pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) flash: Vec<u8>,
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
 impl Loaded {
     /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
     fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
-        let (packed, loose) = (Packed::default(), HashMap::new());
+        let (packed, loose) = (Packed::default(), BTreeMap::new());
         let mut loaded = Loaded { meta: empty_meta(ttl_ms), packed, loose, flash: Vec::new() };
         let mut fields = fields.into_iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {

@@ -6,7 +6,7 @@
 //! [`remove`](Session::remove) is remembered by name, so a save sends only those attributes: two
 //! requests that change different attributes never overwrite each other.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::de::DeserializeOwned;
@@ -40,7 +40,7 @@ pub struct Session {
     packed: Packed,
     /// Newer than `packed`: loose fields read from Redis and changes made here; `None` is a
     /// removed attribute.
-    loose: HashMap<String, Option<Vec<u8>>>,
+    loose: BTreeMap<String, Option<Vec<u8>>>,
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
     pub(crate) flash: Vec<u8>,
@@ -57,7 +57,7 @@ pub struct Session {
 
 impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
-        let (packed, loose, changed) = (Packed::default(), HashMap::new(), BTreeSet::new());
+        let (packed, loose, changed) = (Packed::default(), BTreeMap::new(), BTreeSet::new());
         let (flash, only, stale) = (Vec::new(), None, false);
         let flash_pending = false;
         Session {
@@ -79,7 +79,7 @@ impl Session {
     pub(crate) fn with_attributes(
         mut self,
         packed: Packed,
-        loose: HashMap<String, Option<Vec<u8>>>,
+        loose: BTreeMap<String, Option<Vec<u8>>>,
     ) -> Self {
         (self.packed, self.loose) = (packed, loose);
         self
@@ -261,7 +261,7 @@ impl Session {
         self.stale |= packed.is_none() && version != self.meta.version.wrapping_add(1);
         self.meta.version = version;
         if let Some(bytes) = packed {
-            (self.packed, self.loose) = (Packed::encoded(bytes), HashMap::new());
+            (self.packed, self.loose) = (Packed::encoded(bytes), BTreeMap::new());
         }
     }
 
