@@ -16,15 +16,11 @@ local meta = redis.call('HMGET', key, '@v', '@f')
 if not meta[1] then
   return 0 -- no hash, or one that is not a session
 end
--- Every write caps the TTL at the deadline: only a key without a TTL needs the deadline read.
-if redis.call('PTTL', key) < 0 then
-  local deadline = record_deadline(redis.call('HGET', key, '@p'))
-  if not deadline then
-    return redis.error_reply('CORRUPT packed record has no header')
-  end
-  if server_ms() >= deadline then
-    return 0
-  end
+local expired = expired_without_ttl(key)
+if expired == nil then
+  return redis.error_reply('CORRUPT packed record has no header')
+elseif expired then
+  return 0
 end
 local queued = (meta[2] or '') .. ARGV[1]
 if #queued > tonumber(ARGV[2]) then

@@ -41,3 +41,17 @@ local function record_count(record)
   return record_number(record, 17, 2)
 end
 
+-- Whether the session at `key` is past its deadline, checked only for a key without a TTL:
+-- every write caps the TTL at the deadline, so a key with one is within it. nil when the
+-- record's header is unreadable.
+local function expired_without_ttl(key)
+  if redis.call('PTTL', key) >= 0 then
+    return false
+  end
+  local deadline = record_deadline(redis.call('HGET', key, '@p'))
+  if not deadline then
+    return nil
+  end
+  return server_ms() >= deadline
+end
+

@@ -16,15 +16,11 @@ local old, new = KEYS[1], KEYS[2]
 if redis.call('HEXISTS', old, '@v') == 0 then
   return 0 -- no hash, or one that is not a session
 end
--- Every write caps the TTL at the deadline: only a key without a TTL needs the deadline read.
-if redis.call('PTTL', old) < 0 then
-  local deadline = record_deadline(redis.call('HGET', old, '@p'))
-  if not deadline then
-    return redis.error_reply('CORRUPT packed record has no header')
-  end
-  if server_ms() >= deadline then
-    return 0
-  end
+local expired = expired_without_ttl(old)
+if expired == nil then
+  return redis.error_reply('CORRUPT packed record has no header')
+elseif expired then
+  return 0
 end
 -- RENAMENX refuses to overwrite: a collision writes nothing.
 if redis.call('RENAMENX', old, new) == 0 then

@@ -78,7 +78,8 @@ pub(crate) struct Scripts {
 }
 
 /// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
-/// (the packed record's header: `record_header`, `record_deadline`, `record_count`).
+/// (the packed record's header: `record_header`, `record_deadline`, `record_count`, and
+/// `expired_without_ttl`).
 macro_rules! with_helpers {
     ($name:literal) => {
         concat!(
