@@ -20,7 +20,8 @@
 --          leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
--- Errors   'CORRUPT ...' when the hash lacks a packed record (foreign data under our prefix).
+-- Errors   'CORRUPT ...' when the hash lacks a packed record or a version (foreign data under
+--          our prefix); nothing is written then.
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
@@ -29,17 +30,19 @@ local fields = redis.call('HGETALL', key)
 if #fields == 0 then
   return false
 end
-local deadline, flash
+local deadline, flash, versioned
 for i = 1, #fields, 2 do
   local name = fields[i]
   if name == '@p' then
     deadline = record_deadline(fields[i + 1])
   elseif name == '@f' then
     flash = true
+  elseif name == '@v' then
+    versioned = true
   end
 end
-if not deadline then
-  return redis.error_reply('CORRUPT session hash has no packed record')
+if not deadline or not versioned then
+  return redis.error_reply('CORRUPT session hash has no packed record or no version')
 end
 local now = server_ms()
 if now >= deadline then

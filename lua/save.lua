@@ -8,10 +8,11 @@
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
 -- ARGV[6]  the version the client loaded, which the record is built from
--- ARGV[7]  the most attributes the session can hold after this save, as the client counts
---          them (its packed record's count plus every loose field it knows of), or '' when
---          it cannot tell (a partial load); trusted only while the version is still ARGV[6],
---          otherwise counted from the record's header and HLEN
+-- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
+--          the version is still ARGV[6]; otherwise read from the record's header). The loose
+--          fields are always counted here (HLEN), never taken from the client: a version can
+--          repeat after a lost write (a failover, a restore), and then the client's view of the
+--          loose fields is not what Redis holds.
 -- ARGV[8]  n, the number of attributes to set
 -- ARGV[9 .. 8+2n]   name, value pairs to set
 -- ARGV[9+2n ..]     names to delete
@@ -20,7 +21,8 @@
 --          {0, 0} no live session (expired, destroyed or regenerated away: a save never
 --          resurrects one); {-1, current_version} version conflict; {-2, count} the save
 --          would take the session over the attribute limit. Only replies 1 and 2 wrote.
--- Errors   'CORRUPT ...' when the version or the packed record is malformed (nothing written).
+-- Errors   'CORRUPT ...' when the version is malformed, or the packed record where this save
+--          reads it (nothing written). A save that need not read the record does not check it.
 -- Writes   delta: one HSET of the changed attributes, of an empty field for each removed
 --          attribute the packed record may hold (a tombstone that hides it), and of the new
 --          @v; HDEL of the other removed names (both in chunks of 1000 arguments, under Lua's
@@ -119,21 +121,17 @@ if ARGV[5] ~= '' and unchanged then
   end
   writes = {'@p', ARGV[5]}
 else
-  -- The packed record is read only when needed: to count when the client's bound may be
+  -- The packed record is read only when needed: to count when the client's count may be
   -- stale or near the limit, or to tell a removed attribute's tombstone from a plain delete.
   local n = tonumber(ARGV[8])
   local last_set = FIRST - 1 + 2 * n
-  local bound = unchanged and tonumber(ARGV[7])
-  if not bound then
-    -- The record's count plus every other field but @v (@p and @f among them), plus n.
-    local packed_count = record_count(record())
-    if not packed_count then
-      return redis.error_reply('CORRUPT packed record has no header')
-    end
-    bound = packed_count + redis.call('HLEN', key) - 1 + n
+  local packed_count = unchanged and tonumber(ARGV[7]) or record_count(record())
+  if not packed_count then
+    return redis.error_reply('CORRUPT packed record has no header')
   end
-  -- Count exactly only when the save could reach the limit.
-  if bound > tonumber(ARGV[4]) then
+  -- An upper bound: the record's count, every other field but @v (@p and @f among them), and
+  -- n. Count exactly only when the save could reach the limit.
+  if packed_count + redis.call('HLEN', key) - 1 + n > tonumber(ARGV[4]) then
     local before, after = exact_count(key, record(), last_set)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')

@@ -119,9 +119,14 @@ impl Loaded {
     fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
         let mut loaded = Loaded { meta: empty_meta(ttl_ms), packed, loose, flash: Vec::new() };
-        let mut fields = fields.into_iter();
+        let (mut fields, mut versioned) = (fields.into_iter(), false);
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-            loaded.add(bulk(name)?, bulk(value)?)?;
+            let name = bulk(name)?;
+            versioned |= name == b"@v";
+            loaded.add(name, bulk(value)?)?;
+        }
+        if !versioned {
+            return corrupt("session hash has no version");
         }
         let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
             return corrupt("session hash has no packed record");
@@ -205,6 +210,7 @@ mod tests {
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@p"), bulk("short")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@v"), bulk("x")])]),
+            Value::Array(vec![Value::Int(1), hash(&[])]), // a record but no version
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }

@@ -245,12 +245,9 @@ impl Session {
         (!self.stale).then_some(self.meta.version)
     }
 
-    /// The most attributes the session can hold after a save, counted here: the packed
-    /// record's plus every name that may be a loose field in Redis. Only a whole, current
-    /// view knows every loose field; `None` otherwise (the save script then counts).
-    pub(crate) fn attribute_bound(&self) -> Option<usize> {
-        (self.only.is_none() && !self.stale)
-            .then(|| usize::from(self.packed.count()) + self.loose.len())
+    /// How many attributes the packed record held when loaded.
+    pub(crate) fn packed_count(&self) -> u16 {
+        self.packed.count()
     }
 
     /// Marks the changes as written at `version`; `packed` is the record they were folded

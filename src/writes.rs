@@ -47,7 +47,7 @@ impl SessionStore {
         call.arg(self.config.limits.max_attributes);
         call.arg(packed.as_deref().unwrap_or_default());
         call.arg(session.view_version().map(|v| v.to_string()).unwrap_or_default());
-        call.arg(session.attribute_bound().map(|n| n.to_string()).unwrap_or_default());
+        call.arg(session.packed_count());
         let (set, deleted) = session.delta();
         call.arg(set.len());
         for (name, value) in set {

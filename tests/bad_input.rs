@@ -87,6 +87,27 @@ async fn a_foreign_value_under_a_session_key_is_an_error_not_a_panic() {
 }
 
 #[tokio::test]
+async fn a_hash_with_a_record_but_no_version_is_corrupt_for_loads_and_gone_for_writes() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    let token = session.token().expose().to_owned();
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let _: () = conn.hdel(&key, "@v").await.expect("hdel");
+    for result in [store.load(&token).await, store.load_only(&token, &["a"]).await] {
+        assert!(matches!(result, Err(Error::Corrupt(_))), "{result:?}");
+    }
+    let _: () = conn.persist(&key).await.expect("persist"); // the load must go to the script
+    let err = store.load(&token).await.expect_err("get-and-touch refuses it too");
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    let ttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert_eq!(ttl, -1, "get-and-touch wrote nothing");
+    session.insert("a", &1).expect("insert");
+    assert!(matches!(store.save(&mut session).await, Err(Error::SessionGone)));
+}
+
+#[tokio::test]
 async fn oversized_values_are_refused_before_anything_is_written() {
     let redis = support::any_server();
     let limits = Limits::default()

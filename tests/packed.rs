@@ -198,3 +198,31 @@ async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
         assert_eq!(more, None, "nothing written");
     }
 }
+
+#[tokio::test]
+async fn a_lost_write_cannot_lift_the_attribute_limit() {
+    // A version can repeat after a lost write (a failover to a replica that missed it, a
+    // restore): here DUMP + RESTORE drops A's save, then B's save reuses its version. A's view
+    // then looks current but misses B's attributes, so the script must count loose fields itself.
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(3)));
+    let token = store.create().await.expect("create").token().expose().to_owned();
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let mut a = store.load(&token).await.expect("load").expect("live");
+    let mut b = store.load(&token).await.expect("load").expect("live");
+    let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.expect("dump");
+    a.insert("a1", &1).expect("insert");
+    store.save(&mut a).await.expect("save, about to be lost");
+    let restore = redis::cmd("RESTORE").arg(&key).arg(60_000).arg(dump).arg("REPLACE").clone();
+    let _: () = restore.query_async(&mut conn).await.expect("restore");
+    for name in ["b1", "b2", "b3"] {
+        b.insert(name, &1).expect("insert");
+    }
+    store.save(&mut b).await.expect("B's save takes the version A's save had");
+    a.insert("a2", &1).expect("A's view holds two attributes");
+    let err = store.save(&mut a).await.expect_err("Redis holds three already");
+    assert!(matches!(err, Error::TooLarge { limit: "attributes", .. }), "{err:?}");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(loaded.names().count(), 3);
+}
