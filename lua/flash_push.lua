@@ -16,11 +16,9 @@ local meta = redis.call('HMGET', key, '@v', '@f')
 if not meta[1] then
   return 0 -- no hash, or one that is not a session
 end
-local expired = expired_without_ttl(key)
-if expired == nil then
-  return redis.error_reply('CORRUPT packed record has no header')
-elseif expired then
-  return 0
+local stop = past_deadline_reply(key)
+if stop then
+  return stop
 end
 local queued = (meta[2] or '') .. ARGV[1]
 if #queued > tonumber(ARGV[2]) then

@@ -41,17 +41,21 @@ local function record_count(record)
   return record_number(record, 17, 2)
 end
 
--- Whether the session at `key` is past its deadline, checked only for a key without a TTL:
--- every write caps the TTL at the deadline, so a key with one is within it. nil when the
--- record's header is unreadable.
-local function expired_without_ttl(key)
+-- nil while the session at `key` is within its deadline; otherwise the reply a script gives
+-- instead: 0 past the deadline, a CORRUPT error when the record's header is unreadable. Only a
+-- key without a TTL is checked: every write caps the TTL at the deadline, so a key with one is
+-- within it.
+local function past_deadline_reply(key)
   if redis.call('PTTL', key) >= 0 then
-    return false
+    return nil
   end
   local deadline = record_deadline(redis.call('HGET', key, '@p'))
   if not deadline then
-    return nil
+    return redis.error_reply('CORRUPT packed record has no header')
   end
-  return server_ms() >= deadline
+  if server_ms() >= deadline then
+    return 0
+  end
+  return nil
 end
 

@@ -16,11 +16,9 @@ local old, new = KEYS[1], KEYS[2]
 if redis.call('HEXISTS', old, '@v') == 0 then
   return 0 -- no hash, or one that is not a session
 end
-local expired = expired_without_ttl(old)
-if expired == nil then
-  return redis.error_reply('CORRUPT packed record has no header')
-elseif expired then
-  return 0
+local stop = past_deadline_reply(old)
+if stop then
+  return stop
 end
 -- RENAMENX refuses to overwrite: a collision writes nothing.
 if redis.call('RENAMENX', old, new) == 0 then

@@ -104,6 +104,30 @@ async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_
 }
 
 #[tokio::test]
+async fn without_a_ttl_an_unreadable_deadline_is_corrupt_for_every_operation() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let _: () = conn.persist(&key).await.expect("persist");
+    let _: () = conn.hset(&key, "@p", "short").await.expect("a record without a header");
+
+    let corrupt = |e: &redis_sessions::Error| matches!(e, redis_sessions::Error::Corrupt(_));
+    let err = store.load(session.token().expose()).await.expect_err("load");
+    assert!(corrupt(&err), "{err:?}");
+    session.insert("x", &1).expect("insert");
+    let err = store.save(&mut session).await.expect_err("save");
+    assert!(corrupt(&err), "{err:?}");
+    let err = store.push_flash(&session, "hi").await.expect_err("flash push");
+    assert!(corrupt(&err), "{err:?}");
+    let err = store.regenerate(&mut session).await.expect_err("regenerate");
+    assert!(corrupt(&err), "{err:?}");
+    let fields: Vec<String> = conn.hkeys(&key).await.expect("hkeys");
+    assert_eq!(fields.len(), 2, "nothing written, the key not moved: {fields:?}");
+}
+
+#[tokio::test]
 async fn a_read_inside_the_throttle_window_writes_nothing() {
     let redis = support::own_server(&[]);
     let store = redis
