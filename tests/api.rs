@@ -91,7 +91,7 @@ async fn regenerate_moves_data_and_kills_the_old_token() {
 }
 
 #[tokio::test]
-async fn regenerated_session_stays_in_its_cluster_slot() {
+async fn regenerate_keeps_the_hash_tag_so_the_cluster_slot_stays() {
     let redis = support::any_server();
     let store = redis.store();
     let mut session = store.create().await.expect("create");
@@ -99,7 +99,8 @@ async fn regenerated_session_stays_in_its_cluster_slot() {
     store.regenerate(&mut session).await.expect("regenerate");
     let after = redis.keys().await.remove(0);
     assert_ne!(before, after);
-    // Redis Cluster hashes only what is between the first braces: equal tags, equal slots.
+    // Redis Cluster hashes only what is between the first braces: equal tags, equal slots
+    // (tests/cluster.rs checks the slot itself with CLUSTER KEYSLOT).
     let tag = |key: &str| key.split(['{', '}']).nth(1).map(str::to_owned);
     assert!(tag(&before).is_some_and(|t| t.len() == 4));
     assert_eq!(tag(&before), tag(&after));

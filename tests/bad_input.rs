@@ -132,13 +132,21 @@ async fn oversized_values_are_refused_before_anything_is_written() {
     let err =
         session.insert("small", &"z".repeat(95)).map(|_| session.insert("b", &"q".repeat(95)));
     assert!(matches!(err, Ok(Err(Error::TooLarge { limit: "session", .. }))), "{err:?}");
-    let err = session.insert("@d", &0).expect_err("reserved");
+    let err = session.insert("@v", &0).expect_err("reserved");
     assert!(matches!(err, Error::InvalidName(_)));
     let err = store.push_flash(&session, &"f".repeat(200)).await.expect_err("flash too large");
     assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
 
     let after: Vec<(String, Vec<u8>)> = conn.hgetall(&key).await.expect("hgetall");
     assert_eq!(before, after, "nothing was written");
+
+    // The next save writes what was accepted and nothing that was refused.
+    store.save(&mut session).await.expect("save");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let mut names: Vec<&str> = loaded.names().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["a", "small"]);
+    assert_eq!(loaded.get::<String>("small").expect("decode"), Some("z".repeat(95)));
 }
 
 #[tokio::test]

@@ -153,11 +153,14 @@ async fn twenty_concurrent_cart_posts_all_land() {
                 .post(format!("{base}/cart"))
                 .form(&[("item", format!("item-{i:02}"))])
                 .send();
-            response.await.expect("post").status()
+            let response = response.await.expect("post");
+            (response.status(), session_cookie(&response))
         })
     });
-    for status in futures::future::join_all(posts).await {
-        assert!(status.expect("task").is_redirection());
+    for reply in futures::future::join_all(posts).await {
+        let (status, cookie) = reply.expect("task");
+        assert!(status.is_redirection());
+        assert_eq!(cookie, None, "a save under the same token sets no cookie");
     }
     let cart = page(&client, &base).await;
     for i in 0..20 {
@@ -276,6 +279,11 @@ async fn touch(session: redis_sessions::web::Session) -> Result<String, redis_se
     Ok(format!("{:?}", session.get::<i32>("x").await?))
 }
 
+async fn debug(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+    session.insert("x", &2).await?;
+    Ok(format!("{session:?}"))
+}
+
 async fn read(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
     Ok(session.flashes::<String>().await?.join(","))
 }
@@ -300,6 +308,7 @@ async fn serve_flash_routes(redis: &support::TestRedis) -> String {
     let app = axum::Router::new()
         .route("/flash", post(flash_two))
         .route("/touch", get(touch))
+        .route("/debug", get(debug))
         .route("/read", get(read))
         .route("/wrong", get(wrong_type))
         .route("/big", post(too_big))
@@ -353,4 +362,16 @@ async fn flash_now_messages_never_reach_the_next_request_and_oversized_ones_fail
     );
     let big = client.post(format!("{base}/big")).send().await.expect("post");
     assert_eq!(big.text().await.expect("body"), "too large", "the handler sees the limit");
+}
+
+#[tokio::test]
+async fn the_web_session_debug_output_shows_no_token() {
+    let redis = support::any_server();
+    let base = serve_flash_routes(&redis).await;
+    let (client, _) = browser();
+    let response = client.post(format!("{base}/flash")).send().await.expect("post");
+    let token = cookie_value(&session_cookie(&response).expect("a session cookie"));
+    let shown = page(&client, &format!("{base}/debug")).await;
+    assert!(shown.starts_with("Session"), "{shown}");
+    assert!(!shown.contains(&token[4..]), "the secret is in the Debug output: {shown}");
 }
