@@ -6,7 +6,8 @@
 -- ARGV[2]  the most bytes field @f may hold
 --
 -- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute
---          deadline); -1 the limit would be exceeded (nothing written).
+--          deadline); minus the bytes that would be pending when that is over the limit
+--          (nothing written).
 -- Writes   HSET @f (old messages followed by the new one).
 -- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
@@ -22,7 +23,7 @@ if stop then
 end
 local queued = (meta[2] or '') .. ARGV[1]
 if #queued > tonumber(ARGV[2]) then
-  return -1
+  return -#queued
 end
 redis.call('HSET', key, '@f', queued)
 return #queued

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::token::Token;
 
-/// Length of the fingerprint shown in logs and Debug output.
-const FINGERPRINT_CHARS: usize = 8;
+/// Bytes of the SHA-256 in the fingerprint shown in logs and Debug output (8 characters).
+const FINGERPRINT_BYTES: usize = 6;
 
 /// Bytes of the SHA-256 kept in the key, and their length in base64url.
 const KEY_HASH_BYTES: usize = 16;
@@ -33,15 +33,10 @@ pub(crate) fn session_key(prefix: &str, token: &Token) -> String {
     key
 }
 
-/// A short, non-reversible name for a session, for logs and Debug output.
+/// A short, non-reversible name for a session, for logs and Debug output: the first
+/// characters of the key's hash (6 bytes are exactly 8 base64url characters).
 pub(crate) fn fingerprint(token: &Token) -> String {
-    let mut hash = secret_hash(token);
-    hash.truncate(FINGERPRINT_CHARS);
-    hash
-}
-
-fn secret_hash(token: &Token) -> String {
-    URL_SAFE_NO_PAD.encode(&digest(token)[..KEY_HASH_BYTES])
+    URL_SAFE_NO_PAD.encode(&digest(token)[..FINGERPRINT_BYTES])
 }
 
 fn digest(token: &Token) -> [u8; 32] {
@@ -59,6 +54,9 @@ mod tests {
         assert!(key.starts_with(&format!("s:{{{}}}:", token.tag())));
         assert!(!key.contains(token.secret()));
         assert_eq!(key.len(), "s:{".len() + 4 + "}:".len() + 22);
+        let print = fingerprint(&token);
+        assert_eq!(print.len(), 8);
+        assert!(key.contains(&format!("}}:{print}")), "the fingerprint begins the key's hash");
     }
 
     #[test]

@@ -229,12 +229,16 @@ impl Session {
     /// was loaded whole, and the save would leave more than [`LOOSE_MAX`] loose fields or must
     /// remove an attribute that sits in the record (which a loose field could only hide).
     pub(crate) fn compaction(&self) -> Option<Vec<u8>> {
-        let removes_packed = self.changed.iter().any(|name| {
-            matches!(self.loose.get(name), Some(None)) && self.packed.get(name).is_some()
-        });
-        let due = self.loose.len() > LOOSE_MAX || removes_packed;
-        let packable = self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
-        (due && packable && self.only.is_none() && !self.stale).then(|| {
+        // The cheap checks first: most saves stop here, without scanning the record.
+        if self.only.is_some() || self.stale {
+            return None;
+        }
+        let due = self.loose.len() > LOOSE_MAX
+            || self.changed.iter().any(|name| {
+                matches!(self.loose.get(name), Some(None)) && self.packed.get(name).is_some()
+            });
+        let packable = || self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
+        (due && packable()).then(|| {
             Packed::encode((self.meta.created_ms, self.meta.deadline_ms), self.attributes())
         })
     }

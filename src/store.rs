@@ -99,7 +99,7 @@ impl SessionStore {
                 return Ok(session);
             }
         }
-        Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
+        Err(collided())
     }
 
     /// Creates an empty session under `token`; `None` when a session already has that token.
@@ -124,7 +124,7 @@ impl SessionStore {
     /// Connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
-        Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[&session.key])).await? == 1)
+        self.destroy_key(&session.key).await
     }
 
     /// Deletes the session a cookie names, without loading it first (logout with nothing else
@@ -138,7 +138,11 @@ impl SessionStore {
     pub async fn destroy_token(&self, token: &str) -> Result<bool> {
         let Some(token) = Token::parse(token) else { return Ok(false) };
         let key = keys::session_key(&self.config.key_prefix, &token);
-        Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[&key])).await? == 1)
+        self.destroy_key(&key).await
+    }
+
+    async fn destroy_key(&self, key: &str) -> Result<bool> {
+        Ok(self.run::<i64>(&SCRIPTS.destroy.call(&[key])).await? == 1)
     }
 
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
@@ -181,6 +185,11 @@ impl SessionStore {
             reply => Ok(reply?),
         }
     }
+}
+
+/// What create and regenerate report when every fresh token they drew was taken.
+pub(crate) fn collided() -> Error {
+    Error::Corrupt("token collided repeatedly: is the random source broken?".into())
 }
 
 /// True when the connection itself failed (closed, reset, refused), as opposed to Redis being

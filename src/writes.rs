@@ -7,7 +7,7 @@ use tracing::{debug, instrument};
 use crate::error::{Error, Result};
 use crate::scripts::SCRIPTS;
 use crate::session::Session;
-use crate::store::{SessionStore, TOKEN_ATTEMPTS};
+use crate::store::{collided, SessionStore, TOKEN_ATTEMPTS};
 use crate::token::Token;
 use crate::{codec, keys};
 
@@ -89,7 +89,7 @@ impl SessionStore {
                 _ => continue,
             }
         }
-        Err(Error::Corrupt("token collided repeatedly: is the random source broken?".into()))
+        Err(collided())
     }
 
     /// Queues a flash message for a later request.
@@ -114,7 +114,10 @@ impl SessionStore {
         self.config.limits.check_value(bytes.len())?;
         match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {
             0 => Err(Error::SessionGone),
-            -1 => Err(Error::TooLarge { limit: "flash", size: max.saturating_add(1), max }),
+            over @ ..0 => {
+                let size = usize::try_from(over.unsigned_abs()).unwrap_or(usize::MAX);
+                Err(Error::TooLarge { limit: "flash", size, max })
+            }
             _ => Ok(()),
         }
     }
