@@ -52,11 +52,14 @@ pub struct Args {
     /// redis-sessions' pool size (shared connections).
     #[arg(long, default_value_t = 2)]
     pub pool: usize,
+    /// The baseline's multiplexed connections, taken in turn (1: what most stores do).
+    #[arg(long, default_value_t = 1)]
+    pub baseline_connections: usize,
     /// redis-sessions reads only the attributes a request uses (`load_only`) instead of all.
     #[arg(long)]
     pub partial: bool,
     /// Run only one store (`ours` or `baseline`), e.g. under a profiler.
-    #[arg(long)]
+    #[arg(long, value_parser = ["ours", "baseline"])]
     pub only: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
@@ -174,6 +177,8 @@ struct Totals {
     elapsed: Duration,
     client_cpu: f64,
     redis: Counters,
+    /// Rounds run so far; it seeds the next round, so both stores draw the same cycles.
+    rounds: u64,
 }
 
 /// Runs `cycles` cycles over `concurrency` tasks, adding what they cost to `totals`.
@@ -189,13 +194,14 @@ async fn round(
     let before = Counters::read(conn).await.expect("INFO");
     let (cpu_before, started) = (client_cpu_seconds(), Instant::now());
     let next = Arc::new(AtomicU64::new(0));
+    let seed = totals.rounds << 16;
+    totals.rounds += 1;
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|task| {
             let (store, tokens, next, bar, args) =
                 (store.clone(), tokens.clone(), next.clone(), bar.clone(), args.clone());
             tokio::spawn(async move {
-                let mut rng =
-                    rand::rngs::StdRng::seed_from_u64(rand::random::<u64>() ^ task as u64);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ task as u64);
                 let mut histogram =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut misses = 0u64;
@@ -245,6 +251,7 @@ async fn run_stores(
             elapsed: Duration::ZERO,
             client_cpu: 0.0,
             redis: Counters::default(),
+            rounds: 0,
         };
         prepared.push((name, store, tokens, memory, totals, progress(name, args)));
     }
@@ -306,7 +313,8 @@ async fn main() {
     let config =
         Config::from_url(url.clone()).with_key_prefix("ours:").with_pool_max_size(args.pool);
     let ours = SessionStore::connect(config.clone()).await.expect("store");
-    let naive = Naive::new(&url, config.idle_timeout).await.expect("naive");
+    let naive =
+        Naive::new(&url, config.idle_timeout, args.baseline_connections).await.expect("naive");
 
     let stores = match args.only.as_deref() {
         Some("ours") => vec![("ours", Store::Ours(ours))],

@@ -2,8 +2,11 @@
 //!
 //! One MessagePack blob per session; every request pipelines GET and PEXPIRE (sliding the
 //! expiry on every read); every write SETs the whole blob; regenerate is GET, SET new, DEL old
-//! from the client; flash messages live inside the blob. One redis-rs multiplexed connection.
+//! from the client; flash messages live inside the blob. One redis-rs multiplexed connection
+//! (`--baseline-connections` gives it more, taken in turn, as redis-sessions' pool does).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -13,7 +16,8 @@ use crate::profile::{change_profile, Profile};
 
 #[derive(Clone)]
 pub struct Naive {
-    conn: MultiplexedConnection,
+    conns: Arc<[MultiplexedConnection]>,
+    next: Arc<AtomicUsize>,
     idle_ms: u64,
 }
 
@@ -22,9 +26,19 @@ fn key(id: &str) -> String {
 }
 
 impl Naive {
-    pub async fn new(url: &str, idle: Duration) -> RedisResult<Self> {
-        let conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
-        Ok(Naive { conn, idle_ms: idle.as_millis() as u64 })
+    pub async fn new(url: &str, idle: Duration, connections: usize) -> RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let mut conns = Vec::new();
+        for _ in 0..connections.max(1) {
+            conns.push(client.get_multiplexed_async_connection().await?);
+        }
+        let next = Arc::default();
+        Ok(Naive { conns: conns.into(), next, idle_ms: idle.as_millis() as u64 })
+    }
+
+    /// The next connection, round robin.
+    fn conn(&self) -> MultiplexedConnection {
+        self.conns[self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len()].clone()
     }
 
     pub async fn create(&self, profile: &Profile) -> RedisResult<String> {
@@ -38,7 +52,7 @@ impl Naive {
         let (blob, _): (Option<Vec<u8>>, i64) = redis::pipe()
             .get(key(id))
             .pexpire(key(id), self.idle_ms as i64)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn())
             .await?;
         Ok(blob.and_then(|b| rmp_serde::from_slice(&b).ok()))
     }
@@ -51,7 +65,7 @@ impl Naive {
             .arg(blob)
             .arg("PX")
             .arg(self.idle_ms)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn())
             .await
     }
 
@@ -82,7 +96,7 @@ impl Naive {
             .ignore()
             .del(key(id))
             .ignore()
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn())
             .await?;
         Ok(Some(new))
     }

@@ -143,6 +143,7 @@ fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
 pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
     let mut conn =
         redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
+    // The library's script as src/scripts.rs (`with_helpers!`) builds it: helpers first.
     let source = concat!(
         include_str!("../../lua/clock.lua"),
         include_str!("../../lua/record.lua"),
@@ -159,7 +160,9 @@ pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
         .ok()?;
     let key = keys.first()?;
     let idle = config.idle_timeout.as_millis().to_string();
-    let touch = ((config.idle_timeout.as_millis() as f64) * config.touch_threshold).to_string();
+    // Whole milliseconds, rounded down, as the library sends it (Config::touch_after_ms).
+    let touch =
+        ((config.idle_timeout.as_millis() as f64 * config.touch_threshold) as u64).to_string();
     let requests = (args.cycles as usize).max(10_000);
     redis_benchmark(
         port,
