@@ -145,11 +145,12 @@ else
   for i = FIRST, last_set do
     writes[#writes + 1] = ARGV[i]
   end
-  -- A removed name the record may hold (a plain substring test: a false match only costs an
-  -- empty field) gets a tombstone; any other is deleted.
+  -- A removed name the record may hold (a plain substring test of its entries, not of its
+  -- header's times: a false match only costs an empty field) gets a tombstone; any other is
+  -- deleted.
   local deleted = {}
   for i = last_set + 1, #ARGV do
-    if string.find(record(), ARGV[i], 1, true) then
+    if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
       writes[#writes + 1] = ARGV[i]
       writes[#writes + 1] = ''
     else

@@ -226,3 +226,23 @@ async fn a_lost_write_cannot_lift_the_attribute_limit() {
     let loaded = store.load(&token).await.expect("load").expect("live");
     assert_eq!(loaded.names().count(), 3);
 }
+
+#[tokio::test]
+async fn removing_a_loose_attribute_deletes_it_even_when_the_header_bytes_spell_its_name() {
+    // The record's header holds times, whose bytes can be any letter: the tombstone test must
+    // look at the entries only, or it would keep an empty field where a plain delete belongs.
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("a", &1).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let mut record: Vec<u8> = conn.hget(&key, "@p").await.expect("record");
+    record[..8].copy_from_slice(b"aaaaaaaa"); // the creation time
+    let _: () = conn.hset(&key, "@p", record).await.expect("hset");
+
+    assert!(session.remove("a"));
+    store.save(&mut session).await.expect("save");
+    assert_eq!(field_names(&redis).await, ["@p", "@v"], "deleted, not tombstoned");
+}
