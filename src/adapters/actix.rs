@@ -27,7 +27,12 @@
 //! - Every entry of actix's state (a `String` name and a JSON `String` value) is one attribute,
 //!   readable from the native API too with [`Session::get::<String>`](crate::Session::get).
 //! - An update writes only the entries that changed and deletes those that were removed (a
-//!   delta save), not the whole state.
+//!   delta save), not the whole state. actix hands the update its whole new state, not what
+//!   changed, so the update reads the session once more to find the difference (one more
+//!   round trip), and an entry another request added since this one loaded is removed with
+//!   the others this state lacks: with actix-session, the last update's state wins for every
+//!   entry it holds or lacks. The native API ([`SessionStore::save`](crate::SessionStore::save))
+//!   has neither cost.
 //! - A session that is gone when actix updates it (expired, destroyed, regenerated away by a
 //!   concurrent request) is an error and nothing is written (actix answers 500): carrying its
 //!   state into a new session would let a client keep the data past the absolute timeout.
@@ -44,7 +49,8 @@
 //! # Limitations
 //!
 //! - Entry names must be valid attribute names: not empty, not starting with `@` (reserved for
-//!   metadata). Saving such an entry fails with `SaveError::Serialization` (an HTTP 500).
+//!   metadata). Saving such an entry fails with `SaveError::Serialization` (or
+//!   `UpdateError::Serialization` in an update; an HTTP 500 either way).
 //! - The store's [`Limits`](crate::Limits) apply to actix's state as to any session.
 //! - An attribute that is not a string (written through the native API) cannot be represented
 //!   in actix's state: loading the session reports `LoadError::Deserialization`, and
@@ -149,12 +155,12 @@ impl storage::SessionStore for ActixSessionStore {
         }
     }
 
-    /// Loads the session, which slides its idle expiry when due (get-and-touch). `ttl` is not
-    /// used: the store governs expiry by its own idle timeout (slid at most once per touch
-    /// window, so most requests write nothing) and absolute timeout, which no request can
-    /// extend. A session that is gone is not an error.
-    async fn update_ttl(&self, session_key: &SessionKey, _ttl: &Duration) -> anyhow::Result<()> {
-        self.store.load(session_key.as_ref()).await?;
+    /// Does nothing, and sends nothing to Redis. actix calls it for a request that changed
+    /// nothing, after its own [`load`](storage::SessionStore::load) of the same request, and
+    /// that load already slid the idle expiry when due (get-and-touch); loading again would
+    /// only cost a round trip. `ttl` is not used: the store governs expiry by its own idle
+    /// timeout and absolute timeout, which no request can extend.
+    async fn update_ttl(&self, _session_key: &SessionKey, _ttl: &Duration) -> anyhow::Result<()> {
         Ok(())
     }
 

@@ -135,15 +135,15 @@ impl TowerSessionStore {
 #[async_trait]
 impl tower_sessions_core::SessionStore for TowerSessionStore {
     /// Creates the session under `record.id`, drawing a new ID on the (astronomically unlikely)
-    /// collision with an existing session, and writes `record.data`.
+    /// collision with an existing session, and writes `record.data`. A session gone before its
+    /// first save (only a delete of an ID nobody has been told yet could do that) is an error.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        for _ in 0..TOKEN_ATTEMPTS {
-            let mut session = self.create_for(&mut record.id).await?;
-            if self.write(&mut session, &record.data, true).await? {
-                return Ok(());
-            }
+        let mut session = self.create_for(&mut record.id).await?;
+        if self.write(&mut session, &record.data, true).await? {
+            Ok(())
+        } else {
+            Err(gone())
         }
-        Err(gone_repeatedly())
     }
 
     /// Writes the entries of `record.data` that differ from Redis and deletes those it no
@@ -214,10 +214,6 @@ fn escape(name: &str) -> std::borrow::Cow<'_, str> {
 /// The entry name for attribute `name`.
 fn unescape(name: &str) -> &str {
     name.strip_prefix(ESCAPE).unwrap_or(name)
-}
-
-fn gone_repeatedly() -> session_store::Error {
-    session_store::Error::Backend("the session was deleted repeatedly while being saved".into())
 }
 
 /// The tower-sessions error for `e`: its text and its sources' (none holds a token).

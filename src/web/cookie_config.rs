@@ -132,10 +132,14 @@ impl CookieConfig {
     /// The cookie's full name: `__Host-` + name when Secure, host-only and for `/`; `__Secure-`
     /// + name when Secure otherwise; the bare name without Secure.
     pub fn cookie_name(&self) -> String {
+        format!("{}{}", self.name_prefix(), self.name)
+    }
+
+    fn name_prefix(&self) -> &'static str {
         match (self.secure, self.domain.is_none() && self.path == "/") {
-            (true, true) => format!("__Host-{}", self.name),
-            (true, false) => format!("__Secure-{}", self.name),
-            (false, _) => self.name.clone(),
+            (true, true) => "__Host-",
+            (true, false) => "__Secure-",
+            (false, _) => "",
         }
     }
 
@@ -168,13 +172,14 @@ impl CookieConfig {
         cookie
     }
 
-    /// This cookie's value among a request's `Cookie` headers.
+    /// This cookie's value among a request's `Cookie` headers. Runs on every request, so it
+    /// compares names in place rather than building the full name.
     pub(crate) fn find<'a>(&self, headers: impl Iterator<Item = &'a str>) -> Option<String> {
-        let name = self.cookie_name();
+        let prefix = self.name_prefix();
         headers
             .flat_map(Cookie::split_parse)
             .filter_map(Result::ok)
-            .find(|cookie| cookie.name() == name)
+            .find(|cookie| cookie.name().strip_prefix(prefix) == Some(self.name.as_str()))
             .map(|cookie| cookie.value().to_owned())
     }
 }

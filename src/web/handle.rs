@@ -15,8 +15,9 @@ use crate::{codec, SessionStore};
 
 /// The session of the current request, for handlers. Cheap to clone; clones share the state.
 ///
-/// Loaded on first use, created on the first `insert` or `flash` into a visitor who has none,
-/// saved after the handler with only what changed. Needs [`SessionLayer`](super::SessionLayer).
+/// Loaded on first use; for a visitor who has none, created on the first `insert` (or after
+/// the handler, when it only queued a `flash`); saved after the handler with only what changed.
+/// Needs [`SessionLayer`](super::SessionLayer).
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Mutex<State>>,
@@ -292,7 +293,7 @@ impl State {
     }
 }
 
-/// Saves the delta, then queues the messages for later requests in one call.
+/// Saves the delta, then queues the messages for later requests in one more call.
 async fn save_and_flash(
     store: &SessionStore,
     session: &mut crate::Session,
