@@ -42,3 +42,21 @@ async fn trace_logs_name_sessions_by_fingerprint_only() {
         assert!(!logs.contains(&token[4..]), "token in logs");
     }
 }
+
+#[tokio::test]
+async fn connect_warns_through_tracing_about_an_evicting_policy() {
+    let redis = support::own_server(&["--maxmemory-policy", "allkeys-lru"]);
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    redis_sessions::SessionStore::connect(redis.config()).await.expect("connect");
+    drop(guard);
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logs.contains("WARN") && logs.contains("allkeys-lru"), "{logs}");
+}

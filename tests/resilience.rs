@@ -66,16 +66,18 @@ struct Probe {
     ok: bool,
 }
 
-/// Loads `token` every 10 ms until `stop`, recording every outcome. Any error must be one that
-/// says "Redis unavailable" (typed, retryable), never anything else.
+/// Loads `token` every 10 ms until `stop`, and saves a counter after every other load, so
+/// scripts run too; records every outcome. Any error must be one that says "Redis
+/// unavailable" (typed, retryable), never anything else.
 async fn probe_loop(store: SessionStore, token: String, stop: Arc<AtomicBool>) -> Vec<Probe> {
     let mut probes = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
+    for n in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let at = Instant::now();
-        let outcome = store.load(&token).await;
-        let ok = match outcome {
-            Ok(Some(_)) => true,
-            Ok(None) => panic!("the session was lost"),
+        let ok = match probe(&store, &token, n).await {
+            Ok(()) => true,
             Err(e) => {
                 assert!(e.is_unavailable(), "typed, retryable error: {e:?}");
                 false
@@ -85,6 +87,16 @@ async fn probe_loop(store: SessionStore, token: String, stop: Arc<AtomicBool>) -
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     probes
+}
+
+/// One probe: a load, and on odd `n` a save of `n`.
+async fn probe(store: &SessionStore, token: &str, n: u64) -> redis_sessions::Result<()> {
+    let Some(mut session) = store.load(token).await? else { panic!("the session was lost") };
+    if n % 2 == 1 {
+        session.insert("probe", &n)?;
+        store.save(&mut session).await?;
+    }
+    Ok(())
 }
 
 fn fast_timeouts(config: Config) -> Config {
@@ -124,6 +136,8 @@ async fn a_restart_fails_fast_while_down_and_recovers_without_an_app_restart() {
     );
     assert!(recovery < Duration::from_millis(1000), "recovered in {recovery:?}");
     assert!(probes.iter().filter(|p| p.at > first_ok.at).all(|p| p.ok), "stays recovered");
+    // The restarted server had no scripts: the saves met NOSCRIPT and recovered from it.
+    assert!(noscript_count(&redis).await > 0, "a save ran a script after the restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

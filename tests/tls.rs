@@ -5,17 +5,8 @@ mod support;
 use std::time::Duration;
 
 use redis_sessions::{Error, SessionStore};
+use support::chain;
 use support::tls::{tls_server, Certificates};
-
-fn chain(err: &Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(e) = source {
-        text.push_str(&format!(" <- {e}"));
-        source = e.source();
-    }
-    text
-}
 
 #[tokio::test]
 async fn the_whole_api_works_over_tls_with_a_custom_ca() {

@@ -4,6 +4,8 @@
 
 mod support;
 
+use support::contains;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -88,21 +90,6 @@ impl App {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Every field name and value of every key under the test's prefix, with the key.
-async fn dump(redis: &support::TestRedis) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
-    let mut conn = redis.conn().await;
-    let mut all = Vec::new();
-    for key in redis.keys().await {
-        let fields: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.expect("hgetall");
-        all.push((key, fields));
-    }
-    all
-}
-
 // ---------------------------------------------------------------------------------------------
 // Through axum and SessionManagerLayer
 
@@ -120,7 +107,7 @@ async fn a_counter_counts_across_requests_and_redis_never_sees_the_cookie() {
 
     let id = Id::from_str(&cookie).expect("the cookie is a tower-sessions ID");
     let raw = id.0.to_le_bytes();
-    let dump = dump(&redis).await;
+    let dump = redis.contents().await;
     assert_eq!(dump.len(), 1, "one session, one key: {:?}", dump.iter().map(|d| &d.0));
     for (key, fields) in &dump {
         assert!(!key.contains(&cookie), "the cookie's ID is in key {key}");
@@ -231,7 +218,7 @@ async fn create_save_load_delete_round_trip_json_values() {
         redis.conn().await.hgetall(&keys[0]).await.expect("hgetall");
     let stored: Vec<u8> =
         fields.into_iter().flat_map(|(name, value)| [name, value]).flatten().collect();
-    let holds = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
+    let holds = |needle: &[u8]| contains(&stored, needle);
     assert!(!holds(b"array"), "the removed entry is gone from Redis, not just hidden");
     assert!(holds(b"added"));
 

@@ -20,6 +20,23 @@ use redis_test::server::RedisServer;
 use redis_test::utils::TlsFilePaths;
 pub use workload::workload;
 
+/// True when `needle` occurs in `haystack` (a secret in a stored value, say).
+pub fn contains(haystack: &[u8], needle: impl AsRef<[u8]>) -> bool {
+    let needle = needle.as_ref();
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// An error's text and its sources', to look for the cause (a TLS refusal, say).
+pub fn chain(err: &redis_sessions::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        text.push_str(&format!(" <- {e}"));
+        source = e.source();
+    }
+    text
+}
+
 /// A Redis for one test, and the key prefix that test owns on it.
 pub struct TestRedis {
     pub server: Option<RedisServer>,
@@ -142,6 +159,17 @@ impl TestRedis {
 
     pub fn store_with(&self, adjust: impl FnOnce(Config) -> Config) -> SessionStore {
         SessionStore::new(adjust(self.config())).expect("valid config")
+    }
+
+    /// Every field name and value of every key under the test's prefix, with the key.
+    pub async fn contents(&self) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+        let mut conn = self.conn().await;
+        let mut all = Vec::new();
+        for key in self.keys().await {
+            let fields: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&key).await.expect("hgetall");
+            all.push((key, fields));
+        }
+        all
     }
 
     /// A plain connection, to look at what the store wrote.
