@@ -71,15 +71,24 @@ async fn the_ttl_never_runs_past_the_absolute_deadline() {
     assert!(pttl > 1500 && pttl <= 2000, "a save caps the TTL at the deadline: {pttl}");
 }
 
+/// A new session whose key lost its TTL (a PERSIST by hand, a restore without TTLs), its key,
+/// and a connection to look at it.
+async fn session_without_ttl(
+    redis: &support::TestRedis,
+    store: &redis_sessions::SessionStore,
+) -> (redis_sessions::Session, String, redis::aio::MultiplexedConnection) {
+    let session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let _: () = conn.persist(&key).await.expect("persist");
+    (session, key, conn)
+}
+
 #[tokio::test]
 async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_ttl() {
     let redis = support::any_server();
     let store = redis.store();
-    let mut session = store.create().await.expect("create");
-    let key = redis.keys().await.remove(0);
-    let mut conn = redis.conn().await;
-    // As if the TTL had been lost (a PERSIST by hand, a restore without TTLs).
-    let _: () = conn.persist(&key).await.expect("persist");
+    let (mut session, key, mut conn) = session_without_ttl(&redis, &store).await;
     // The deadline is bytes 8..16 of the packed record's header.
     let mut record: Vec<u8> = conn.hget(&key, "@p").await.expect("record");
     record[8..16].copy_from_slice(&1_000u64.to_be_bytes());
@@ -107,10 +116,7 @@ async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_
 async fn without_a_ttl_an_unreadable_deadline_is_corrupt_for_every_operation() {
     let redis = support::any_server();
     let store = redis.store();
-    let mut session = store.create().await.expect("create");
-    let key = redis.keys().await.remove(0);
-    let mut conn = redis.conn().await;
-    let _: () = conn.persist(&key).await.expect("persist");
+    let (mut session, key, mut conn) = session_without_ttl(&redis, &store).await;
     let _: () = conn.hset(&key, "@p", "short").await.expect("a record without a header");
 
     let corrupt = |e: &redis_sessions::Error| matches!(e, redis_sessions::Error::Corrupt(_));

@@ -20,23 +20,34 @@ impl std::io::Write for Captured {
     }
 }
 
+impl Captured {
+    /// Captures this thread's events at `level` and above until the guard drops.
+    fn start(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
 #[tokio::test]
 async fn trace_logs_name_sessions_by_fingerprint_only() {
     let redis = support::any_server();
     let store = redis.store();
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (captured, guard) = Captured::start(tracing::Level::TRACE);
     let tokens = support::workload(&store).await;
     store.load("malformed-cookie").await.expect("no session");
     drop(guard);
 
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = captured.text();
     assert!(logs.contains("session.load") && logs.contains("Token("), "spans were logged");
     for token in &tokens {
         assert!(!logs.contains(&token[4..]), "token in logs");
@@ -46,17 +57,10 @@ async fn trace_logs_name_sessions_by_fingerprint_only() {
 #[tokio::test]
 async fn connect_warns_through_tracing_about_an_evicting_policy() {
     let redis = support::own_server(&["--maxmemory-policy", "allkeys-lru"]);
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let (captured, guard) = Captured::start(tracing::Level::WARN);
     redis_sessions::SessionStore::connect(redis.config()).await.expect("connect");
     drop(guard);
 
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let logs = captured.text();
     assert!(logs.contains("WARN") && logs.contains("allkeys-lru"), "{logs}");
 }
