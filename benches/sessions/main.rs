@@ -179,6 +179,8 @@ struct Totals {
     redis: Counters,
     /// Rounds run so far; it seeds the next round, so both stores draw the same cycles.
     rounds: u64,
+    /// Cycles/s of each round, in order.
+    per_round: Vec<f64>,
 }
 
 /// Runs `cycles` cycles over `concurrency` tasks, adding what they cost to `totals`.
@@ -228,7 +230,9 @@ async fn round(
         totals.latency.add(&histogram).expect("merge");
         totals.missed += missed;
     }
-    totals.elapsed += started.elapsed();
+    let took = started.elapsed();
+    totals.elapsed += took;
+    totals.per_round.push(cycles as f64 / took.as_secs_f64());
     totals.client_cpu += client_cpu_seconds() - cpu_before;
     tokio::time::sleep(Duration::from_millis(1100)).await; // let everysec write the AOF tail
     let after = Counters::read(conn).await.expect("INFO");
@@ -252,6 +256,7 @@ async fn run_stores(
             client_cpu: 0.0,
             redis: Counters::default(),
             rounds: 0,
+            per_round: Vec::new(),
         };
         prepared.push((name, store, tokens, memory, totals, progress(name, args)));
     }
@@ -266,7 +271,7 @@ async fn run_stores(
         .into_iter()
         .map(|(name, _, _, memory, totals, bar)| {
             bar.finish_and_clear();
-            Phase::new(
+            let mut phase = Phase::new(
                 name,
                 cycles,
                 &totals.latency,
@@ -275,7 +280,9 @@ async fn run_stores(
                 totals.client_cpu,
                 memory,
                 &totals.redis,
-            )
+            );
+            phase.round_requests_per_sec = totals.per_round;
+            phase
         })
         .collect()
 }

@@ -26,6 +26,8 @@ pub struct Phase {
     pub memory_bytes_per_session: f64,
     /// Redis time per request by command, µs (commands inside scripts counted separately).
     pub redis_us_by_command: Vec<(String, f64)>,
+    /// Cycles/s of each round, in order (the stores alternate rounds).
+    pub round_requests_per_sec: Vec<f64>,
 }
 
 impl Phase {
@@ -67,6 +69,7 @@ impl Phase {
                 .map(|(c, us)| (c, us / n))
                 .take(8)
                 .collect(),
+            round_requests_per_sec: Vec::new(),
         }
     }
 }
@@ -116,6 +119,13 @@ impl Report {
         );
         row("AOF bytes per request", b.aof_bytes_per_request, o.aof_bytes_per_request, 1);
         row("memory per session, bytes", b.memory_bytes_per_session, o.memory_bytes_per_session, 0);
+        if let Some((low, median, high)) = round_ratios(b, o) {
+            println!(
+                "\nthroughput ratio round by round (each round's pair): median {median:.2}x, \
+                 lowest {low:.2}x, highest {high:.2}x over {} rounds",
+                o.round_requests_per_sec.len()
+            );
+        }
         if let Some(ceiling) = self.ceiling {
             println!(
                 "\nceiling: redis-benchmark, EVALSHA get-and-touch, {} clients: {ceiling:.0} requests/s",
@@ -132,6 +142,20 @@ impl Report {
         }
         println!("\n{}", serde_json::to_string(self).unwrap_or_default());
     }
+}
+
+/// Ours / baseline in each round (the baseline's round and ours that followed it): the lowest,
+/// the median and the highest. Their spread shows how much the machine's noise moves the
+/// ratio within one run; `None` with fewer than two rounds.
+fn round_ratios(baseline: &Phase, ours: &Phase) -> Option<(f64, f64, f64)> {
+    let pairs = baseline.round_requests_per_sec.iter().zip(&ours.round_requests_per_sec);
+    let mut ratios: Vec<f64> = pairs.map(|(b, o)| o / b).collect();
+    if ratios.len() < 2 {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0;
+    Some((ratios[0], median, ratios[ratios.len() - 1]))
 }
 
 fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
