@@ -55,12 +55,10 @@ pub(crate) enum Snapshot {
     Missing,
     /// A session that needs nothing written: serve it as it is.
     Fresh(Loaded),
-    /// A session that needs nothing written but its flash messages popped: the flash pop
-    /// script takes them, which costs Redis a third of get-and-touch.
-    PopFlash(Loaded),
     /// A session that needs the get-and-touch script: its expiry is due to slide, or it has
-    /// no TTL.
-    NeedsScript,
+    /// no TTL. `flash` holds the flash messages the read found (a popping read has already
+    /// removed them from Redis).
+    NeedsScript { flash: Vec<u8> },
 }
 
 /// When a read must slide the expiry: the same rule as get_and_touch.lua.
@@ -69,12 +67,7 @@ pub(crate) fn touch_due(pttl: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
 }
 
 /// Parses the replies to `HGETALL key` and `PTTL key`, and decides whether the script must run.
-pub(crate) fn snapshot(
-    replies: Vec<Value>,
-    idle_ms: u64,
-    touch_after_ms: u64,
-    pop_flash: bool,
-) -> Result<Snapshot> {
+pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -> Result<Snapshot> {
     let [fields, Value::Int(pttl)] =
         <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {fields, pttl}"))?
     else {
@@ -89,14 +82,21 @@ pub(crate) fn snapshot(
         return Ok(Snapshot::Missing);
     }
     if touch_due(pttl, idle_ms, touch_after_ms) {
-        return Ok(Snapshot::NeedsScript);
+        return Ok(Snapshot::NeedsScript { flash: flash_field(fields) });
     }
-    let loaded = Loaded::from_fields(pttl, fields)?;
-    Ok(if pop_flash && !loaded.flash.is_empty() {
-        Snapshot::PopFlash(loaded)
-    } else {
-        Snapshot::Fresh(loaded)
-    })
+    Loaded::from_fields(pttl, fields).map(Snapshot::Fresh)
+}
+
+/// The value of the `@f` field among `field, value, ...` (empty when there is none).
+fn flash_field(fields: Vec<Value>) -> Vec<u8> {
+    let mut fields = fields.into_iter();
+    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+        match (name, value) {
+            (Value::BulkString(name), Value::BulkString(value)) if name == b"@f" => return value,
+            _ => {}
+        }
+    }
+    Vec::new()
 }
 
 /// Parses the script's reply: `false` (no session) or `{pttl, {field, value, ...}}`.
@@ -221,19 +221,20 @@ mod tests {
     fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
         let session = hash(&["@v", "0", "a", "b"]);
         let with_flash = hash(&["@v", "0", "@f", "x"]);
-        let read = |fields: &Value, pttl: i64, pop: bool| {
-            snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100, pop).expect("valid")
+        let read = |fields: &Value, pttl: i64| {
+            snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100).expect("valid")
         };
-        assert!(matches!(read(&session, 950, true), Snapshot::Fresh(_)));
-        assert!(matches!(read(&session, 900, false), Snapshot::NeedsScript), "touch due");
-        assert!(matches!(read(&session, -1, false), Snapshot::NeedsScript), "no TTL");
-        assert!(matches!(read(&session, -2, false), Snapshot::Missing), "gone meanwhile");
-        assert!(matches!(read(&Value::Array(vec![]), -2, false), Snapshot::Missing));
-        assert!(matches!(read(&with_flash, 950, false), Snapshot::Fresh(_)), "flash left alone");
-        assert!(matches!(read(&with_flash, 950, true), Snapshot::PopFlash(_)), "flash to pop");
-        assert!(matches!(read(&with_flash, 900, true), Snapshot::NeedsScript), "and touch due");
+        assert!(matches!(read(&session, 950), Snapshot::Fresh(_)));
+        assert!(matches!(read(&session, 900), Snapshot::NeedsScript { .. }), "touch due");
+        assert!(matches!(read(&session, -1), Snapshot::NeedsScript { .. }), "no TTL");
+        assert!(matches!(read(&session, -2), Snapshot::Missing), "gone meanwhile");
+        assert!(matches!(read(&Value::Array(vec![]), -2), Snapshot::Missing));
+        let Snapshot::Fresh(loaded) = read(&with_flash, 950) else { panic!("fresh") };
+        assert_eq!(loaded.flash, b"x", "the flash messages read");
+        let Snapshot::NeedsScript { flash } = read(&with_flash, 900) else { panic!("script") };
+        assert_eq!(flash, b"x", "kept for a read that popped them before the script");
         let foreign = Value::Array(vec![bulk("some"), bulk("hash")]);
-        let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100, false).expect_err("corrupt");
+        let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));
     }
 }

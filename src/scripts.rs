@@ -73,7 +73,6 @@ pub(crate) struct Scripts {
     pub(crate) save: LuaScript,
     pub(crate) regenerate: LuaScript,
     pub(crate) flash_push: LuaScript,
-    pub(crate) flash_pop: LuaScript,
     pub(crate) destroy: LuaScript,
 }
 
@@ -97,6 +96,5 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     save: LuaScript::new(with_helpers!("save")),
     regenerate: LuaScript::new(with_helpers!("regenerate")),
     flash_push: LuaScript::new(with_helpers!("flash_push")),
-    flash_pop: LuaScript::new(include_str!("../lua/flash_pop.lua")),
     destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
 });

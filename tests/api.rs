@@ -128,6 +128,45 @@ async fn flash_round_trip_and_pop_in_load() {
 }
 
 #[tokio::test]
+async fn a_popping_load_is_one_transaction_and_no_script() {
+    let redis = support::own_server(&[]);
+    let store = redis.store();
+    let session = store.create().await.expect("create");
+    store.push_flash(&session, "saved").await.expect("push");
+    redis.reset_stats().await;
+
+    let token = session.token().expose();
+    let mut popped = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"]);
+    let mut again = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    assert!(again.take_flash::<String>().expect("decode").is_empty(), "popped once");
+
+    assert_eq!(redis.command_calls("exec").await, 2, "each load one transaction");
+    assert_eq!(redis.command_calls("evalsha").await + redis.command_calls("eval").await, 0);
+    let fields: Vec<String> =
+        redis.conn().await.hkeys(redis.keys().await.remove(0)).await.expect("hkeys");
+    assert!(!fields.contains(&"@f".to_owned()), "deleted: {fields:?}");
+}
+
+#[tokio::test]
+async fn a_popping_load_that_touches_returns_the_messages_it_popped() {
+    let redis = support::own_server(&[]);
+    let idle = std::time::Duration::from_millis(1000);
+    let store = redis.store_with(|c| c.with_idle_timeout(idle).with_touch_threshold(0.2));
+    let session = store.create().await.expect("create");
+    store.push_flash(&session, "saved").await.expect("push");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // a touch is due
+    redis.reset_stats().await;
+
+    let token = session.token().expose();
+    let mut popped = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    assert_eq!(redis.command_calls("pexpire").await, 1, "the load touched");
+    assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"]);
+    let mut again = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    assert!(again.take_flash::<String>().expect("decode").is_empty(), "popped once");
+}
+
+#[tokio::test]
 async fn flash_of_the_wrong_type_is_kept_for_a_retry() {
     let redis = support::any_server();
     let store = redis.store();

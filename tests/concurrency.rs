@@ -129,6 +129,47 @@ async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_pushed_while_loads_pop_are_each_shown_once() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    let session = store.create().await.expect("create");
+    let token = session.token().expose().to_owned();
+    let pushes = (0..4).map(|task| {
+        let (store, token) = (store.clone(), token.clone());
+        tokio::spawn(async move {
+            let session = store.load(&token).await.expect("load").expect("live");
+            for i in 0..50 {
+                store.push_flash(&session, &format!("{task}-{i}")).await.expect("push");
+            }
+            Vec::new()
+        })
+    });
+    let pops = (0..4).map(|_| {
+        let (store, token) = (store.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..100 {
+                let mut s = store.load_and_pop_flash(&token).await.expect("load").expect("live");
+                seen.extend(s.take_flash::<String>().expect("decode"));
+            }
+            seen
+        })
+    });
+    let mut seen = BTreeMap::new();
+    for messages in join_all(pushes.chain(pops)).await {
+        for message in messages.expect("task") {
+            *seen.entry(message).or_insert(0) += 1;
+        }
+    }
+    let mut rest = store.load_and_pop_flash(&token).await.expect("load").expect("live");
+    for message in rest.take_flash::<String>().expect("decode") {
+        *seen.entry(message).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 200, "none lost");
+    assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_are_all_kept() {
     let redis = support::any_server();
     let store = redis.store_with(|c| c.with_pool_max_size(8));
