@@ -36,8 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user: Option<User> = loaded.get("user")?;
     println!("loaded: user {user:?}, ttl {} ms", loaded.metadata().ttl_ms);
 
-    // Flash a message; the next page view pops it with its load (one more round trip, only
-    // because a message is pending).
+    // Flash a message; the next page view pops it with its load (in the same round trip: the
+    // read and the delete go as one transaction).
     store.push_flash(&loaded, "Item added to your cart").await?;
     let mut next = store.load_and_pop_flash(&cookie).await?.ok_or("session vanished")?;
     println!("flash shown once: {:?}", next.take_flash::<String>()?);

@@ -22,6 +22,9 @@
 //! - `load.rs`: loads: a plain pipelined read, and the get-and-touch script only when a write
 //!   is due.
 //! - `writes.rs`: delta saves, regenerate-and-migrate, flash push and pop.
+//! - `flash_pop.rs`: popping flash messages: the load's read as a `MULTI` transaction that
+//!   also deletes them (get-and-touch on a Cluster, where redis-rs does not follow redirections
+//!   inside a transaction).
 //! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
 //!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
@@ -42,6 +45,7 @@ mod codec;
 mod config;
 mod connector;
 mod error;
+mod flash_pop;
 mod keys;
 mod limits;
 mod load;

@@ -4,13 +4,11 @@
 //! metadata, the packed record and the loose fields a request names). Nothing is written, and
 //! no script runs, unless something must be written. When the idle expiry is due to slide (once
 //! per touch window) or the key has no TTL, the get-and-touch script does the read, the checks
-//! and the writes atomically, popping flash messages too when asked. A load that pops flash
-//! messages sends its read as a transaction that also deletes them (`MULTI`, `HGETALL`,
-//! `PTTL`, `HDEL @f`, `EXEC`), so popping costs no extra round trip and no script. Reading
-//! without a script is safe because
-//! every write caps the TTL at the absolute deadline: a key that still exists with a TTL is
-//! within its deadline. And it is cheap: the plain read costs Redis about 2 µs, get-and-touch
-//! about 6 (see the README's Performance section).
+//! and the writes atomically. A load that pops flash messages deletes them with its read, in
+//! one transaction (flash_pop.rs). Reading without a script is safe because every write caps
+//! the TTL at the absolute deadline: a key that still exists with a TTL is within its deadline.
+//! And it is cheap: the plain read costs Redis about 2 µs, get-and-touch about 6 (see the
+//! README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument};
@@ -103,8 +101,7 @@ impl SessionStore {
         }))
     }
 
-    /// Reads the session at `key`: the plain pipeline (as a transaction that also deletes the
-    /// flash messages, when they are to be popped), then a script only if something must be
+    /// Reads the session at `key`: the plain pipeline, then a script only if something must be
     /// written. The flag says whether get-and-touch read it (then whole, whatever `what` asked).
     async fn fetch(
         &self,
@@ -112,45 +109,30 @@ impl SessionStore {
         what: Read<'_>,
         pop_flash: bool,
     ) -> Result<Option<(Loaded, bool)>> {
+        if pop_flash {
+            return self.fetch_popping(key).await;
+        }
         let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
+        let replies = self.run_read(&read_pipeline(key, what)).await?;
         let replies = match what {
-            _ if pop_flash => self.run_read(&popping_read(key)).await?,
-            Read::All => self.run_read(&read_pipeline(key, what)).await?,
-            Read::Only(names) => {
-                let replies = self.run_read(&read_pipeline(key, what)).await?;
-                reply::hmget_as_hgetall(replies, names)?
-            }
+            Read::All => replies,
+            Read::Only(names) => reply::hmget_as_hgetall(replies, names)?,
         };
         match reply::snapshot(replies, idle, touch_after)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) => Ok(Some((loaded, false))),
-            Snapshot::NeedsScript { flash } => {
-                let mut call = SCRIPTS.get_and_touch.call(&[key]);
-                call.arg(idle).arg(touch_after).arg(u8::from(pop_flash));
-                let loaded = reply::loaded(self.run::<Value>(&call).await?)?;
-                Ok(loaded.map(|mut loaded| {
-                    if pop_flash {
-                        // Popped by the read, then any pushed since, popped by the script.
-                        loaded.flash = [flash, loaded.flash].concat();
-                    }
-                    (loaded, true)
-                }))
+            Snapshot::NeedsScript { .. } => {
+                Ok(self.get_and_touch(key, false).await?.map(|loaded| (loaded, true)))
             }
         }
     }
-}
 
-/// `HGETALL` and `PTTL`, and `HDEL` of the flash messages, as one transaction (MULTI/EXEC):
-/// the messages the read returns are deleted before any other command runs, so no other
-/// request can read them too, and none pushed later is deleted unread. When there are none,
-/// the `HDEL` deletes nothing and reaches neither the AOF nor replicas. Retrying it on a new
-/// connection, as plain reads are, shows no message twice: a run whose reply was lost already
-/// deleted its messages (they are lost, as they would be with any pop whose reply is lost).
-fn popping_read(key: &str) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.atomic().cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
-    pipe.cmd("HDEL").arg(key).arg("@f").ignore();
-    pipe
+    /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`.
+    pub(crate) async fn get_and_touch(&self, key: &str, pop_flash: bool) -> Result<Option<Loaded>> {
+        let mut call = SCRIPTS.get_and_touch.call(&[key]);
+        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()).arg(u8::from(pop_flash));
+        reply::loaded(self.run::<Value>(&call).await?)
+    }
 }
 
 /// `HGETALL` (or `HMGET` of the metadata and `names`) and `PTTL`, all on one key.

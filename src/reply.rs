@@ -56,9 +56,9 @@ pub(crate) enum Snapshot {
     /// A session that needs nothing written: serve it as it is.
     Fresh(Loaded),
     /// A session that needs the get-and-touch script: its expiry is due to slide, or it has
-    /// no TTL. `flash` holds the flash messages the read found (a popping read has already
-    /// removed them from Redis).
-    NeedsScript { flash: Vec<u8> },
+    /// no TTL. The read's fields and TTL stay for a popping load, which may have to serve the
+    /// session as read (see flash_pop.rs).
+    NeedsScript { fields: Vec<Value>, pttl: i64 },
 }
 
 /// When a read must slide the expiry: the same rule as get_and_touch.lua.
@@ -82,21 +82,19 @@ pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -
         return Ok(Snapshot::Missing);
     }
     if touch_due(pttl, idle_ms, touch_after_ms) {
-        return Ok(Snapshot::NeedsScript { flash: flash_field(fields) });
+        return Ok(Snapshot::NeedsScript { fields, pttl });
     }
     Loaded::from_fields(pttl, fields).map(Snapshot::Fresh)
 }
 
 /// The value of the `@f` field among `field, value, ...` (empty when there is none).
-fn flash_field(fields: Vec<Value>) -> Vec<u8> {
-    let mut fields = fields.into_iter();
-    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        match (name, value) {
-            (Value::BulkString(name), Value::BulkString(value)) if name == b"@f" => return value,
-            _ => {}
-        }
+pub(crate) fn flash_field(fields: &[Value]) -> Vec<u8> {
+    let named_flash =
+        |pair: &[Value]| matches!(pair.first(), Some(Value::BulkString(n)) if n == b"@f");
+    match fields.chunks(2).find(|pair| named_flash(pair)) {
+        Some([_, Value::BulkString(value)]) => value.clone(),
+        _ => Vec::new(),
     }
-    Vec::new()
 }
 
 /// Parses the script's reply: `false` (no session) or `{pttl, {field, value, ...}}`.
@@ -116,7 +114,7 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
 
 impl Loaded {
     /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
-    fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
+    pub(crate) fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
         let mut loaded = Loaded { meta: empty_meta(ttl_ms), packed, loose, flash: Vec::new() };
         let (mut fields, mut versioned) = (fields.into_iter(), false);
@@ -231,8 +229,8 @@ mod tests {
         assert!(matches!(read(&Value::Array(vec![]), -2), Snapshot::Missing));
         let Snapshot::Fresh(loaded) = read(&with_flash, 950) else { panic!("fresh") };
         assert_eq!(loaded.flash, b"x", "the flash messages read");
-        let Snapshot::NeedsScript { flash } = read(&with_flash, 900) else { panic!("script") };
-        assert_eq!(flash, b"x", "kept for a read that popped them before the script");
+        let Snapshot::NeedsScript { fields, pttl } = read(&with_flash, 900) else { panic!() };
+        assert_eq!((flash_field(&fields), pttl), (b"x".to_vec(), 900), "kept for a popping load");
         let foreign = Value::Array(vec![bulk("some"), bulk("hash")]);
         let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));

@@ -39,7 +39,7 @@ pub(crate) const TOKEN_ATTEMPTS: usize = 3;
 /// ```
 #[derive(Clone)]
 pub struct SessionStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     pub(crate) config: Arc<Config>,
 }
 
@@ -161,7 +161,7 @@ impl SessionStore {
     /// Sends a load's pipeline on a pooled connection; when the connection turns out to be
     /// broken (Redis restarted since it was opened), once more on a new one. Safe because the
     /// pipeline writes nothing but, when popping, the deletion of the flash messages it reads,
-    /// which a second run cannot repeat (see load.rs). A timeout is not retried: Redis is slow,
+    /// which a second run cannot repeat (see flash_pop.rs). A timeout is not retried: Redis is slow,
     /// not gone, and a retry would double the wait.
     pub(crate) async fn run_read(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
         let reply = self.pool.get().await?.pipeline(pipe).await;

@@ -1,6 +1,5 @@
 //! Writing sessions: delta saves, regenerate-and-migrate, and flash messages.
 
-use redis::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, instrument};
@@ -137,18 +136,10 @@ impl SessionStore {
         session.take_flash()
     }
 
-    /// Takes the pending flash messages, still encoded (concatenated MessagePack values), with
-    /// `HGET` + `HDEL` as one transaction, so no other request can take them too. Retried once
-    /// on a broken connection, like a popping load (see load.rs).
+    /// Takes the pending flash messages, still encoded (concatenated MessagePack values); see
+    /// flash_pop.rs.
     pub(crate) async fn pop_flash_encoded(&self, session: &mut Session) -> Result<Vec<u8>> {
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("HGET").arg(&session.key).arg("@f");
-        pipe.cmd("HDEL").arg(&session.key).arg("@f").ignore();
-        let popped = match self.run_read(&pipe).await?.pop() {
-            Some(Value::BulkString(bytes)) => bytes,
-            Some(Value::Nil) => Vec::new(),
-            other => return Err(Error::Corrupt(format!("unexpected flash pop reply {other:?}"))),
-        };
+        let popped = self.pop_pending(&session.key).await?;
         session.flash_pending = false;
         Ok(popped)
     }

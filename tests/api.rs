@@ -151,18 +151,70 @@ async fn a_popping_load_is_one_transaction_and_no_script() {
 #[tokio::test]
 async fn a_popping_load_that_touches_returns_the_messages_it_popped() {
     let redis = support::own_server(&[]);
-    let idle = std::time::Duration::from_millis(1000);
-    let store = redis.store_with(|c| c.with_idle_timeout(idle).with_touch_threshold(0.2));
-    let session = store.create().await.expect("create");
-    store.push_flash(&session, "saved").await.expect("push");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // a touch is due
+    let store = redis.store_with(touching);
+    let token = pending_and_due(&store).await;
     redis.reset_stats().await;
 
-    let token = session.token().expose();
-    let mut popped = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    let mut popped = store.load_and_pop_flash(&token).await.expect("load").expect("live");
     assert_eq!(redis.command_calls("pexpire").await, 1, "the load touched");
     assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"]);
-    let mut again = store.load_and_pop_flash(token).await.expect("load").expect("live");
+    let mut again = store.load_and_pop_flash(&token).await.expect("load").expect("live");
+    assert!(again.take_flash::<String>().expect("decode").is_empty(), "popped once");
+}
+
+/// A store whose touch is due 200 ms into a 3 s idle timeout, for the popping tests below.
+fn touching(config: redis_sessions::Config) -> redis_sessions::Config {
+    let idle = std::time::Duration::from_millis(3000);
+    config.with_idle_timeout(idle).with_touch_threshold(0.066)
+}
+
+/// A session with one pending flash message whose touch is due.
+async fn pending_and_due(store: &redis_sessions::SessionStore) -> String {
+    let session = store.create().await.expect("create");
+    store.push_flash(&session, "saved").await.expect("push");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    session.token().expose().to_owned()
+}
+
+#[tokio::test]
+async fn a_popping_load_whose_touch_fails_serves_what_it_popped() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(touching);
+    let token = pending_and_due(&store).await;
+    // A user who may read and delete but not run scripts: the touch fails after the pop.
+    let mut conn = redis.conn().await;
+    let acl = ["SETUSER", "popper", "on", ">secret", "~*", "+@all", "-eval", "-evalsha"];
+    let _: () = redis::cmd("ACL").arg(&acl[..]).query_async(&mut conn).await.expect("acl");
+    let mut config = touching(redis.config());
+    config.url = config.url.replacen("redis://", "redis://popper:secret@", 1);
+    let popper = redis_sessions::SessionStore::new(config).expect("store");
+
+    let mut popped = popper.load_and_pop_flash(&token).await.expect("served").expect("live");
+    assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"], "not lost");
+    let key = redis.keys().await.remove(0);
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl < 2800, "the touch did not run: {pttl}");
+    let mut again = store.load_and_pop_flash(&token).await.expect("load").expect("live");
+    assert!(again.take_flash::<String>().expect("decode").is_empty(), "popped once");
+}
+
+#[tokio::test]
+async fn a_popping_load_out_of_memory_pops_with_the_script() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(touching);
+    let token = pending_and_due(&store).await;
+    // Out of memory under noeviction, Redis aborts every transaction but runs plain reads and
+    // scripts that only delete or set TTLs.
+    let mut conn = redis.conn().await;
+    let maxmemory =
+        |bytes: u64| redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
+    let _: () = maxmemory(1).query_async(&mut conn).await.expect("config");
+    let popped = store.load_and_pop_flash(&token).await;
+    let _: () = maxmemory(0).query_async(&mut conn).await.expect("config");
+
+    let mut popped = popped.expect("popped").expect("live");
+    assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"]);
+    let mut again = store.load_and_pop_flash(&token).await.expect("load").expect("live");
     assert!(again.take_flash::<String>().expect("decode").is_empty(), "popped once");
 }
 

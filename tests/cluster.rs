@@ -19,6 +19,8 @@ async fn sessions_spread_over_all_masters_and_the_whole_api_works() {
         let mut loaded = store.load_and_pop_flash(session.token().expose()).await.expect("load");
         let loaded = loaded.as_mut().expect("live");
         assert_eq!(loaded.take_flash::<String>().expect("decode"), ["hi"]);
+        store.push_flash(loaded, "again").await.expect("flash");
+        assert_eq!(store.pop_flash::<String>(loaded).await.expect("pop"), ["again"]);
     }
 
     let counts = cluster.keys_per_master().await;
