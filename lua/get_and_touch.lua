@@ -2,7 +2,8 @@
 -- and optionally pop its flash messages, all in one round trip.
 --
 -- The store runs it only when a load must write (src/load.rs): the expiry is due to slide or the
--- key has no TTL, and on a Redis Cluster to pop flash messages. Other loads read HGETALL + PTTL
+-- key has no TTL; and to pop flash messages where a transaction cannot (a Redis Cluster, a
+-- server that refused it: src/flash_pop.rs). Other loads read HGETALL + PTTL
 -- without a script (on one server, a load that pops flash messages in a MULTI/EXEC that also
 -- deletes them: src/flash_pop.rs), which is safe because every script caps the TTL at the
 -- deadline.

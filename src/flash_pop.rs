@@ -11,16 +11,19 @@
 //! A Redis Cluster gets no transaction: during a slot migration or a failover Redis aborts it
 //! (`EXECABORT` after `MOVED` or `ASK`), and redis-rs follows neither inside one. There a popping
 //! load reads as a plain load does, and takes pending messages with get-and-touch, whose
-//! redirections redis-rs follows. So does a load whose transaction a server aborts: one out of
-//! memory under `noeviction` refuses every command queued in a `MULTI`, the read included, where
-//! it still runs plain reads and scripts that only delete.
+//! redirections redis-rs follows. So does a load whose transaction a server refuses: one out of
+//! memory under `noeviction` aborts every `MULTI`, the read included, while it still runs plain
+//! reads and scripts that only delete or set TTLs; a server that turned read-only or failed to
+//! persist between the queueing and `EXEC` refuses the `EXEC` itself.
 //!
 //! Delivery is at most once, as it is for any pop: messages whose reply is lost with a broken
-//! connection are gone (the read is retried on a new connection, and the retry finds none). The
-//! transaction also deletes `@f` from a hash that the load then refuses as corrupt.
+//! connection or a timeout are gone (the read is retried on a new connection, and the retry
+//! finds none). The transaction also deletes `@f` from a hash that the load then refuses as
+//! corrupt. (A server whose ACL forbids `MULTI` itself is not supported: redis-rs cannot tell
+//! its replies apart.)
 
 use redis::Value;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::reply::{self, Loaded, Snapshot};
@@ -34,7 +37,7 @@ impl SessionStore {
             return self.fetch_popping_by_script(key).await;
         }
         let replies = match self.run_read(&popping_read(key)).await {
-            Err(e) if aborted(&e) => {
+            Err(e) if refused(&e) => {
                 debug!(error = %e, "transaction aborted: popping with get-and-touch");
                 return self.fetch_popping_by_script(key).await;
             }
@@ -52,7 +55,8 @@ impl SessionStore {
     /// session now would lose them: when get-and-touch finds no session (a regenerate or destroy
     /// since the read) or fails, and the read saw a TTL (so the session was within its deadline
     /// then), the load serves the session as read, messages included; the touch waits for the
-    /// next load.
+    /// next load. (A script that timed out may still have run and popped messages pushed since
+    /// the read: those are lost, as with any pop whose reply is lost.)
     async fn touch_popped(
         &self,
         key: &str,
@@ -68,7 +72,8 @@ impl SessionStore {
             }
             other if popped.is_empty() || pttl < 0 => Ok(other?.map(|loaded| (loaded, true))),
             other => {
-                debug!(touch = ?other.map(|loaded| loaded.is_some()), "touch skipped: serving the read");
+                let touch = other.map(|loaded| loaded.is_some());
+                warn!(?touch, "the touch after a popping read failed: serving the read");
                 Ok(Some((Loaded::from_fields(pttl, fields)?, false)))
             }
         }
@@ -100,16 +105,23 @@ impl SessionStore {
                 Some(Value::Nil) => Ok(Vec::new()),
                 other => Err(Error::Corrupt(format!("unexpected flash pop reply {other:?}"))),
             },
-            Some(Err(e)) if !aborted(&e) => Err(e),
+            Some(Err(e)) if !refused(&e) => Err(e),
             _ => Ok(self.get_and_touch(key, true).await?.map(|l| l.flash).unwrap_or_default()),
         }
     }
 }
 
-/// True when the server aborted a transaction (`EXECABORT`): out of memory, a redirection.
-fn aborted(error: &Error) -> bool {
+/// True when the server refused a transaction: aborted it (`EXECABORT`: out of memory, a
+/// redirection), or refused its `EXEC` alone, which redis-rs reports as a reply of the wrong
+/// shape (this crate's [`Error::Corrupt`]; a transaction's reply is otherwise never parsed
+/// before it returns).
+fn refused(error: &Error) -> bool {
     let abort = redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort);
-    matches!(error, Error::Redis(e) if e.kind() == abort)
+    match error {
+        Error::Redis(e) => e.kind() == abort,
+        Error::Corrupt(_) => true,
+        _ => false,
+    }
 }
 
 /// `HGETALL`, `PTTL` and `HDEL @f` as one transaction.

@@ -23,8 +23,8 @@
 //!   is due.
 //! - `writes.rs`: delta saves, regenerate-and-migrate, flash push and pop.
 //! - `flash_pop.rs`: popping flash messages: the load's read as a `MULTI` transaction that
-//!   also deletes them (get-and-touch on a Cluster, where redis-rs does not follow redirections
-//!   inside a transaction).
+//!   also deletes them; get-and-touch on a Cluster (redis-rs follows no redirection inside a
+//!   transaction) and when a server refuses the transaction.
 //! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
 //!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.

@@ -13,9 +13,9 @@
 //! all of them are dropped, and the next operation on each slot opens a new one, bounded by the
 //! connect timeout. A timeout drops nothing: Redis is slow, and the connection is fine. Nothing
 //! retries in the background and nothing waits for a dead server: while Redis is down,
-//! operations fail fast. Loads' reads are retried once on a new connection, so the first read
-//! after a restart does not fail (they write nothing but, when popping, the deletion of the
-//! messages they read, which a retry cannot repeat). (A cluster connection handles a failed node
+//! operations fail fast. Reads (a load's, or a flash pop's) are retried once on a new
+//! connection, so the first read after a restart does not fail (they write nothing but, when
+//! popping, the deletion of the messages they read, which a retry cannot repeat). (A cluster connection handles a failed node
 //! itself and is never dropped.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -209,9 +209,12 @@ async fn a_popping_load_out_of_memory_pops_with_the_script() {
     let maxmemory =
         |bytes: u64| redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
     let _: () = maxmemory(1).query_async(&mut conn).await.expect("config");
+    redis.reset_stats().await;
     let popped = store.load_and_pop_flash(&token).await;
+    let scripts = redis.command_calls("evalsha").await + redis.command_calls("eval").await;
     let _: () = maxmemory(0).query_async(&mut conn).await.expect("config");
 
+    assert!(scripts >= 1, "the transaction was refused, get-and-touch popped");
     let mut popped = popped.expect("popped").expect("live");
     assert_eq!(popped.take_flash::<String>().expect("decode"), ["saved"]);
     let mut again = store.load_and_pop_flash(&token).await.expect("load").expect("live");
