@@ -64,10 +64,16 @@ pub fn own_server(extra: &[&str]) -> TestRedis {
     start(ServerSpec { port, tls: None, mtls: false, extra })
 }
 
-/// Starts `spec` in a new temp dir.
-pub fn start(spec: ServerSpec) -> TestRedis {
+/// Starts `spec` in a new temp dir. When another test's server took the port between its
+/// choice and the start (tests run in parallel), starts again on a new one.
+pub fn start(mut spec: ServerSpec) -> TestRedis {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = spawn(&spec, dir.path());
+    let server = loop {
+        match spawn(&spec, dir.path()) {
+            Some(server) => break server,
+            None => spec.port = redis_test::utils::get_random_available_port(),
+        }
+    };
     let scheme = if spec.tls.is_some() { "rediss" } else { "redis" };
     let url = format!("{scheme}://127.0.0.1:{}", spec.port);
     TestRedis {
@@ -79,7 +85,8 @@ pub fn start(spec: ServerSpec) -> TestRedis {
     }
 }
 
-fn spawn(spec: &ServerSpec, dir: &Path) -> RedisServer {
+/// Starts redis-server for `spec`; `None` when it could not listen on the port.
+fn spawn(spec: &ServerSpec, dir: &Path) -> Option<RedisServer> {
     let addr = match spec.tls {
         None => redis::ConnectionAddr::Tcp("127.0.0.1".into(), spec.port),
         Some(_) => redis::ConnectionAddr::TcpTls {
@@ -101,8 +108,23 @@ fn spawn(spec: &ServerSpec, dir: &Path) -> RedisServer {
             cmd.spawn().expect("redis-server must be on PATH (apt-get install redis-server)")
         },
     );
-    wait_for_port(spec.port);
-    server
+    ready(server)
+}
+
+/// The server once its log says it is ready; `None` when it exited instead (its port was
+/// taken). A connection to the port would not tell: it may be another test's server.
+fn ready(mut server: RedisServer) -> Option<RedisServer> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if server.log_file_contents().unwrap_or_default().contains("Ready to accept connections") {
+            return Some(server);
+        }
+        if matches!(server.process.try_wait(), Ok(Some(_))) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("redis-server did not start within 10 s");
 }
 
 /// `REDIS_URL` when set, a private server otherwise.
@@ -145,7 +167,7 @@ impl TestRedis {
         self.kill();
         let spec = self.spec.as_ref().expect("an own server");
         let dir = self.dir.as_ref().expect("an own server").path();
-        self.server = Some(spawn(spec, dir));
+        self.server = Some(spawn(spec, dir).expect("the port was free again after the kill"));
     }
 
     /// Defaults for this server and this test's prefix.
