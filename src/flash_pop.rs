@@ -11,21 +11,22 @@
 //! A Redis Cluster gets no transaction: during a slot migration or a failover Redis aborts it
 //! (`EXECABORT` after `MOVED` or `ASK`), and redis-rs follows neither inside one. There a popping
 //! load reads as a plain load does, and takes pending messages with get-and-touch, whose
-//! redirections redis-rs follows. So does a load whose transaction a server refuses: one out of
-//! memory under `noeviction` aborts every `MULTI`, the read included, while it still runs plain
-//! reads and scripts that only delete or set TTLs; a server that turned read-only or failed to
-//! persist between the queueing and `EXEC` refuses the `EXEC` itself.
+//! redirections redis-rs follows. So does a load whose transaction a server out of memory
+//! aborted: under `noeviction` it refuses every command queued in a `MULTI`, the read included,
+//! while it still runs plain reads and scripts that only delete or set TTLs. Other refusals
+//! reach the caller.
 //!
 //! Delivery is at most once, as it is for any pop: messages whose reply is lost with a broken
 //! connection or a timeout are gone (the read is retried on a new connection, and the retry
 //! finds none). The transaction also deletes `@f` from a hash that the load then refuses as
-//! corrupt. (A server whose ACL forbids `MULTI` itself is not supported: redis-rs cannot tell
-//! its replies apart.)
+//! corrupt. (A server or proxy that refuses `MULTI` itself is not supported: the commands after
+//! it run on their own, the `HDEL` included, and the load fails with the refusal.)
 
 use redis::Value;
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
+use crate::load::{read_pipeline, Read};
 use crate::reply::{self, Loaded, Snapshot};
 use crate::store::SessionStore;
 
@@ -37,8 +38,8 @@ impl SessionStore {
             return self.fetch_popping_by_script(key).await;
         }
         let replies = match self.run_read(&popping_read(key)).await {
-            Err(e) if refused(&e) => {
-                debug!(error = %e, "transaction aborted: popping with get-and-touch");
+            Err(e) if out_of_memory(&e) => {
+                debug!(error = %e, "out of memory, transaction aborted: popping with get-and-touch");
                 return self.fetch_popping_by_script(key).await;
             }
             replies => replies?,
@@ -82,7 +83,7 @@ impl SessionStore {
     /// A popping load without a transaction: the plain read, then get-and-touch when messages
     /// are pending (or a touch is due).
     async fn fetch_popping_by_script(&self, key: &str) -> Result<Option<(Loaded, bool)>> {
-        let replies = self.run_read(&plain_read(key)).await?;
+        let replies = self.run_read(&read_pipeline(key, Read::All)).await?;
         let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
         match reply::snapshot(replies, idle, touch_after)? {
             Snapshot::Missing => Ok(None),
@@ -93,47 +94,40 @@ impl SessionStore {
 
     /// Takes the pending flash messages of the session at `key`, still encoded.
     pub(crate) async fn pop_pending(&self, key: &str) -> Result<Vec<u8>> {
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("HGET").arg(key).arg("@f").cmd("HDEL").arg(key).arg("@f").ignore();
-        let reply = match self.pool.is_cluster() {
-            true => None,
-            false => Some(self.run_read(&pipe).await),
-        };
-        match reply {
-            Some(Ok(mut replies)) => match replies.pop() {
-                Some(Value::BulkString(bytes)) => Ok(bytes),
-                Some(Value::Nil) => Ok(Vec::new()),
-                other => Err(Error::Corrupt(format!("unexpected flash pop reply {other:?}"))),
-            },
-            Some(Err(e)) if !refused(&e) => Err(e),
-            _ => Ok(self.get_and_touch(key, true).await?.map(|l| l.flash).unwrap_or_default()),
+        if !self.pool.is_cluster() {
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("HGET").arg(key).arg("@f").cmd("HDEL").arg(key).arg("@f").ignore();
+            match self.run_read(&pipe).await {
+                Ok(replies) => return popped(replies),
+                Err(e) if !out_of_memory(&e) => return Err(e),
+                Err(_) => {}
+            }
         }
+        Ok(self.get_and_touch(key, true).await?.map(|loaded| loaded.flash).unwrap_or_default())
     }
 }
 
-/// True when the server refused a transaction: aborted it (`EXECABORT`: out of memory, a
-/// redirection), or refused its `EXEC` alone, which redis-rs reports as a reply of the wrong
-/// shape (this crate's [`Error::Corrupt`]; a transaction's reply is otherwise never parsed
-/// before it returns).
-fn refused(error: &Error) -> bool {
-    let abort = redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort);
-    match error {
-        Error::Redis(e) => e.kind() == abort,
-        Error::Corrupt(_) => true,
-        _ => false,
+/// The messages in the reply to `HGET @f` (+ the ignored `HDEL`): `[value]` or `[nil]`.
+fn popped(replies: Vec<Value>) -> Result<Vec<u8>> {
+    match <[Value; 1]>::try_from(replies) {
+        Ok([Value::BulkString(bytes)]) => Ok(bytes),
+        Ok([Value::Nil]) => Ok(Vec::new()),
+        _ => Err(Error::Corrupt("the flash pop's reply is not one value".into())),
     }
+}
+
+/// True when the server aborted a transaction for want of memory: under `noeviction` it refuses
+/// every command queued in a `MULTI`, reads included, but still runs plain reads and scripts
+/// that only delete or set TTLs. Any other refusal reaches the caller.
+fn out_of_memory(error: &Error) -> bool {
+    let Error::Redis(e) = error else { return false };
+    let errors = e.clone().into_server_errors().unwrap_or_else(|| Vec::new().into());
+    !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "OOM")
 }
 
 /// `HGETALL`, `PTTL` and `HDEL @f` as one transaction.
 fn popping_read(key: &str) -> redis::Pipeline {
-    let mut pipe = plain_read(key);
+    let mut pipe = read_pipeline(key, Read::All);
     pipe.atomic().cmd("HDEL").arg(key).arg("@f").ignore();
-    pipe
-}
-
-/// `HGETALL` and `PTTL`.
-fn plain_read(key: &str) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    pipe.cmd("HGETALL").arg(key).cmd("PTTL").arg(key);
     pipe
 }

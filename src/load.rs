@@ -23,7 +23,7 @@ use crate::token::Token;
 
 /// Which attributes a load reads.
 #[derive(Clone, Copy)]
-enum Read<'a> {
+pub(crate) enum Read<'a> {
     All,
     Only(&'a [&'a str]),
 }
@@ -137,7 +137,7 @@ impl SessionStore {
 }
 
 /// `HGETALL` (or `HMGET` of the metadata and `names`) and `PTTL`, all on one key.
-fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
+pub(crate) fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match what {
         Read::All => pipe.cmd("HGETALL").arg(key),

@@ -319,10 +319,6 @@ async fn serve_flash_routes(redis: &support::TestRedis) -> String {
     base
 }
 
-async fn scripts_run(redis: &support::TestRedis) -> i64 {
-    redis.command_calls("evalsha").await + redis.command_calls("eval").await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flash_messages_are_pushed_once_and_popped_only_when_read() {
     let redis = support::own_server(&[]);
@@ -332,23 +328,27 @@ async fn flash_messages_are_pushed_once_and_popped_only_when_read() {
     page(&warm, &format!("{base}/read")).await; // every script loaded: no NOSCRIPT below
 
     let (client, _) = browser();
-    let before = scripts_run(&redis).await;
+    let before = redis.script_calls().await;
     assert_eq!(client.post(format!("{base}/flash")).send().await.expect("post").status(), 200);
-    assert_eq!(scripts_run(&redis).await - before, 3, "create, save, one push for two messages");
+    assert_eq!(redis.script_calls().await - before, 3, "create, save, one push for two messages");
     // A pop is one transaction (MULTI/EXEC), not a script.
     let pops = || redis.command_calls("exec");
-    let (before, pops_before) = (scripts_run(&redis).await, pops().await);
+    let (before, pops_before) = (redis.script_calls().await, pops().await);
     for _ in 0..2 {
         assert_eq!(page(&client, &format!("{base}/touch")).await, "Some(1)");
     }
-    assert_eq!(scripts_run(&redis).await - before, 0, "pages that do not read flashes run none");
+    assert_eq!(redis.script_calls().await - before, 0, "pages that do not read flashes run none");
     assert_eq!(pops().await - pops_before, 0, "and pop none");
-    let (before, pops_before) = (scripts_run(&redis).await, pops().await);
+    let (before, pops_before) = (redis.script_calls().await, pops().await);
     assert_eq!(page(&client, &format!("{base}/read")).await, "a,b", "in order, kept until read");
-    assert_eq!((scripts_run(&redis).await - before, pops().await - pops_before), (0, 1), "one pop");
-    let (before, pops_before) = (scripts_run(&redis).await, pops().await);
+    assert_eq!(
+        (redis.script_calls().await - before, pops().await - pops_before),
+        (0, 1),
+        "one pop"
+    );
+    let (before, pops_before) = (redis.script_calls().await, pops().await);
     assert_eq!(page(&client, &format!("{base}/read")).await, "", "shown once");
-    let popped = (scripts_run(&redis).await - before, pops().await - pops_before);
+    let popped = (redis.script_calls().await - before, pops().await - pops_before);
     assert_eq!(popped, (0, 0), "nothing pending, nothing popped");
 }
 

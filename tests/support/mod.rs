@@ -272,6 +272,11 @@ impl TestRedis {
             .map_or(0, |n| n.parse().expect("calls is a number"))
     }
 
+    /// How many scripts ran since the last `CONFIG RESETSTAT` (`EVALSHA` and `EVAL`).
+    pub async fn script_calls(&self) -> i64 {
+        self.command_calls("evalsha").await + self.command_calls("eval").await
+    }
+
     pub async fn reset_stats(&self) {
         let mut conn = self.conn().await;
         let _: () =
