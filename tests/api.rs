@@ -192,11 +192,11 @@ async fn load_only_still_slides_the_expiry_when_due() {
     let mut session = store.create().await.expect("create");
     session.insert("user", &alice()).expect("insert");
     store.save(&mut session).await.expect("save");
+    let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let touched =
         store.load_only(session.token().expose(), &["x"]).await.expect("load").expect("live");
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
     assert!(touched.metadata().ttl_ms > 900, "touched: {}", touched.metadata().ttl_ms);
-    let key = redis.keys().await.remove(0);
-    let pttl: i64 = redis.conn().await.pttl(&key).await.expect("pttl");
     assert!(pttl > 800, "the TTL slid: {pttl}");
 }

@@ -4,6 +4,8 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use futures::future::join_all;
 use redis_sessions::Error;
@@ -120,9 +122,7 @@ async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
     });
     let mut seen = BTreeMap::new();
     for messages in join_all(pops).await {
-        for message in messages.expect("task") {
-            *seen.entry(message).or_insert(0) += 1;
-        }
+        tally(&mut seen, messages.expect("task"));
     }
     assert_eq!(seen.len(), 10, "none lost: {seen:?}");
     assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
@@ -134,21 +134,24 @@ async fn messages_pushed_while_loads_pop_are_each_shown_once() {
     let store = redis.store_with(|c| c.with_pool_max_size(8));
     let session = store.create().await.expect("create");
     let token = session.token().expose().to_owned();
+    let pushing = Arc::new(AtomicUsize::new(4));
     let pushes = (0..4).map(|task| {
-        let (store, token) = (store.clone(), token.clone());
+        let (store, token, pushing) = (store.clone(), token.clone(), pushing.clone());
         tokio::spawn(async move {
             let session = store.load(&token).await.expect("load").expect("live");
             for i in 0..50 {
                 store.push_flash(&session, &format!("{task}-{i}")).await.expect("push");
             }
+            pushing.fetch_sub(1, Ordering::SeqCst);
             Vec::new()
         })
     });
+    // Pops run until every push is done, so they race the pushes the whole time.
     let pops = (0..4).map(|_| {
-        let (store, token) = (store.clone(), token.clone());
+        let (store, token, pushing) = (store.clone(), token.clone(), pushing.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
-            for _ in 0..100 {
+            while pushing.load(Ordering::SeqCst) > 0 {
                 let mut s = store.load_and_pop_flash(&token).await.expect("load").expect("live");
                 seen.extend(s.take_flash::<String>().expect("decode"));
             }
@@ -157,16 +160,21 @@ async fn messages_pushed_while_loads_pop_are_each_shown_once() {
     });
     let mut seen = BTreeMap::new();
     for messages in join_all(pushes.chain(pops)).await {
-        for message in messages.expect("task") {
-            *seen.entry(message).or_insert(0) += 1;
-        }
+        tally(&mut seen, messages.expect("task"));
     }
+    let popped_while_pushing = seen.len();
     let mut rest = store.load_and_pop_flash(&token).await.expect("load").expect("live");
-    for message in rest.take_flash::<String>().expect("decode") {
-        *seen.entry(message).or_insert(0) += 1;
-    }
+    tally(&mut seen, rest.take_flash::<String>().expect("decode"));
+    assert!(popped_while_pushing > 0, "the pops raced the pushes");
     assert_eq!(seen.len(), 200, "none lost");
     assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
+}
+
+/// Counts each message into `seen`.
+fn tally(seen: &mut BTreeMap<String, u32>, messages: impl IntoIterator<Item = String>) {
+    for message in messages {
+        *seen.entry(message).or_insert(0) += 1;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

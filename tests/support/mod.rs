@@ -68,12 +68,15 @@ pub fn own_server(extra: &[&str]) -> TestRedis {
 /// choice and the start (tests run in parallel), starts again on a new one.
 pub fn start(mut spec: ServerSpec) -> TestRedis {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = loop {
-        match spawn(&spec, dir.path()) {
-            Some(server) => break server,
-            None => spec.port = redis_test::utils::get_random_available_port(),
+    let mut server = spawn(&spec, dir.path());
+    for _ in 0..5 {
+        if server.is_some() {
+            break;
         }
-    };
+        spec.port = redis_test::utils::get_random_available_port();
+        server = spawn(&spec, dir.path());
+    }
+    let server = server.expect("a free port in six tries");
     let scheme = if spec.tls.is_some() { "rediss" } else { "redis" };
     let url = format!("{scheme}://127.0.0.1:{}", spec.port);
     TestRedis {
@@ -111,8 +114,9 @@ fn spawn(spec: &ServerSpec, dir: &Path) -> Option<RedisServer> {
     ready(server)
 }
 
-/// The server once its log says it is ready; `None` when it exited instead (its port was
-/// taken). A connection to the port would not tell: it may be another test's server.
+/// The server once its log says it is ready; `None` when it exited because its port was taken
+/// (a connection to the port would not tell: it may be another test's server). Any other exit
+/// fails the test with the server's log.
 fn ready(mut server: RedisServer) -> Option<RedisServer> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
@@ -120,6 +124,8 @@ fn ready(mut server: RedisServer) -> Option<RedisServer> {
             return Some(server);
         }
         if matches!(server.process.try_wait(), Ok(Some(_))) {
+            let log = server.log_file_contents().unwrap_or_default();
+            assert!(log.contains("Address already in use"), "redis-server exited:\n{log}");
             return None;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -139,19 +145,6 @@ pub fn any_server() -> TestRedis {
 
 fn unique_prefix() -> String {
     format!("test:{:016x}:", rand::random::<u64>())
-}
-
-/// Waits until something accepts connections on `port` (redis-server binds once it is ready
-/// to serve).
-pub fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("redis-server on port {port} did not start within 10 s");
 }
 
 impl TestRedis {
