@@ -177,10 +177,18 @@ struct Totals {
     elapsed: Duration,
     client_cpu: f64,
     redis: Counters,
-    /// Rounds run so far; it seeds the next round, so both stores draw the same cycles.
+    /// Rounds run so far; it seeds the next round's plan, so both stores run the same cycles.
     rounds: u64,
     /// Cycles/s of each round, in order.
     per_round: Vec<f64>,
+}
+
+/// Round `round`'s cycles: the kind and the session slot of each, drawn before the round from
+/// a generator seeded with the round's number, so both stores run the very same cycles (cycle
+/// `n` is the same for both, whichever task takes it) and no drawing is timed.
+fn plan(args: &Args, round: u64, cycles: u64, sessions: usize) -> Arc<[(Kind, usize)]> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(round);
+    (0..cycles).map(|_| (args.pick(&mut rng), rng.random_range(0..sessions))).collect()
 }
 
 /// Runs `cycles` cycles over `concurrency` tasks, adding what they cost to `totals`.
@@ -193,31 +201,33 @@ async fn round(
     conn: &mut redis::aio::MultiplexedConnection,
     totals: &mut Totals,
 ) {
+    let plan = plan(args, totals.rounds, cycles, tokens.len());
+    totals.rounds += 1;
     let before = Counters::read(conn).await.expect("INFO");
     let (cpu_before, started) = (client_cpu_seconds(), Instant::now());
     let next = Arc::new(AtomicU64::new(0));
-    let seed = totals.rounds << 16;
-    totals.rounds += 1;
     let tasks: Vec<_> = (0..args.concurrency)
-        .map(|task| {
-            let (store, tokens, next, bar, args) =
-                (store.clone(), tokens.clone(), next.clone(), bar.clone(), args.clone());
+        .map(|_| {
+            let (store, tokens, next, bar, plan, partial) = (
+                store.clone(),
+                tokens.clone(),
+                next.clone(),
+                bar.clone(),
+                plan.clone(),
+                args.partial,
+            );
             tokio::spawn(async move {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ task as u64);
                 let mut histogram =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut misses = 0u64;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= cycles {
+                    let Some(&(kind, slot)) = plan.get(n as usize) else {
                         return (histogram, misses);
-                    }
-                    let (kind, slot) = (args.pick(&mut rng), rng.random_range(0..tokens.len()));
+                    };
                     let start = Instant::now();
-                    let found = store
-                        .cycle(kind, &tokens[slot], n, args.partial)
-                        .await
-                        .expect("cycle failed");
+                    let found =
+                        store.cycle(kind, &tokens[slot], n, partial).await.expect("cycle failed");
                     let _ = histogram.record(start.elapsed().as_micros() as u64);
                     misses += u64::from(!found);
                     bar.inc(1);

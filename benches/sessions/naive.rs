@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::RedisResult;
 
-use crate::profile::{change_profile, Profile};
+use crate::profile::{change_profile, Profile, FLASH};
 
 #[derive(Clone)]
 pub struct Naive {
@@ -104,7 +104,7 @@ impl Naive {
     /// Post/redirect/get: one request pushes a flash, the next shows and clears it.
     pub async fn flash_request(&self, id: &str) -> RedisResult<bool> {
         let Some(mut profile) = self.load(id).await? else { return Ok(false) };
-        profile.flash.push("Your cart was updated.".into());
+        profile.flash.push(FLASH.into());
         self.write(id, &profile).await?;
         let Some(mut profile) = self.load(id).await? else { return Ok(false) };
         let shown = std::mem::take(&mut profile.flash);

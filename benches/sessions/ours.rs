@@ -2,7 +2,7 @@
 
 use redis_sessions::{Result, SessionStore};
 
-use crate::profile::{change_cart, changed_attribute, view, CartItem};
+use crate::profile::{change_cart, changed_attribute, new_csrf, new_order, view, CartItem, FLASH};
 
 /// Loads all attributes, or with `only` just those the request uses.
 async fn load(
@@ -51,8 +51,8 @@ pub async fn save_request(
             session.insert(name, &viewed)?;
         }
         "visits" => session.insert(name, &(session.get::<u32>(name)?.unwrap_or(0) + 1))?,
-        "csrf_token" => session.insert(name, &format!("{n:043}"))?,
-        _ => session.insert(name, &format!("ORD-{n:024}"))?,
+        "csrf_token" => session.insert(name, &new_csrf(n))?,
+        _ => session.insert(name, &new_order(n))?,
     }
     match store.save(&mut session).await {
         Err(redis_sessions::Error::SessionGone) => Ok(false), // regenerated meanwhile
@@ -73,7 +73,7 @@ pub async fn regenerate_request(store: &SessionStore, token: &str) -> Result<Opt
 /// Post/redirect/get: one request pushes a flash, the next pops it with its load.
 pub async fn flash_request(store: &SessionStore, token: &str) -> Result<bool> {
     let Some(session) = store.load(token).await? else { return Ok(false) };
-    match store.push_flash(&session, "Your cart was updated.").await {
+    match store.push_flash(&session, FLASH).await {
         Err(redis_sessions::Error::SessionGone) => return Ok(false),
         other => other?,
     }

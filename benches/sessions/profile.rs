@@ -99,13 +99,26 @@ pub fn changed_attribute(n: u64) -> &'static str {
     ["cart", "recently_viewed", "visits", "csrf_token", "last_order"][(n % 5) as usize]
 }
 
+/// The CSRF token cycle `n` sets.
+pub fn new_csrf(n: u64) -> String {
+    format!("{n:043}")
+}
+
+/// The last order cycle `n` records.
+pub fn new_order(n: u64) -> String {
+    format!("ORD-{n:024}")
+}
+
+/// The flash message of a flash cycle.
+pub const FLASH: &str = "Your cart was updated.";
+
 /// Applies cycle `n`'s change to the whole profile (the naive store's way).
 pub fn change_profile(profile: &mut Profile, n: u64) {
     match changed_attribute(n) {
         "cart" => change_cart(&mut profile.cart, n),
         "recently_viewed" => view(&mut profile.recently_viewed, n),
         "visits" => profile.visits += 1,
-        "csrf_token" => profile.csrf_token = format!("{n:043}"),
-        _ => profile.last_order = format!("ORD-{n:024}"),
+        "csrf_token" => profile.csrf_token = new_csrf(n),
+        _ => profile.last_order = new_order(n),
     }
 }
