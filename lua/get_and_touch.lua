@@ -1,12 +1,12 @@
 -- get-and-touch: load a session, enforce its deadlines, slide its idle expiry only when due,
 -- and optionally pop its flash messages, all in one round trip.
 --
--- The store runs it only when a load must write (src/load.rs): the expiry is due to slide or the
--- key has no TTL; and to pop flash messages where a transaction cannot (a Redis Cluster, a
--- server that refused it: src/flash_pop.rs). Other loads read HGETALL + PTTL
--- without a script (on one server, a load that pops flash messages in a MULTI/EXEC that also
--- deletes them: src/flash_pop.rs), which is safe because every script caps the TTL at the
--- deadline.
+-- The store runs it (src/load.rs, src/flash_pop.rs) when:
+--   - a load must write: the expiry is due to slide, or the key has no TTL;
+--   - flash messages are to be popped where a MULTI/EXEC cannot (a Redis Cluster, or a server
+--     out of memory), by a load or by pop_flash.
+-- Other loads read HGETALL + PTTL without a script (a popping one on one server in a MULTI/EXEC
+-- that also deletes @f), which is safe because every script caps the TTL at the deadline.
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms

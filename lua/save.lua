@@ -7,7 +7,8 @@
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[6]  the version the client loaded, which the record is built from
+-- ARGV[6]  the version the client loaded, which the record is built from, or '' when the client
+--          knows its view is stale (then ARGV[7] is never trusted)
 -- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
 --          the version is still ARGV[6]; otherwise read from the record's header). The loose
 --          fields are always counted here (HLEN), never taken from the client: a version can

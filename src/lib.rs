@@ -21,7 +21,8 @@
 //!   operation to Redis (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
 //! - `load.rs`: loads: a plain pipelined read, and the get-and-touch script only when a write
 //!   is due.
-//! - `writes.rs`: delta saves, regenerate-and-migrate, flash push and pop.
+//! - `writes.rs`: delta saves, regenerate-and-migrate, flash push (and `pop_flash`, which
+//!   `flash_pop.rs` carries out).
 //! - `flash_pop.rs`: popping flash messages: the load's read as a `MULTI` transaction that
 //!   also deletes them; get-and-touch on a Cluster (redis-rs follows no redirection inside a
 //!   transaction) and when a server refuses the transaction.

@@ -15,8 +15,8 @@
 //! retries in the background and nothing waits for a dead server: while Redis is down,
 //! operations fail fast. Reads (a load's, or a flash pop's) are retried once on a new
 //! connection, so the first read after a restart does not fail (they write nothing but, when
-//! popping, the deletion of the messages they read, which a retry cannot repeat). (A cluster connection handles a failed node
-//! itself and is never dropped.)
+//! popping, the deletion of the messages they read, which a retry cannot repeat). (A cluster
+//! connection handles a failed node itself and is never dropped.)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The session store: its construction, create and destroy, and how every operation reaches
-//! Redis. Loads are in [`crate::load`], saves, regenerate and flash in [`crate::writes`].
+//! Redis. Loads are in [`crate::load`], saves, regenerate and flash push in [`crate::writes`],
+//! flash pop in [`crate::flash_pop`].
 
 use std::fmt;
 use std::sync::Arc;

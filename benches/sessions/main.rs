@@ -36,8 +36,8 @@ pub struct Args {
     /// Concurrent tasks.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Rounds: the stores take turns, each running cycles/rounds per round. Ten rounds kept
-    /// the ratios within a few percent from run to run here; four let them drift by 20%.
+    /// Rounds: the stores take turns, each running cycles/rounds per round. With ten, the
+    /// cycles/s ratio of repeated runs here spread over about 0.1x; with four, over 0.2x.
     #[arg(long, default_value_t = 10)]
     pub rounds: u64,
     /// Percent of cycles that save one changed attribute.

@@ -103,23 +103,23 @@ impl TowerSessionStore {
         ))
     }
 
-    /// Brings `session` to `data` and saves it. When the session was just created and the
-    /// save fails other than with `SessionGone`, destroys it (best effort), so no empty session
-    /// is left behind. `Ok(false)` when the session is gone (the caller starts again).
+    /// Brings `session` to `data` and saves it; a session gone meanwhile is an error. When the
+    /// session was just created and the save fails otherwise, destroys it (best effort, and not
+    /// when Redis is unreachable), so no empty session is left behind.
     async fn write(
         &self,
         session: &mut Session,
         data: &HashMap<String, Value>,
         created: bool,
-    ) -> session_store::Result<bool> {
+    ) -> session_store::Result<()> {
         let entries = data.iter().map(|(name, value)| (escape(name), value));
         let result = match super::sync_entries(session, entries) {
             Ok(()) => self.store.save(session).await,
             Err(e) => Err(e),
         };
         match result {
-            Ok(()) => Ok(true),
-            Err(Error::SessionGone) => Ok(false),
+            Ok(()) => Ok(()),
+            Err(Error::SessionGone) => Err(gone()),
             Err(e) => {
                 // Not when Redis is unreachable: the destroy would only wait out a timeout.
                 if created && !e.is_unavailable() {
@@ -139,11 +139,7 @@ impl tower_sessions_core::SessionStore for TowerSessionStore {
     /// first save (only a delete of an ID nobody has been told yet could do that) is an error.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut session = self.create_for(&mut record.id).await?;
-        if self.write(&mut session, &record.data, true).await? {
-            Ok(())
-        } else {
-            Err(gone())
-        }
+        self.write(&mut session, &record.data, true).await
     }
 
     /// Writes the entries of `record.data` that differ from Redis and deletes those it no
@@ -156,11 +152,7 @@ impl tower_sessions_core::SessionStore for TowerSessionStore {
         let Some(mut session) = self.store.load(token.expose()).await.map_err(store_error)? else {
             return Err(gone());
         };
-        if self.write(&mut session, &record.data, false).await? {
-            Ok(())
-        } else {
-            Err(gone())
-        }
+        self.write(&mut session, &record.data, false).await
     }
 
     /// The session's entries; `None` when it does not exist, expired or was deleted. Loading
