@@ -76,7 +76,7 @@ pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -
     let fields = match fields {
         Value::Array(fields) => fields,
         Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => return corrupt(format!("unexpected HGETALL reply {other:?}")),
+        other => return corrupt(format!("unexpected HGETALL reply: {}", shape(&other))),
     };
     if fields.is_empty() || pttl == -2 {
         return Ok(Snapshot::Missing);
@@ -102,7 +102,7 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     let items = match reply {
         Value::Nil => return Ok(None),
         Value::Array(items) => items,
-        other => return corrupt(format!("unexpected reply {other:?}")),
+        other => return corrupt(format!("unexpected reply: {}", shape(&other))),
     };
     let [Value::Int(ttl_ms), Value::Array(fields)] =
         <[Value; 2]>::try_from(items).or_else(|_| corrupt("reply is not {pttl, fields}"))?
@@ -155,7 +155,7 @@ fn empty_meta(ttl_ms: i64) -> Metadata {
 fn bulk(value: Value) -> Result<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Ok(bytes),
-        other => corrupt(format!("unexpected field {other:?}")),
+        other => corrupt(format!("unexpected field: {}", shape(&other))),
     }
 }
 
@@ -164,6 +164,19 @@ fn integer<T: std::str::FromStr>(bytes: &[u8]) -> Result<T> {
         .ok()
         .and_then(|text| text.parse().ok())
         .map_or_else(|| corrupt("metadata is not an integer"), Ok)
+}
+
+/// What kind of value a reply is, for an error: never the value itself, which may be session
+/// data (a CSRF token, say) that has no place in error text or logs.
+fn shape(value: &Value) -> &'static str {
+    match value {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Map(_) => "a map",
+        _ => "another type",
+    }
 }
 
 fn corrupt<T>(why: impl Into<String>) -> Result<T> {
@@ -213,6 +226,25 @@ mod tests {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }
         assert!(loaded(Value::Nil).expect("nil is fine").is_none());
+    }
+
+    #[test]
+    fn errors_name_the_shape_of_a_reply_never_its_data() {
+        let secret = bulk("csrf-SECRET-value");
+        let errors = [
+            snapshot(vec![secret.clone(), Value::Int(5)], 1000, 100).map(|_| ()),
+            loaded(secret.clone()).map(|_| ()),
+            loaded(Value::Array(vec![
+                Value::Int(1),
+                Value::Array(vec![bulk("a"), Value::Array(vec![secret])]),
+            ]))
+            .map(|_| ()),
+        ];
+        for error in errors {
+            let error = error.expect_err("corrupt");
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains("SECRET"), "{text}");
+        }
     }
 
     #[test]
