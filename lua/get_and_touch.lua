@@ -46,13 +46,15 @@ end
 if not deadline or not versioned then
   return redis.error_reply('CORRUPT session hash has no packed record or no version')
 end
-local now = server_ms()
-if now >= deadline then
-  return false
-end
+-- Every write caps the TTL at the deadline, so a key with a TTL is within it: the clock is
+-- read only for a key without one, or to slide the TTL (not for a pop alone).
 local idle = tonumber(ARGV[1])
 local pttl = redis.call('PTTL', key)
 if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
+  local now = server_ms()
+  if now >= deadline then
+    return false
+  end
   local ttl = math.min(idle, deadline - now)
   if ttl > pttl then
     redis.call('PEXPIRE', key, ttl)

@@ -97,11 +97,12 @@ async fn out_of_memory_pops_go_to_the_script() {
     let load_scripts = redis.script_calls().await;
     let mut session = store.load(&other).await.expect("load").expect("live");
     let by_pop = store.pop_flash::<String>(&mut session).await;
-    let scripts = redis.script_calls().await;
+    let (scripts, clock_reads) = (redis.script_calls().await, redis.command_calls("time").await);
     set_maxmemory(&redis, 0).await;
 
     assert!(load_scripts >= 1, "the load's transaction was refused, get-and-touch popped");
     assert!(scripts > load_scripts, "so was pop_flash's");
+    assert_eq!(clock_reads, 0, "a pop with a TTL and no touch due needs no clock");
     let mut by_load = by_load.expect("popped").expect("live");
     assert_eq!(by_load.take_flash::<String>().expect("decode"), ["saved"]);
     assert_eq!(by_pop.expect("popped"), ["saved"]);
