@@ -64,18 +64,18 @@ impl SessionStore {
         fields: Vec<Value>,
         pttl: i64,
     ) -> Result<Option<(Loaded, bool)>> {
-        let popped = reply::flash_field(&fields);
+        let mut read = Loaded::from_fields(pttl, fields)?; // its flash: what the read popped
         match self.get_and_touch(key, true).await {
             Ok(Some(mut loaded)) => {
                 // Popped by the read, then any pushed since, popped by the script.
-                loaded.flash = [popped, loaded.flash].concat();
+                loaded.flash = [std::mem::take(&mut read.flash), loaded.flash].concat();
                 Ok(Some((loaded, true)))
             }
-            other if popped.is_empty() || pttl < 0 => Ok(other?.map(|loaded| (loaded, true))),
+            other if read.flash.is_empty() || pttl < 0 => Ok(other?.map(|loaded| (loaded, true))),
             other => {
                 let touch = other.map(|loaded| loaded.is_some());
                 warn!(?touch, "the touch after a popping read failed: serving the read");
-                Ok(Some((Loaded::from_fields(pttl, fields)?, false)))
+                Ok(Some((read, false)))
             }
         }
     }

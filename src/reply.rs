@@ -87,16 +87,6 @@ pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -
     Loaded::from_fields(pttl, fields).map(Snapshot::Fresh)
 }
 
-/// The value of the `@f` field among `field, value, ...` (empty when there is none).
-pub(crate) fn flash_field(fields: &[Value]) -> Vec<u8> {
-    let named_flash =
-        |pair: &[Value]| matches!(pair.first(), Some(Value::BulkString(n)) if n == b"@f");
-    match fields.chunks(2).find(|pair| named_flash(pair)) {
-        Some([_, Value::BulkString(value)]) => value.clone(),
-        _ => Vec::new(),
-    }
-}
-
 /// Parses the script's reply: `false` (no session) or `{pttl, {field, value, ...}}`.
 pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     let items = match reply {
@@ -262,7 +252,8 @@ mod tests {
         let Snapshot::Fresh(loaded) = read(&with_flash, 950) else { panic!("fresh") };
         assert_eq!(loaded.flash, b"x", "the flash messages read");
         let Snapshot::NeedsScript { fields, pttl } = read(&with_flash, 900) else { panic!() };
-        assert_eq!((flash_field(&fields), pttl), (b"x".to_vec(), 900), "kept for a popping load");
+        let kept = Loaded::from_fields(pttl, fields).expect("valid");
+        assert_eq!((kept.flash, pttl), (b"x".to_vec(), 900), "kept for a popping load");
         let foreign = Value::Array(vec![bulk("some"), bulk("hash")]);
         let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));

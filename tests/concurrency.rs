@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use redis_sessions::Error;
+use redis_sessions::{Error, Session, SessionStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_saves_of_different_attributes_all_survive() {
     let redis = support::any_server();
-    let store = redis.store_with(|c| c.with_pool_max_size(8));
-    let session = store.create().await.expect("create");
+    let (store, session) = racing(&redis).await;
     let token = session.token().expose().to_owned();
 
     let saves = (0..50).map(|i| {
@@ -101,8 +100,7 @@ async fn saves_racing_a_regenerate_cannot_resurrect_the_old_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
     let redis = support::any_server();
-    let store = redis.store_with(|c| c.with_pool_max_size(8));
-    let session = store.create().await.expect("create");
+    let (store, session) = racing(&redis).await;
     for i in 0..10 {
         store.push_flash(&session, &format!("message {i}")).await.expect("push");
     }
@@ -131,8 +129,7 @@ async fn twenty_concurrent_pops_deliver_each_of_ten_messages_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn messages_pushed_while_loads_pop_are_each_shown_once() {
     let redis = support::any_server();
-    let store = redis.store_with(|c| c.with_pool_max_size(8));
-    let session = store.create().await.expect("create");
+    let (store, session) = racing(&redis).await;
     let token = session.token().expose().to_owned();
     let pushing = Arc::new(AtomicUsize::new(4));
     let pushes = (0..4).map(|task| {
@@ -170,6 +167,13 @@ async fn messages_pushed_while_loads_pop_are_each_shown_once() {
     assert!(seen.values().all(|&n| n == 1), "none twice: {seen:?}");
 }
 
+/// A store with eight connections, so requests really run at once, and a new session in it.
+async fn racing(redis: &support::TestRedis) -> (SessionStore, Session) {
+    let store = redis.store_with(|c| c.with_pool_max_size(8));
+    let session = store.create().await.expect("create");
+    (store, session)
+}
+
 /// Counts each message into `seen`.
 fn tally(seen: &mut BTreeMap<String, u32>, messages: impl IntoIterator<Item = String>) {
     for message in messages {
@@ -180,8 +184,7 @@ fn tally(seen: &mut BTreeMap<String, u32>, messages: impl IntoIterator<Item = St
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_are_all_kept() {
     let redis = support::any_server();
-    let store = redis.store_with(|c| c.with_pool_max_size(8));
-    let mut session = store.create().await.expect("create");
+    let (store, mut session) = racing(&redis).await;
     let pushes = (0..30).map(|i| {
         let (store, token) = (store.clone(), session.token().expose().to_owned());
         tokio::spawn(async move {

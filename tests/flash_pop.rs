@@ -21,6 +21,13 @@ async fn pending(store: &SessionStore) -> String {
     session.token().expose().to_owned()
 }
 
+/// Like [`pending`], and waits until a touch is due (with a `touching` store).
+async fn pending_with_touch_due(store: &SessionStore) -> String {
+    let token = pending(store).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    token
+}
+
 /// What a popping load of `token` takes.
 async fn popped_by_load(store: &SessionStore, token: &str) -> Vec<String> {
     let mut session = store.load_and_pop_flash(token).await.expect("load").expect("live");
@@ -54,8 +61,7 @@ async fn a_popping_load_is_one_transaction_and_no_script() {
 async fn a_popping_load_that_touches_returns_the_messages_it_popped() {
     let redis = support::own_server(&[]);
     let store = redis.store_with(touching);
-    let token = pending(&store).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // a touch is due
+    let token = pending_with_touch_due(&store).await;
     redis.reset_stats().await;
 
     assert_eq!(popped_by_load(&store, &token).await, ["saved"]);
@@ -67,9 +73,8 @@ async fn a_popping_load_that_touches_returns_the_messages_it_popped() {
 async fn a_popping_load_whose_touch_fails_serves_what_it_popped() {
     let redis = support::own_server(&[]);
     let store = redis.store_with(touching);
-    let token = pending(&store).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // a touch is due
-                                                          // A user who may read and delete but not run scripts: the touch fails after the pop.
+    let token = pending_with_touch_due(&store).await;
+    // A user who may read and delete but not run scripts: the touch fails after the pop.
     let mut conn = redis.conn().await;
     let acl = ["SETUSER", "popper", "on", ">secret", "~*", "+@all", "-eval", "-evalsha"];
     let _: () = redis::cmd("ACL").arg(&acl[..]).query_async(&mut conn).await.expect("acl");
