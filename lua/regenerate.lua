@@ -2,8 +2,8 @@
 -- any privilege change). The old token dies at once.
 --
 -- KEYS[1]  the session's current hash
--- KEYS[2]  the hash of the new token; it carries the same Cluster hash tag, so both keys live
---          in one slot and this stays a single-slot script on Redis Cluster
+-- KEYS[2]  the hash of the new token; on Redis Cluster it carries the same hash tag, so both
+--          keys live in one slot and this stays a single-slot script
 --
 -- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
 --          collision; the caller draws a new token and nothing was written).

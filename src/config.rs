@@ -45,6 +45,10 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Prefix of every session key. Default `"session:"`.
     pub key_prefix: String,
+    /// Put the session's Cluster hash tag in its key on a single server too. Default false:
+    /// there the tag only lengthens every command that names the key, in the AOF and the
+    /// replication stream, by 6 bytes. Keys in a Redis Cluster always carry it.
+    pub hash_tags: bool,
     /// A session unused this long expires. Default 30 minutes.
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -82,6 +86,7 @@ impl Default for Config {
             cluster_nodes: Vec::new(),
             tls: TlsConfig::default(),
             key_prefix: "session:".to_owned(),
+            hash_tags: false,
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             touch_threshold: 0.1,
@@ -174,6 +179,24 @@ impl Config {
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
+    }
+
+    /// Puts the Cluster hash tag in keys on a single server too, for a server whose sessions
+    /// will move to a Redis Cluster as they are (a server's keys and a cluster's differ, so
+    /// moving without this ends every session). Default false; a cluster always tags.
+    ///
+    /// ```
+    /// let config = redis_sessions::Config::default().with_hash_tags(true);
+    /// assert!(config.hash_tags);
+    /// ```
+    pub fn with_hash_tags(mut self, hash_tags: bool) -> Self {
+        self.hash_tags = hash_tags;
+        self
+    }
+
+    /// True when keys carry the Cluster hash tag.
+    pub(crate) fn tags_keys(&self) -> bool {
+        self.cluster || self.hash_tags
     }
 
     /// Sets the idle timeout. Default 30 minutes.
@@ -315,6 +338,7 @@ impl fmt::Debug for Config {
             )
             .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
+            .field("hash_tags", &self.hash_tags)
             .field("idle_timeout", &self.idle_timeout)
             .field("absolute_timeout", &self.absolute_timeout)
             .field("touch_threshold", &self.touch_threshold)

@@ -1,34 +1,40 @@
 //! Redis keys, derived from tokens so that Redis never holds a usable token.
 //!
-//! A session's key is `{prefix}{{tag}}:{hash}`: the configured prefix, the token's Cluster hash
-//! tag in braces, and the first 128 bits of the SHA-256 of the token's secret, base64url (22
-//! characters). 128 bits keep both a preimage (to forge a cookie from a key) and a collision
-//! (two live sessions on one key, at 2^64 sessions) out of reach, and every command that names
-//! the key, in the AOF and the replication stream, is 21 bytes shorter than with all 256. An
-//! AOF file, an RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a
-//! hash cannot be turned back into a cookie. The braces make every key of one session (and of its regenerated
-//! successor) hash to the same Cluster slot.
+//! A session's key is the configured prefix and the first 96 bits of the SHA-256 of the
+//! token's secret, base64url (16 characters); in a Redis Cluster (or with
+//! [`Config::hash_tags`]) the token's hash tag, in braces, sits between them. An AOF file, an
+//! RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot
+//! be turned back into a cookie: forging one for a key means a 96-bit preimage. A collision
+//! cannot merge two sessions either, since create and regenerate never write over an existing
+//! key (the new session draws another token). Every command that names a key, in the AOF and
+//! the replication stream, is 6 bytes shorter than with 128 bits (and 27 than with all 256).
+//! The braces make every key of one session (and of its regenerated successor) hash to the
+//! same Cluster slot; a single server needs no slot, and its keys are 6 bytes shorter again.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::config::Config;
 use crate::token::Token;
 
 /// Bytes of the SHA-256 in the fingerprint shown in logs and Debug output (8 characters).
 const FINGERPRINT_BYTES: usize = 6;
 
 /// Bytes of the SHA-256 kept in the key, and their length in base64url.
-const KEY_HASH_BYTES: usize = 16;
-const KEY_HASH_CHARS: usize = 22;
+const KEY_HASH_BYTES: usize = 12;
+const KEY_HASH_CHARS: usize = 16;
 
 /// The Redis key of the session that `token` opens.
-pub(crate) fn session_key(prefix: &str, token: &Token) -> String {
-    let mut key = String::with_capacity(prefix.len() + token.tag().len() + 3 + KEY_HASH_CHARS);
+pub(crate) fn session_key(config: &Config, token: &Token) -> String {
+    let prefix = &config.key_prefix;
+    let mut key = String::with_capacity(prefix.len() + token.tag().len() + 2 + KEY_HASH_CHARS);
     key.push_str(prefix);
-    key.push('{');
-    key.push_str(token.tag());
-    key.push_str("}:");
+    if config.tags_keys() {
+        key.push('{');
+        key.push_str(token.tag());
+        key.push('}');
+    }
     URL_SAFE_NO_PAD.encode_string(&digest(token)[..KEY_HASH_BYTES], &mut key);
     key
 }
@@ -48,15 +54,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_holds_tag_and_hash_but_not_the_secret() {
+    fn key_holds_prefix_and_hash_but_not_the_secret() {
         let token = Token::generate().expect("entropy");
-        let key = session_key("s:", &token);
-        assert!(key.starts_with(&format!("s:{{{}}}:", token.tag())));
+        let key = session_key(&Config::default().with_key_prefix("s:"), &token);
         assert!(!key.contains(token.secret()));
-        assert_eq!(key.len(), "s:{".len() + 4 + "}:".len() + 22);
+        assert!(!key.contains('{'), "a single server's key carries no hash tag");
+        assert_eq!(key.len(), "s:".len() + 16);
         let print = fingerprint(&token);
         assert_eq!(print.len(), 8);
-        assert!(key.contains(&format!("}}:{print}")), "the fingerprint begins the key's hash");
+        assert!(key.starts_with(&format!("s:{print}")), "the fingerprint begins the key's hash");
+    }
+
+    #[test]
+    fn cluster_keys_carry_the_tag_before_the_same_hash() {
+        let token = Token::generate().expect("entropy");
+        let plain = session_key(&Config::default().with_key_prefix("s:"), &token);
+        for config in [Config::default().with_cluster(true), Config::default().with_hash_tags(true)]
+        {
+            let key = session_key(&config.with_key_prefix("s:"), &token);
+            assert_eq!(key, format!("s:{{{}}}{}", token.tag(), &plain["s:".len()..]));
+        }
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl SessionStore {
             return Ok(None);
         };
         tracing::Span::current().record("session", tracing::field::debug(&token));
-        let key = keys::session_key(&self.config.key_prefix, &token);
+        let key = keys::session_key(&self.config, &token);
         let Some((loaded, by_script)) = self.fetch(&key, what, pop_flash).await? else {
             debug!("no live session");
             return Ok(None);

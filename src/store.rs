@@ -106,7 +106,7 @@ impl SessionStore {
     /// Creates an empty session under `token`; `None` when a session already has that token.
     /// (The adapters use it for IDs their framework draws.)
     pub(crate) async fn create_with_token(&self, token: Token) -> Result<Option<Session>> {
-        let key = keys::session_key(&self.config.key_prefix, &token);
+        let key = keys::session_key(&self.config, &token);
         let mut call = SCRIPTS.create.call(&[&key]);
         call.arg(self.config.idle_ms()).arg(self.config.absolute_ms());
         let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? else {
@@ -138,7 +138,7 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.destroy", skip_all)]
     pub async fn destroy_token(&self, token: &str) -> Result<bool> {
         let Some(token) = Token::parse(token) else { return Ok(false) };
-        let key = keys::session_key(&self.config.key_prefix, &token);
+        let key = keys::session_key(&self.config, &token);
         self.destroy_key(&key).await
     }
 

@@ -78,7 +78,7 @@ impl SessionStore {
     pub async fn regenerate(&self, session: &mut Session) -> Result<Token> {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;
-            let key = keys::session_key(&self.config.key_prefix, &token);
+            let key = keys::session_key(&self.config, &token);
             match self.run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key])).await? {
                 1 => {
                     debug!(new_session = ?token, "regenerated");

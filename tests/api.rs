@@ -93,7 +93,8 @@ async fn regenerate_moves_data_and_kills_the_old_token() {
 #[tokio::test]
 async fn regenerate_keeps_the_hash_tag_so_the_cluster_slot_stays() {
     let redis = support::any_server();
-    let store = redis.store();
+    // A single server tags keys only when asked (a cluster always does: tests/cluster.rs).
+    let store = redis.store_with(|c| c.with_hash_tags(true));
     let mut session = store.create().await.expect("create");
     let before = redis.keys().await.remove(0);
     store.regenerate(&mut session).await.expect("regenerate");
