@@ -92,8 +92,8 @@ async fn session_metadata(session: Session) -> Result<Html<String>, redis_sessio
         None => "<p>No session.</p>".to_owned(),
         Some(meta) => format!(
             "<dl><dt>created (ms since epoch)</dt><dd>{}</dd><dt>absolute deadline</dt><dd>{}</dd>\
-             <dt>version</dt><dd>{}</dd><dt>idle TTL when loaded (ms)</dt><dd>{}</dd></dl>",
-            meta.created_ms, meta.deadline_ms, meta.version, meta.ttl_ms
+             <dt>idle TTL when loaded (ms)</dt><dd>{}</dd></dl>",
+            meta.created_ms, meta.deadline_ms, meta.ttl_ms
         ),
     };
     Ok(Html(format!("<!doctype html><title>Your session</title><h1>Your session</h1>{body}<a href=\"/\">back</a>")))

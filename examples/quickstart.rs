@@ -28,7 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     session.insert("user", &User { id: 42, name: "Ada".into() })?;
     session.insert("cart", &vec!["teapot"])?;
     store.save(&mut session).await?;
-    println!("created {:?}, saved version {}", session.token(), session.metadata().version);
+    println!("created {:?}, saved {} attributes", session.token(), session.names().count());
     let cookie = session.token().expose().to_owned(); // what the browser keeps
 
     // The next request: one round trip loads it (a second slides the idle expiry, when due).

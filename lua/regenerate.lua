@@ -7,7 +7,7 @@
 --
 -- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
 --          collision; the caller draws a new token and nothing was written).
--- Writes   RENAMENX KEYS[1] KEYS[2]: the data, its version and its TTL move unchanged.
+-- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move unchanged.
 -- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
 --          token lands before the move (and moves with it) or after it (and finds no session);

@@ -1,45 +1,53 @@
--- save: write only what changed in a session (a delta), optionally checking its version, or
--- fold the session into a new packed record when the client asks and nobody saved meanwhile.
+-- save: write only what changed in a session (a delta), optionally checking that nothing else
+-- changed since the client loaded it, or fold the session into a new packed record when the
+-- client asks and nothing changed meanwhile.
 --
 -- KEYS[1]  the session's hash
--- ARGV[1]  expected version, or '' to skip the check
+-- ARGV[1]  '' for a plain save; for a checked save, 'all' (the client read the whole session)
+--          or 'read' (it read only the attributes listed in its view, below)
 -- ARGV[2]  idle timeout, ms
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[6]  the version the client loaded, which the record is built from, or '' when the client
---          knows its view is stale (then ARGV[7] is never trusted)
+-- ARGV[6]  the generation of the packed record the client loaded (@v), or '' when the client
+--          knows the record changed since (then ARGV[7] is never trusted)
 -- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
---          the version is still ARGV[6]; otherwise read from the record's header). The loose
---          fields are always counted here (HLEN), never taken from the client: a version can
---          repeat after a lost write (a failover, a restore), and then the client's view of the
---          loose fields is not what Redis holds.
+--          @v is still ARGV[6], since only a compaction changes the record)
 -- ARGV[8]  n, the number of attributes to set
--- ARGV[9 .. 8+2n]   name, value pairs to set
--- ARGV[9+2n ..]     names to delete
+-- ARGV[9]  m, the number of name, value pairs of the client's view (sent with a checked save
+--          or a compaction): the loose fields it loaded or last saved, an empty value for a
+--          tombstone, and, for ARGV[1] = 'read', the other names it read with the value '\193'
+--          (0xc1, never valid MessagePack): "no loose field"
+-- ARGV[10 .. 9+2n]          name, value pairs to set
+-- ARGV[10+2n .. 9+2n+2m]    the view's pairs
+-- ARGV[10+2n+2m ..]         names to remove
 --
--- Reply    {1, new_version} saved the delta; {2, new_version} compacted (wrote ARGV[5]);
---          {0, 0} no live session (expired, destroyed or regenerated away: a save never
---          resurrects one); {-1, current_version} version conflict; {-2, count} the save
---          would take the session over the attribute limit. Only replies 1 and 2 wrote.
--- Errors   'CORRUPT ...' when the version is malformed, or the packed record where this save
---          reads it (nothing written). A save that need not read the record does not check it.
--- Writes   delta: one HSET of the changed attributes, of an empty field for each removed
---          attribute the packed record may hold (a tombstone that hides it), and of the new
---          @v; HDEL of the other removed names (both in chunks of 1000 arguments, under Lua's
---          unpack limit). Compaction, only when the stored version is still ARGV[6] (so
---          ARGV[5] is exactly the stored session plus this save's changes): HDEL of every
---          loose field, then HSET @p and @v. Either way PEXPIRE only when the idle expiry is
---          due, as in get-and-touch.
+-- Reply    {1, generation} saved the delta; {2, generation} compacted (wrote ARGV[5]); {0, 0}
+--          no live session (expired, destroyed or regenerated away: a save never resurrects
+--          one); {-1, generation} a checked save found the session changed; {-2, count} the
+--          save would take the session over the attribute limit. Only replies 1 and 2 wrote.
+-- Errors   'CORRUPT ...' when @v is malformed, or the packed record where this save reads it
+--          (nothing written). A save that need not read the record does not check it.
+-- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
+--          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
+--          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). @v is
+--          not written: it counts compactions, so a delta appends only the attributes to the
+--          AOF.
+--          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
+--          the client's view (so ARGV[5] is exactly the stored session plus this save's
+--          changes): HDEL of every loose field, then HSET @p and @v + 1. Either way PEXPIRE
+--          only when the idle expiry is due, as in get-and-touch.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, two saves that change different attributes both
---          survive, and a compaction can never drop a concurrent save (it would have changed
---          the version, and the delta is written instead).
-local FIRST = 9 -- ARGV index of the first name to set
+--          survive, and a compaction can never drop a concurrent save (its loose field would
+--          differ from the view, and the delta is written instead). The check compares
+--          content, not a counter, so a lost write (a failover, a restore) cannot fool it.
+local FIRST = 10 -- ARGV index of the first name to set
+local NONE = '\193' -- in the view: the name has no loose field
 
 -- The attributes before and after this save, counted exactly from the packed record and the
 -- loose fields; nil when the record is malformed.
-local function exact_count(key, packed, last_set)
+local function exact_count(key, packed, last_set, last_seen)
   local live, at, count = {}, RECORD_HEADER + 1, 0
   local expected = record_count(packed)
   if not expected then return nil end
@@ -67,7 +75,7 @@ local function exact_count(key, packed, last_set)
   end
   local before = size()
   for i = FIRST, last_set, 2 do live[ARGV[i]] = true end
-  for i = last_set + 1, #ARGV do live[ARGV[i]] = nil end
+  for i = last_seen + 1, #ARGV do live[ARGV[i]] = nil end
   return before, size()
 end
 
@@ -100,18 +108,50 @@ if sliding then
   end
 end
 if not string.match(stored, '^%d+$') then
-  return redis.error_reply('CORRUPT session version is not an integer')
+  return redis.error_reply('CORRUPT session generation is not an integer')
 end
-if ARGV[1] ~= '' and ARGV[1] ~= stored then
-  return {-1, tonumber(stored)}
+local generation = tonumber(stored)
+local n, m = tonumber(ARGV[8]), tonumber(ARGV[9])
+local last_set = FIRST - 1 + 2 * n
+local last_seen = last_set + 2 * m
+local current = ARGV[6] == stored -- the client's packed record is the stored one
+
+-- True when the loose fields are the client's view (ARGV[last_set + 1 .. last_seen]); with
+-- `exhaustive`, no loose field outside the view may exist either.
+local function as_viewed(exhaustive)
+  local want, loose = {}, 0
+  for i = last_set + 1, last_seen, 2 do
+    if ARGV[i + 1] == NONE then
+      want[ARGV[i]] = false
+    else
+      want[ARGV[i]], loose = ARGV[i + 1], loose + 1
+    end
+  end
+  local fields, seen = redis.call('HGETALL', key), 0
+  for i = 1, #fields, 2 do
+    local expected = want[fields[i]]
+    if string.byte(fields[i], 1) == 64 then -- '@': metadata, not a loose field
+    elseif expected == nil then
+      if exhaustive then return false end
+    elseif expected ~= fields[i + 1] then
+      return false
+    else
+      seen = seen + 1
+    end
+  end
+  return seen == loose
 end
-local version = tonumber(stored) + 1
-local unchanged = ARGV[6] == stored -- nobody saved since the client loaded
+
+local unchanged = current and (ARGV[1] ~= '' or ARGV[5] ~= '') and as_viewed(ARGV[1] ~= 'read')
+if ARGV[1] ~= '' and not unchanged then
+  return {-1, generation}
+end
 local CHUNK = 1000
 local writes = {}
 
 -- Compaction: the record replaces every loose field.
-if ARGV[5] ~= '' and unchanged then
+local compacting = ARGV[5] ~= '' and unchanged
+if compacting then
   for _, name in ipairs(redis.call('HKEYS', key)) do
     if string.byte(name, 1) ~= 64 then -- not '@'
       writes[#writes + 1] = name
@@ -120,20 +160,19 @@ if ARGV[5] ~= '' and unchanged then
   for from = 1, #writes, CHUNK do
     redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
   end
-  writes = {'@p', ARGV[5]}
+  generation = generation + 1
+  writes = {'@p', ARGV[5], '@v', generation}
 else
-  -- The packed record is read only when needed: to count when the client's count may be
-  -- stale or near the limit, or to tell a removed attribute's tombstone from a plain delete.
-  local n = tonumber(ARGV[8])
-  local last_set = FIRST - 1 + 2 * n
-  local packed_count = unchanged and tonumber(ARGV[7]) or record_count(record())
+  -- The packed record is read only to count when the client's count may be stale or the
+  -- save may reach the limit.
+  local packed_count = current and tonumber(ARGV[7]) or record_count(record())
   if not packed_count then
     return redis.error_reply('CORRUPT packed record has no header')
   end
   -- An upper bound: the record's count, every other field but @v (@p and @f among them), and
   -- n. Count exactly only when the save could reach the limit.
   if packed_count + redis.call('HLEN', key) - 1 + n > tonumber(ARGV[4]) then
-    local before, after = exact_count(key, record(), last_set)
+    local before, after = exact_count(key, record(), last_set, last_seen)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
     end
@@ -148,9 +187,9 @@ else
   end
   -- A removed name the record may hold (a plain substring test of its entries, not of its
   -- header's times: a false match only costs an empty field) gets a tombstone; any other is
-  -- deleted.
+  -- deleted. The client applies the same test to the same record to keep its view exact.
   local deleted = {}
-  for i = last_set + 1, #ARGV do
+  for i = last_seen + 1, #ARGV do
     if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
       writes[#writes + 1] = ARGV[i]
       writes[#writes + 1] = ''
@@ -163,10 +202,6 @@ else
   end
 end
 
--- The new version rides in the (last) HSET, so a typical save is one command in the AOF and
--- the replication stream, which Redis then need not wrap in MULTI/EXEC.
-writes[#writes + 1] = '@v'
-writes[#writes + 1] = version
 for from = 1, #writes, CHUNK do
   redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
 end
@@ -176,4 +211,4 @@ if sliding then
     redis.call('PEXPIRE', key, ttl)
   end
 end
-return {ARGV[5] ~= '' and unchanged and 2 or 1, version}
+return {compacting and 2 or 1, generation}

@@ -23,14 +23,9 @@ pub enum Error {
     /// The session no longer exists: it expired, was destroyed, or was moved to a new token by
     /// a regenerate. Nothing was written.
     SessionGone,
-    /// A version-checked save found a newer version in Redis. Nothing was written; reload the
-    /// session and apply the change again.
-    Conflict {
-        /// The version this session was loaded at.
-        expected: u64,
-        /// The version Redis holds now.
-        actual: u64,
-    },
+    /// A checked save found the session changed in Redis since it was read. Nothing was
+    /// written; reload the session and apply the change again.
+    Conflict,
     /// A value, the whole session, the attribute count or the pending flash messages would
     /// exceed a configured limit. Nothing was written.
     TooLarge {
@@ -76,10 +71,7 @@ impl fmt::Display for Error {
             Error::Timeout(_) => f.write_str("Redis did not answer within the command timeout"),
             Error::Entropy(_) => f.write_str("the operating system's random source failed"),
             Error::SessionGone => f.write_str("the session no longer exists"),
-            Error::Conflict { expected, actual } => write!(
-                f,
-                "session changed concurrently (loaded version {expected}, stored version {actual})"
-            ),
+            Error::Conflict => write!(f, "session changed concurrently since it was read"),
             Error::TooLarge { limit, size, max } => {
                 write!(f, "{limit} limit exceeded: {size} > {max}")
             }

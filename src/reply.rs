@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The fields a partial load reads besides the attributes it asks for: the version and the
+/// The fields a partial load reads besides the attributes it asks for: the generation and the
 /// packed record (whose header holds the creation time and the deadline).
 pub(crate) const METADATA: [&str; 2] = ["@v", "@p"];
 
@@ -42,6 +42,8 @@ pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Ve
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
+    /// The packed record's generation (`@v`).
+    pub(crate) generation: u64,
     pub(crate) packed: Packed,
     /// Loose fields (see packed.rs); `None` for an empty one, a removed attribute.
     pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
@@ -106,7 +108,8 @@ impl Loaded {
     /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
     pub(crate) fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
-        let mut loaded = Loaded { meta: empty_meta(ttl_ms), packed, loose, flash: Vec::new() };
+        let (meta, flash) = (empty_meta(ttl_ms), Vec::new());
+        let mut loaded = Loaded { meta, generation: 0, packed, loose, flash };
         let (mut fields, mut versioned) = (fields.into_iter(), false);
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
             let name = bulk(name)?;
@@ -114,7 +117,7 @@ impl Loaded {
             loaded.add(name, bulk(value)?)?;
         }
         if !versioned {
-            return corrupt("session hash has no version");
+            return corrupt("session hash has no generation");
         }
         let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
             return corrupt("session hash has no packed record");
@@ -125,7 +128,7 @@ impl Loaded {
 
     fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
         match name.as_slice() {
-            b"@v" => self.meta.version = integer(&value)?,
+            b"@v" => self.generation = integer(&value)?,
             b"@f" => self.flash = value,
             b"@p" => self.packed = Packed::parse(value)?,
             [b'@', ..] => {} // metadata of a newer version of this crate: not ours to read
@@ -139,7 +142,7 @@ impl Loaded {
 }
 
 fn empty_meta(ttl_ms: i64) -> Metadata {
-    Metadata { created_ms: 0, deadline_ms: 0, version: 0, ttl_ms }
+    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms }
 }
 
 fn bulk(value: Value) -> Result<Vec<u8>> {
@@ -197,7 +200,8 @@ mod tests {
         let fields = hash(&["@v", "3", "@f", "x", "cart", "y", "@zz", "new"]);
         let reply = Value::Array(vec![Value::Int(99), fields]);
         let loaded = loaded(reply).expect("valid").expect("present");
-        assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, version: 3, ttl_ms: 99 });
+        assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99 });
+        assert_eq!(loaded.generation, 3);
         assert_eq!(loaded.flash, b"x");
         assert_eq!(loaded.loose.len(), 1);
     }
@@ -211,7 +215,7 @@ mod tests {
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@p"), bulk("short")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@v"), bulk("x")])]),
-            Value::Array(vec![Value::Int(1), hash(&[])]), // a record but no version
+            Value::Array(vec![Value::Int(1), hash(&[])]), // a record but no generation
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }

@@ -18,6 +18,10 @@ use crate::limits::Limits;
 use crate::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
 use crate::token::Token;
 
+/// In a view sent to the save script: the name has no loose field (0xc1 is never valid
+/// MessagePack, so no stored value can equal it).
+const NO_LOOSE_FIELD: &[u8] = b"\xc1";
+
 /// What Redis told us about a session besides its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -26,8 +30,6 @@ pub struct Metadata {
     pub created_ms: i64,
     /// When the session dies whatever happens (absolute timeout), ms since the Unix epoch.
     pub deadline_ms: i64,
-    /// Incremented by every save; a version-checked save compares it.
-    pub version: u64,
     /// Time to live when loaded, ms.
     pub ttl_ms: i64,
 }
@@ -43,15 +45,21 @@ pub struct Session {
     loose: BTreeMap<String, Option<Vec<u8>>>,
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
+    /// The generation of the packed record (`@v`): how many times the session was compacted.
+    pub(crate) generation: u64,
+    /// The loose fields as loaded (or last saved) of the names changed since: with the rest
+    /// of `loose`, the view a checked save or a compaction shows the script, which writes
+    /// only if Redis still holds it. `None` is a tombstone.
+    before: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) flash: Vec<u8>,
     /// Flash messages were pending when the session was loaded (and left in Redis).
     pub(crate) flash_pending: bool,
     limits: Limits,
     /// The attributes read, when the load read only some (`load_only`).
     only: Option<Vec<String>>,
-    /// Set when a save found that another request had saved since this view was loaded: the
-    /// view then misses that change, so it must not be folded into a record, and its version
-    /// must not vouch for the record's count.
+    /// Set when a save found that another request had compacted the session since this view
+    /// was loaded: the view's record is then out of date, so it must not be folded into a new
+    /// one, and its generation must not vouch for the record's count.
     stale: bool,
 }
 
@@ -59,7 +67,7 @@ impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (packed, loose, changed) = (Packed::default(), BTreeMap::new(), BTreeSet::new());
         let (flash, only, stale) = (Vec::new(), None, false);
-        let flash_pending = false;
+        let (flash_pending, generation, before) = (false, 0, BTreeMap::new());
         Session {
             token,
             key,
@@ -67,6 +75,8 @@ impl Session {
             loose,
             changed,
             meta,
+            generation,
+            before,
             flash,
             flash_pending,
             limits,
@@ -75,13 +85,14 @@ impl Session {
         }
     }
 
-    /// Sets the attributes as loaded: the packed record and the loose fields.
+    /// Sets the attributes as loaded: the packed record (of `generation`) and the loose fields.
     pub(crate) fn with_attributes(
         mut self,
+        generation: u64,
         packed: Packed,
         loose: BTreeMap<String, Option<Vec<u8>>>,
     ) -> Self {
-        (self.packed, self.loose) = (packed, loose);
+        (self.generation, self.packed, self.loose) = (generation, packed, loose);
         self
     }
 
@@ -96,7 +107,7 @@ impl Session {
         &self.token
     }
 
-    /// Created, deadline, version and TTL as last seen in Redis.
+    /// Created, deadline and TTL as last seen in Redis.
     pub fn metadata(&self) -> Metadata {
         self.meta
     }
@@ -146,8 +157,7 @@ impl Session {
         let after = (before.0 - old.unwrap_or(0) + name.len() + bytes.len(), before.1 + added);
         self.limits.check_growth(before, after)?;
         if current != Some(Some(&bytes[..])) {
-            self.loose.insert(name.to_owned(), Some(bytes));
-            self.changed.insert(name.to_owned());
+            self.change(name, Some(bytes));
         }
         Ok(())
     }
@@ -159,10 +169,19 @@ impl Session {
     pub fn remove(&mut self, name: &str) -> bool {
         let set = self.known_value(name).map(|value| value.is_some());
         if set != Some(false) {
-            self.loose.insert(name.to_owned(), None);
-            self.changed.insert(name.to_owned());
+            self.change(name, None);
         }
         set == Some(true)
+    }
+
+    /// Records a change to `name`, keeping the loaded loose field it replaces for the view.
+    fn change(&mut self, name: &str, value: Option<Vec<u8>>) {
+        if let Some(old) = self.loose.insert(name.to_owned(), value) {
+            if self.changed.insert(name.to_owned()) {
+                self.before.insert(name.to_owned(), old);
+            }
+        }
+        self.changed.insert(name.to_owned());
     }
 
     /// The stored bytes of `name` as far as this session knows: `None` for a name a partial
@@ -243,10 +262,33 @@ impl Session {
         })
     }
 
-    /// The version this session's view of its attributes reflects, for the save script to
-    /// compare; `None` once a save found the view stale.
-    pub(crate) fn view_version(&self) -> Option<u64> {
-        (!self.stale).then_some(self.meta.version)
+    /// The generation of the packed record this view holds, for the save script to compare;
+    /// `None` once a save found it out of date.
+    pub(crate) fn view_generation(&self) -> Option<u64> {
+        (!self.stale).then_some(self.generation)
+    }
+
+    /// The loose fields Redis held when this view was loaded or last saved, as name, value
+    /// pairs (an empty value for a tombstone), and after a partial load every other name it
+    /// read with [`NO_LOOSE_FIELD`]. A checked save or a compaction writes only if Redis
+    /// still holds exactly these.
+    pub(crate) fn view(&self) -> Vec<(&str, &[u8])> {
+        let unchanged = self.loose.iter().filter(|(name, _)| !self.changed.contains(*name));
+        let loaded = unchanged.chain(&self.before);
+        let mut view: Vec<_> =
+            loaded.map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b""))).collect();
+        let was_loose = |name: &str| {
+            self.before.contains_key(name)
+                || (self.loose.contains_key(name) && !self.changed.contains(name))
+        };
+        let absent = self.only.iter().flatten().filter(|name| !was_loose(name));
+        view.extend(absent.map(|name| (name.as_str(), NO_LOOSE_FIELD)));
+        view
+    }
+
+    /// True when this session was loaded whole (not by `load_only`).
+    pub(crate) fn is_whole(&self) -> bool {
+        self.only.is_none()
     }
 
     /// How many attributes the packed record held when loaded.
@@ -254,16 +296,23 @@ impl Session {
         self.packed.count()
     }
 
-    /// Marks the changes as written at `version`; `packed` is the record they were folded
-    /// into, when the save compacted.
-    pub(crate) fn saved(&mut self, version: u64, packed: Option<Vec<u8>>) {
-        self.changed.clear();
-        // Anything but one step up means another request saved in between.
-        self.stale |= packed.is_none() && version != self.meta.version.wrapping_add(1);
-        self.meta.version = version;
+    /// Marks the changes as written, with the record at `generation`; `packed` is the record
+    /// they were folded into, when the save compacted. The saved changes are now the view.
+    pub(crate) fn saved(&mut self, generation: u64, packed: Option<Vec<u8>>) {
+        // A delta leaves the generation alone: a new one means another request compacted.
+        self.stale |= packed.is_none() && generation != self.generation;
+        self.generation = generation;
         if let Some(bytes) = packed {
             (self.packed, self.loose) = (Packed::encoded(bytes), BTreeMap::new());
         }
+        // As the script did: a removed name the record cannot hold was deleted, not tombstoned.
+        for name in &self.changed {
+            if matches!(self.loose.get(name), Some(None)) && !self.packed.may_hold(name) {
+                self.loose.remove(name);
+            }
+        }
+        self.changed.clear();
+        self.before.clear();
     }
 
     /// Moves the session to a new token (after regenerate).

@@ -113,7 +113,7 @@ impl SessionStore {
             return Ok(None);
         };
         let ttl_ms = self.config.idle_ms().min(self.config.absolute_ms()) as i64;
-        let meta = Metadata { created_ms, deadline_ms, version: 0, ttl_ms };
+        let meta = Metadata { created_ms, deadline_ms, ttl_ms };
         debug!(session = ?token, "created");
         Ok(Some(Session::new(token, key, meta, self.config.limits)))
     }

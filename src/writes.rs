@@ -24,12 +24,15 @@ impl SessionStore {
         self.save_delta(session, false).await
     }
 
-    /// Like [`save`](Self::save), but only if nobody saved the session since it was loaded.
+    /// Like [`save`](Self::save), but only if Redis still holds what this session read: after
+    /// [`load`](Self::load), the whole session as loaded (or as last saved from here); after
+    /// [`load_only`](Self::load_only), the attributes it read. The check compares what is
+    /// stored, not a counter, so a change that another request made and undid goes unseen.
     ///
     /// # Errors
     ///
-    /// [`Error::Conflict`] when the stored version is newer (nothing is written), and the
-    /// errors of [`save`](Self::save).
+    /// [`Error::Conflict`] when another request changed the session (nothing is written), and
+    /// the errors of [`save`](Self::save).
     pub async fn save_checked(&self, session: &mut Session) -> Result<()> {
         self.save_delta(session, true).await
     }
@@ -39,28 +42,33 @@ impl SessionStore {
         if !session.is_changed() {
             return Ok(());
         }
-        let expected = session.meta.version;
         let packed = session.compaction();
         let mut call = SCRIPTS.save.call(&[&session.key]);
-        call.arg(if checked { expected.to_string() } else { String::new() });
+        call.arg(match (checked, session.is_whole()) {
+            (false, _) => "",
+            (true, true) => "all",
+            (true, false) => "read",
+        });
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         call.arg(self.config.limits.max_attributes);
         call.arg(packed.as_deref().unwrap_or_default());
-        call.arg(session.view_version().map(|v| v.to_string()).unwrap_or_default());
+        call.arg(session.view_generation().map(|g| g.to_string()).unwrap_or_default());
         call.arg(session.packed_count());
         let (set, deleted) = session.delta();
-        call.arg(set.len());
-        for (name, value) in set {
+        // The view goes only where the script compares it: a checked save, a compaction.
+        let view = if checked || packed.is_some() { session.view() } else { Vec::new() };
+        call.arg(set.len()).arg(view.len());
+        for (name, value) in set.into_iter().chain(view) {
             call.arg(name).arg(value);
         }
         call.arg(deleted);
         match self.run::<(i64, u64)>(&call).await? {
-            (code @ (1 | 2), version) => {
-                session.saved(version, packed.filter(|_| code == 2));
+            (code @ (1 | 2), generation) => {
+                session.saved(generation, packed.filter(|_| code == 2));
                 Ok(())
             }
             (0, _) => Err(Error::SessionGone),
-            (-1, actual) => Err(Error::Conflict { expected, actual }),
+            (-1, _) => Err(Error::Conflict),
             (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
             (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }

@@ -33,11 +33,10 @@ async fn fifty_concurrent_saves_of_different_attributes_all_survive() {
     for i in 0..50 {
         assert_eq!(loaded.get::<i32>(&format!("attr{i}")).expect("decode"), Some(i), "attr{i}");
     }
-    assert_eq!(loaded.metadata().version, 50);
 }
 
 #[tokio::test]
-async fn a_stale_version_is_refused_and_writes_nothing() {
+async fn a_checked_save_after_another_save_is_refused_and_writes_nothing() {
     let redis = support::any_server();
     let store = redis.store();
     let mut first = store.create().await.expect("create");
@@ -48,16 +47,71 @@ async fn a_stale_version_is_refused_and_writes_nothing() {
     let mut a = store.load(&token).await.expect("load").expect("live");
     let mut b = store.load(&token).await.expect("load").expect("live");
     a.insert("balance", &50).expect("insert");
-    store.save_checked(&mut a).await.expect("first writer wins");
+    // A plain save: it writes no version, and the checked save still sees it.
+    store.save(&mut a).await.expect("first writer wins");
     b.insert("balance", &0).expect("insert");
     b.insert("note", &"stale").expect("insert");
     let err = store.save_checked(&mut b).await.expect_err("stale");
-    assert!(matches!(err, Error::Conflict { expected: 1, actual: 2 }), "{err:?}");
+    assert!(matches!(err, Error::Conflict), "{err:?}");
 
     let now = store.load(&token).await.expect("load").expect("live");
     assert_eq!(now.get::<i32>("balance").expect("decode"), Some(50));
     assert_eq!(now.get::<String>("note").expect("decode"), None, "nothing of b was written");
-    assert_eq!(now.metadata().version, 2);
+}
+
+#[tokio::test]
+async fn a_checked_save_after_this_sessions_own_saves_goes_through() {
+    // Its view must follow its own saves exactly, deletes included: Redis drops a loose-only
+    // attribute with HDEL, and the view must not keep expecting a tombstone for it.
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("a", &1).expect("insert");
+    session.insert("b", &2).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let mut session = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert!(session.remove("a"));
+    session.insert("c", &3).expect("insert");
+    store.save(&mut session).await.expect("save");
+    session.insert("b", &5).expect("insert");
+    store.save_checked(&mut session).await.expect("nobody else wrote");
+    session.insert("b", &6).expect("insert");
+    store.save_checked(&mut session).await.expect("still nobody else");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<i32>("b").expect("decode"), Some(6));
+    assert_eq!(loaded.get::<i32>("a").expect("decode"), None);
+}
+
+#[tokio::test]
+async fn a_checked_save_after_a_partial_load_checks_what_it_read() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut first = store.create().await.expect("create");
+    for name in ["a", "b", "c", "d", "e"] {
+        first.insert(name, &1).expect("insert");
+    }
+    store.save(&mut first).await.expect("save: five attributes, folded into the record");
+    let token = first.token().expose().to_owned();
+    let mut partial = store.load_only(&token, &["a", "b"]).await.expect("load").expect("live");
+    let mut other = store.load(&token).await.expect("load").expect("live");
+    other.insert("c", &9).expect("insert");
+    store.save(&mut other).await.expect("a change to what the partial load did not read");
+
+    assert!(partial.remove("a"), "a tombstone, since the record holds a");
+    partial.insert("b", &7).expect("insert");
+    store.save_checked(&mut partial).await.expect("c was not read");
+    partial.insert("b", &8).expect("insert");
+    store.save_checked(&mut partial).await.expect("its own tombstone and b are its view");
+
+    let mut other = store.load(&token).await.expect("load").expect("live");
+    other.insert("b", &0).expect("insert");
+    store.save(&mut other).await.expect("a change to what it read");
+    partial.insert("d", &2).expect("insert");
+    let err = store.save_checked(&mut partial).await.expect_err("b changed");
+    assert!(matches!(err, Error::Conflict), "{err:?}");
+    let now = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(now.get::<i32>("d").expect("decode"), Some(1), "nothing written");
+    assert_eq!(now.get::<i32>("a").expect("decode"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -203,7 +203,7 @@ async fn a_stale_cookie_is_left_alone_and_sessions_shows_only_metadata() {
 
     login(&client, &base, "ada").await;
     let meta = page(&client, &format!("{base}/sessions")).await;
-    assert!(meta.contains("version") && meta.contains("absolute deadline"), "{meta}");
+    assert!(meta.contains("idle TTL") && meta.contains("absolute deadline"), "{meta}");
     assert!(!meta.contains("ada"), "metadata only, no attributes");
 }
 

@@ -198,7 +198,7 @@ impl Session {
         Ok(messages)
     }
 
-    /// Created, deadline, version and TTL of the session, if there is one.
+    /// Created, deadline and TTL of the session, if there is one.
     ///
     /// # Errors
     ///
