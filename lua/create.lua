@@ -6,8 +6,8 @@
 --
 -- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
 --          which a 256-bit secret makes practically impossible; the caller draws a new token).
--- Writes   HSET @p (a packed record of no attributes, whose header holds the creation time
---          and the deadline) and @v on KEYS[1], then PEXPIRE min(idle, absolute).
+-- Writes   HSET @p (a packed record of no attributes, whose header holds the creation time,
+--          the deadline and generation 0) on KEYS[1], then PEXPIRE min(idle, absolute).
 -- Atomic   the EXISTS check and the write run as one script, so a collision can never merge two
 --          sessions. The clock is the server's (TIME), so app servers' clocks do not matter.
 local key = KEYS[1]
@@ -18,6 +18,6 @@ local now = server_ms()
 local idle = tonumber(ARGV[1])
 local absolute = tonumber(ARGV[2])
 local deadline = now + absolute
-redis.call('HSET', key, '@p', record_header(now, deadline, 0), '@v', 0)
+redis.call('HSET', key, '@p', record_header(now, deadline))
 redis.call('PEXPIRE', key, math.min(idle, absolute))
 return {now, deadline}

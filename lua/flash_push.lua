@@ -13,7 +13,7 @@
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]
-local meta = redis.call('HMGET', key, '@v', '@f')
+local meta = redis.call('HMGET', key, '@p', '@f')
 if not meta[1] then
   return 0 -- no hash, or one that is not a session
 end

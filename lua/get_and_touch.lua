@@ -16,13 +16,13 @@
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
---          every field of the hash alike: metadata (@v generation, @p the packed record, whose
---          header holds the creation time and the deadline, @f flash) and loose attributes
+--          every field of the hash alike: metadata (@p the packed record, whose header holds
+--          the creation time, the deadline and the generation, @f flash) and loose attributes
 --          (src/packed.rs); @f is in the reply whether or not it was popped, so a load that
 --          leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
--- Errors   'CORRUPT ...' when the hash lacks a packed record or a generation (foreign data under
+-- Errors   'CORRUPT ...' when the hash lacks a readable packed record (foreign data under
 --          our prefix); nothing is written then.
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
@@ -32,19 +32,17 @@ local fields = redis.call('HGETALL', key)
 if #fields == 0 then
   return false
 end
-local deadline, flash, versioned
+local deadline, flash
 for i = 1, #fields, 2 do
   local name = fields[i]
   if name == '@p' then
     deadline = record_deadline(fields[i + 1])
   elseif name == '@f' then
     flash = true
-  elseif name == '@v' then
-    versioned = true
   end
 end
-if not deadline or not versioned then
-  return redis.error_reply('CORRUPT session hash has no packed record or no generation')
+if not deadline then
+  return redis.error_reply('CORRUPT session hash has no packed record')
 end
 -- Every write caps the TTL at the deadline, so a key with a TTL is within it: the clock is
 -- read only for a key without one, or to slide the TTL (not for a pop alone).

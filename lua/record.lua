@@ -1,8 +1,9 @@
 -- record: prepended, after clock.lua, to every script that reads the clock (src/scripts.rs).
 -- The packed record (field @p, src/packed.rs) begins with a header: created and deadline, ms
--- since the epoch as u64 big-endian, then the attribute count as u16. The times live there
--- rather than in fields of their own so that a load reads two fewer fields.
-local RECORD_HEADER = 18
+-- since the epoch as u64 big-endian, the attribute count as u16, and the record's generation
+-- (how many compactions made it) as u32. They live there rather than in fields of their own so
+-- that a load reads fewer fields.
+local RECORD_HEADER = 22
 
 -- n as `width` big-endian bytes (n is a whole number below 2^53, as every time here is).
 local function big_endian(n, width)
@@ -14,10 +15,10 @@ local function big_endian(n, width)
   return string.char(unpack(bytes))
 end
 
--- The header of a record for a session created at `created` that dies at `deadline`, holding
--- `count` attributes.
-local function record_header(created, deadline, count)
-  return big_endian(created, 8) .. big_endian(deadline, 8) .. big_endian(count, 2)
+-- The header of a new session's record: created at `created`, dying at `deadline`, holding no
+-- attributes, generation 0.
+local function record_header(created, deadline)
+  return big_endian(created, 8) .. big_endian(deadline, 8) .. big_endian(0, 2) .. big_endian(0, 4)
 end
 
 -- The number at bytes from .. from + width - 1 of a record's header; nil when the record is
@@ -39,6 +40,10 @@ end
 
 local function record_count(record)
   return record_number(record, 17, 2)
+end
+
+local function record_generation(record)
+  return record_number(record, 19, 4)
 end
 
 -- nil while the session at `key` is within its deadline; otherwise the reply a script gives

@@ -13,7 +13,7 @@
 --          token lands before the move (and moves with it) or after it (and finds no session);
 --          it can never bring the old token back to life.
 local old, new = KEYS[1], KEYS[2]
-if redis.call('HEXISTS', old, '@v') == 0 then
+if redis.call('HEXISTS', old, '@p') == 0 then
   return 0 -- no hash, or one that is not a session
 end
 local stop = past_deadline_reply(old)

@@ -9,40 +9,37 @@
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[6]  the generation of the packed record the client loaded (@v), or '' when the client
---          knows the record changed since (then ARGV[7] is never trusted)
--- ARGV[7]  the number of attributes in the packed record the client loaded (trusted only while
---          @v is still ARGV[6], since only a compaction changes the record)
--- ARGV[8]  n, the number of attributes to set
--- ARGV[9]  m, the number of name, value pairs of the client's view (sent with a checked save
+-- ARGV[6]  the generation of the packed record the client loaded (in its header), or '' when
+--          the client knows the record changed since
+-- ARGV[7]  n, the number of attributes to set
+-- ARGV[8]  m, the number of name, value pairs of the client's view (sent with a checked save
 --          or a compaction): the loose fields it loaded or last saved, an empty value for a
 --          tombstone, and, for ARGV[1] = 'read', the other names it read with the value '\193'
 --          (0xc1, never valid MessagePack): "no loose field"
--- ARGV[10 .. 9+2n]          name, value pairs to set
--- ARGV[10+2n .. 9+2n+2m]    the view's pairs
--- ARGV[10+2n+2m ..]         names to remove
+-- ARGV[9 .. 8+2n]           name, value pairs to set
+-- ARGV[9+2n .. 8+2n+2m]     the view's pairs
+-- ARGV[9+2n+2m ..]          names to remove
 --
 -- Reply    {1, generation} saved the delta; {2, generation} compacted (wrote ARGV[5]); {0, 0}
 --          no live session (expired, destroyed or regenerated away: a save never resurrects
 --          one); {-1, generation} a checked save found the session changed; {-2, count} the
 --          save would take the session over the attribute limit. Only replies 1 and 2 wrote.
--- Errors   'CORRUPT ...' when @v is malformed, or the packed record where this save reads it
---          (nothing written). A save that need not read the record does not check it.
+-- Errors   'CORRUPT ...' when the packed record's header is unreadable, or the record where
+--          this save reads it, or ARGV[5] is not of the next generation (nothing written).
 -- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
 --          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
---          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). @v is
---          not written: it counts compactions, so a delta appends only the attributes to the
---          AOF.
+--          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
+--          version is written, so a delta appends only the attributes to the AOF.
 --          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
 --          the client's view (so ARGV[5] is exactly the stored session plus this save's
---          changes): HDEL of every loose field, then HSET @p and @v + 1. Either way PEXPIRE
---          only when the idle expiry is due, as in get-and-touch.
+--          changes): HDEL of every loose field, then HSET @p (of the next generation). Either
+--          way PEXPIRE only when the idle expiry is due, as in get-and-touch.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, two saves that change different attributes both
 --          survive, and a compaction can never drop a concurrent save (its loose field would
 --          differ from the view, and the delta is written instead). The check compares
 --          content, not a counter, so a lost write (a failover, a restore) cannot fool it.
-local FIRST = 10 -- ARGV index of the first name to set
+local FIRST = 9 -- ARGV index of the first name to set
 local NONE = '\193' -- in the view: the name has no loose field
 
 -- The attributes before and after this save, counted exactly from the packed record and the
@@ -80,16 +77,14 @@ local function exact_count(key, packed, last_set, last_seen)
 end
 
 local key = KEYS[1]
-local stored = redis.call('HGET', key, '@v')
-if not stored then
+-- The packed record: its header holds the generation, the deadline and the count.
+local packed = redis.call('HGET', key, '@p')
+if not packed then
   return {0, 0} -- no hash, or one that is not a session
 end
--- The packed record, read only when needed (its header holds the deadline; see below for the
--- rest).
-local packed
-local function record()
-  packed = packed or redis.call('HGET', key, '@p') or ''
-  return packed
+local generation = record_generation(packed)
+if not generation then
+  return redis.error_reply('CORRUPT packed record has no header')
 end
 -- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline: the
 -- deadline and the clock are needed only for a key without one, or to slide the TTL.
@@ -98,23 +93,16 @@ local idle = tonumber(ARGV[2])
 local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
 local now, deadline
 if sliding then
-  deadline = record_deadline(record())
-  if not deadline then
-    return redis.error_reply('CORRUPT packed record has no header')
-  end
+  deadline = record_deadline(packed)
   now = server_ms()
   if now >= deadline then
     return {0, 0}
   end
 end
-if not string.match(stored, '^%d+$') then
-  return redis.error_reply('CORRUPT session generation is not an integer')
-end
-local generation = tonumber(stored)
-local n, m = tonumber(ARGV[8]), tonumber(ARGV[9])
+local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
-local current = ARGV[6] == stored -- the client's packed record is the stored one
+local current = tonumber(ARGV[6]) == generation -- the client's record is the stored one
 
 -- True when the loose fields are the client's view (ARGV[last_set + 1 .. last_seen]); with
 -- `exhaustive`, no loose field outside the view may exist either.
@@ -151,6 +139,9 @@ local writes = {}
 
 -- Compaction: the record replaces every loose field.
 local compacting = ARGV[5] ~= '' and unchanged
+if compacting and record_generation(ARGV[5]) ~= generation + 1 then
+  return redis.error_reply('CORRUPT the new packed record is not of the next generation')
+end
 if compacting then
   for _, name in ipairs(redis.call('HKEYS', key)) do
     if string.byte(name, 1) ~= 64 then -- not '@'
@@ -161,18 +152,12 @@ if compacting then
     redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
   end
   generation = generation + 1
-  writes = {'@p', ARGV[5], '@v', generation}
+  writes = {'@p', ARGV[5]}
 else
-  -- The packed record is read only to count when the client's count may be stale or the
-  -- save may reach the limit.
-  local packed_count = current and tonumber(ARGV[7]) or record_count(record())
-  if not packed_count then
-    return redis.error_reply('CORRUPT packed record has no header')
-  end
-  -- An upper bound: the record's count, every other field but @v (@p and @f among them), and
-  -- n. Count exactly only when the save could reach the limit.
-  if packed_count + redis.call('HLEN', key) - 1 + n > tonumber(ARGV[4]) then
-    local before, after = exact_count(key, record(), last_set, last_seen)
+  -- An upper bound: the record's count, every other field but @p (@f among them), and n.
+  -- Count exactly only when the save could reach the limit.
+  if record_count(packed) + redis.call('HLEN', key) - 1 + n > tonumber(ARGV[4]) then
+    local before, after = exact_count(key, packed, last_set, last_seen)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
     end
@@ -190,7 +175,7 @@ else
   -- deleted. The client applies the same test to the same record to keep its view exact.
   local deleted = {}
   for i = last_seen + 1, #ARGV do
-    if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
+    if string.find(packed, ARGV[i], RECORD_HEADER + 1, true) then
       writes[#writes + 1] = ARGV[i]
       writes[#writes + 1] = ''
     else

@@ -91,7 +91,7 @@ impl SessionStore {
             return Ok(None);
         };
         let mut session = Session::new(token, key, loaded.meta, self.config.limits)
-            .with_attributes(loaded.generation, loaded.packed, loaded.loose);
+            .with_attributes(loaded.packed, loaded.loose);
         match pop_flash {
             true => session.flash = loaded.flash,
             false => session.flash_pending = !loaded.flash.is_empty(),

@@ -11,12 +11,14 @@
 //! record instead, and only if nobody saved since it loaded (save.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
-//! never change: as fields of their own they cost every load four more reply values (parsed
-//! and allocated one by one by the client, written one by one by Redis) for 34 bytes of data.
+//! never change, and the record's generation, which only a compaction changes: as fields of
+//! their own they cost every load six more reply values (parsed and allocated one by one by the
+//! client, written one by one by Redis).
 //!
 //! Format (big-endian), chosen so the scripts can read it with `string.byte` (lua/record.lua):
-//! `created: u64` and `deadline: u64` (ms since the epoch, server clock), `count: u16`, then
-//! per attribute `name length: u16, name, value length: u32, value`.
+//! `created: u64` and `deadline: u64` (ms since the epoch, server clock), `count: u16`,
+//! `generation: u32` (compactions so far), then per attribute
+//! `name length: u16, name, value length: u32, value`.
 
 use crate::error::{Error, Result};
 
@@ -26,8 +28,11 @@ pub(crate) const LOOSE_MAX: usize = 4;
 /// Longest attribute name the record can hold.
 pub(crate) const MAX_NAME_BYTES: usize = u16::MAX as usize;
 
-/// Bytes before the first attribute: created, deadline, count.
-const HEADER: usize = 18;
+/// Bytes before the first attribute: created, deadline, count, generation.
+const HEADER: usize = 22;
+/// Where the count and the generation sit in the header.
+const COUNT_AT: usize = 16;
+const GENERATION_AT: usize = 18;
 
 /// A validated packed record; cheap to hold, read in place. The default is empty: no header,
 /// no attributes (a session created here, not yet read back).
@@ -63,17 +68,19 @@ impl Packed {
         Packed(bytes)
     }
 
-    /// Packs `attributes` behind a header with `times` (created, deadline); names must be at
-    /// most [`MAX_NAME_BYTES`], values under 4 GiB, and at most 65,535 of them (the limits
-    /// keep all three far lower).
+    /// Packs `attributes` behind a header with `times` (created, deadline) and `generation`;
+    /// names must be at most [`MAX_NAME_BYTES`], values under 4 GiB, and at most 65,535 of
+    /// them (the limits keep all three far lower).
     pub(crate) fn encode<'a>(
         times: (i64, i64),
+        generation: u32,
         attributes: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(&times.0.to_be_bytes());
         out.extend_from_slice(&times.1.to_be_bytes());
         out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&generation.to_be_bytes());
         let mut count: u16 = 0;
         for (name, value) in attributes {
             out.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -82,13 +89,18 @@ impl Packed {
             out.extend_from_slice(value);
             count = count.wrapping_add(1);
         }
-        out[HEADER - 2..HEADER].copy_from_slice(&count.to_be_bytes());
+        out[COUNT_AT..COUNT_AT + 2].copy_from_slice(&count.to_be_bytes());
         out
     }
 
     /// How many attributes the record holds (its header; 0 without one).
     pub(crate) fn count(&self) -> u16 {
-        self.header(HEADER - 2).map_or(0, u16::from_be_bytes)
+        self.header(COUNT_AT).map_or(0, u16::from_be_bytes)
+    }
+
+    /// How many compactions made this record (its header; 0 without one).
+    pub(crate) fn generation(&self) -> u32 {
+        self.header(GENERATION_AT).map_or(0, u32::from_be_bytes)
     }
 
     /// When the session was created and when it dies (ms since the epoch, server clock);
@@ -160,29 +172,30 @@ mod tests {
     #[test]
     fn round_trips_in_order() {
         let attributes = [("user_id", &b"\x2a"[..]), ("", b""), ("cart", &[0x90; 300][..])];
-        let packed = Packed::parse(Packed::encode((7, 9), attributes.into_iter())).expect("valid");
+        let packed =
+            Packed::parse(Packed::encode((7, 9), 5, attributes.into_iter())).expect("valid");
         assert_eq!(packed.iter().collect::<Vec<_>>(), attributes);
-        assert_eq!((packed.times(), packed.count()), (Some((7, 9)), 3));
+        assert_eq!((packed.times(), packed.count(), packed.generation()), (Some((7, 9)), 3, 5));
         assert_eq!(packed.get("cart").map(<[u8]>::len), Some(300));
         assert_eq!(packed.get("absent"), None);
-        let empty = Packed::parse(Packed::encode((1, 2), std::iter::empty())).expect("valid");
+        let empty = Packed::parse(Packed::encode((1, 2), 0, std::iter::empty())).expect("valid");
         assert_eq!(empty.iter().count(), 0);
         assert_eq!((Packed::default().times(), Packed::default().count()), (None, 0));
     }
 
     #[test]
     fn every_truncation_and_bad_count_is_corrupt_not_a_panic() {
-        let bytes = Packed::encode((1, 2), [("name", &b"value"[..]), ("x", b"y")].into_iter());
+        let bytes = Packed::encode((1, 2), 0, [("name", &b"value"[..]), ("x", b"y")].into_iter());
         for len in 0..bytes.len() {
             assert!(Packed::parse(bytes[..len].to_vec()).is_err(), "truncated at {len}");
         }
         let mut wrong_count = bytes.clone();
-        wrong_count[HEADER - 1] = 3;
+        wrong_count[COUNT_AT + 1] = 3;
         assert!(Packed::parse(wrong_count).is_err());
         let mut huge_length = bytes;
         huge_length[HEADER] = 0xff;
         assert!(Packed::parse(huge_length).is_err());
-        let bad_name = [&[0; 16][..], &[0, 1, 0, 1, 0xff], &[0, 0, 0, 0]].concat();
+        let bad_name = [&[0; 16][..], &[0, 1], &[0; 4], &[0, 1, 0xff], &[0, 0, 0, 0]].concat();
         assert!(Packed::parse(bad_name).is_err());
     }
 }

@@ -15,9 +15,9 @@ use crate::session::Metadata;
 
 /// The fields a partial load reads besides the attributes it asks for: the generation and the
 /// packed record (whose header holds the creation time and the deadline).
-pub(crate) const METADATA: [&str; 2] = ["@v", "@p"];
+pub(crate) const METADATA: [&str; 1] = ["@p"];
 
-/// Turns the replies to `HMGET key @v @p names...` and `PTTL` into the shape of `HGETALL`'s
+/// Turns the replies to `HMGET key @p names...` and `PTTL` into the shape of `HGETALL`'s
 /// (name, value pairs of the fields that exist), so one parser serves both.
 pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
     let [Value::Array(values), pttl] =
@@ -42,8 +42,6 @@ pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Ve
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
-    /// The packed record's generation (`@v`).
-    pub(crate) generation: u64,
     pub(crate) packed: Packed,
     /// Loose fields (see packed.rs); `None` for an empty one, a removed attribute.
     pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
@@ -109,15 +107,10 @@ impl Loaded {
     pub(crate) fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
         let (meta, flash) = (empty_meta(ttl_ms), Vec::new());
-        let mut loaded = Loaded { meta, generation: 0, packed, loose, flash };
-        let (mut fields, mut versioned) = (fields.into_iter(), false);
+        let mut loaded = Loaded { meta, packed, loose, flash };
+        let mut fields = fields.into_iter();
         while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-            let name = bulk(name)?;
-            versioned |= name == b"@v";
-            loaded.add(name, bulk(value)?)?;
-        }
-        if !versioned {
-            return corrupt("session hash has no generation");
+            loaded.add(bulk(name)?, bulk(value)?)?;
         }
         let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
             return corrupt("session hash has no packed record");
@@ -128,7 +121,6 @@ impl Loaded {
 
     fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
         match name.as_slice() {
-            b"@v" => self.generation = integer(&value)?,
             b"@f" => self.flash = value,
             b"@p" => self.packed = Packed::parse(value)?,
             [b'@', ..] => {} // metadata of a newer version of this crate: not ours to read
@@ -150,13 +142,6 @@ fn bulk(value: Value) -> Result<Vec<u8>> {
         Value::BulkString(bytes) => Ok(bytes),
         other => corrupt(format!("unexpected field: {}", shape(&other))),
     }
-}
-
-fn integer<T: std::str::FromStr>(bytes: &[u8]) -> Result<T> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .map_or_else(|| corrupt("metadata is not an integer"), Ok)
 }
 
 /// What kind of value a reply is, for an error: never the value itself, which may be session
@@ -186,7 +171,7 @@ mod tests {
 
     /// A packed record created at 1 with its deadline at 2, holding one attribute.
     fn record() -> Value {
-        Value::BulkString(Packed::encode((1, 2), [("a", &b"\x01"[..])].into_iter()))
+        Value::BulkString(Packed::encode((1, 2), 3, [("a", &b"\x01"[..])].into_iter()))
     }
 
     fn hash(fields: &[&str]) -> Value {
@@ -197,11 +182,11 @@ mod tests {
 
     #[test]
     fn parses_metadata_values_and_flash() {
-        let fields = hash(&["@v", "3", "@f", "x", "cart", "y", "@zz", "new"]);
+        let fields = hash(&["@f", "x", "cart", "y", "@zz", "new"]);
         let reply = Value::Array(vec![Value::Int(99), fields]);
         let loaded = loaded(reply).expect("valid").expect("present");
         assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99 });
-        assert_eq!(loaded.generation, 3);
+        assert_eq!(loaded.packed.generation(), 3);
         assert_eq!(loaded.flash, b"x");
         assert_eq!(loaded.loose.len(), 1);
     }
@@ -214,8 +199,7 @@ mod tests {
             Value::Array(vec![Value::Int(1), Value::Int(2)]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@p"), bulk("short")])]),
             Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@v"), bulk("x")])]),
-            Value::Array(vec![Value::Int(1), hash(&[])]), // a record but no generation
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@f"), bulk("x")])]),
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }
@@ -243,8 +227,8 @@ mod tests {
 
     #[test]
     fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
-        let session = hash(&["@v", "0", "a", "b"]);
-        let with_flash = hash(&["@v", "0", "@f", "x"]);
+        let session = hash(&["a", "b"]);
+        let with_flash = hash(&["@f", "x"]);
         let read = |fields: &Value, pttl: i64| {
             snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100).expect("valid")
         };

@@ -45,8 +45,9 @@ pub struct Session {
     loose: BTreeMap<String, Option<Vec<u8>>>,
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
-    /// The generation of the packed record (`@v`): how many times the session was compacted.
-    pub(crate) generation: u64,
+    /// The generation of the packed record (in its header): how many times the session was
+    /// compacted; 0 for a session created here.
+    generation: u32,
     /// The loose fields as loaded (or last saved) of the names changed since: with the rest
     /// of `loose`, the view a checked save or a compaction shows the script, which writes
     /// only if Redis still holds it. `None` is a tombstone.
@@ -85,14 +86,14 @@ impl Session {
         }
     }
 
-    /// Sets the attributes as loaded: the packed record (of `generation`) and the loose fields.
+    /// Sets the attributes as loaded: the packed record and the loose fields.
     pub(crate) fn with_attributes(
         mut self,
-        generation: u64,
         packed: Packed,
         loose: BTreeMap<String, Option<Vec<u8>>>,
     ) -> Self {
-        (self.generation, self.packed, self.loose) = (generation, packed, loose);
+        self.generation = packed.generation();
+        (self.packed, self.loose) = (packed, loose);
         self
     }
 
@@ -258,13 +259,14 @@ impl Session {
             });
         let packable = || self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
         (due && packable()).then(|| {
-            Packed::encode((self.meta.created_ms, self.meta.deadline_ms), self.attributes())
+            let times = (self.meta.created_ms, self.meta.deadline_ms);
+            Packed::encode(times, self.generation.wrapping_add(1), self.attributes())
         })
     }
 
     /// The generation of the packed record this view holds, for the save script to compare;
     /// `None` once a save found it out of date.
-    pub(crate) fn view_generation(&self) -> Option<u64> {
+    pub(crate) fn view_generation(&self) -> Option<u32> {
         (!self.stale).then_some(self.generation)
     }
 
@@ -291,14 +293,9 @@ impl Session {
         self.only.is_none()
     }
 
-    /// How many attributes the packed record held when loaded.
-    pub(crate) fn packed_count(&self) -> u16 {
-        self.packed.count()
-    }
-
     /// Marks the changes as written, with the record at `generation`; `packed` is the record
     /// they were folded into, when the save compacted. The saved changes are now the view.
-    pub(crate) fn saved(&mut self, generation: u64, packed: Option<Vec<u8>>) {
+    pub(crate) fn saved(&mut self, generation: u32, packed: Option<Vec<u8>>) {
         // A delta leaves the generation alone: a new one means another request compacted.
         self.stale |= packed.is_none() && generation != self.generation;
         self.generation = generation;

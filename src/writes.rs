@@ -53,7 +53,6 @@ impl SessionStore {
         call.arg(self.config.limits.max_attributes);
         call.arg(packed.as_deref().unwrap_or_default());
         call.arg(session.view_generation().map(|g| g.to_string()).unwrap_or_default());
-        call.arg(session.packed_count());
         let (set, deleted) = session.delta();
         // The view goes only where the script compares it: a checked save, a compaction.
         let view = if checked || packed.is_some() { session.view() } else { Vec::new() };
@@ -62,14 +61,16 @@ impl SessionStore {
             call.arg(name).arg(value);
         }
         call.arg(deleted);
-        match self.run::<(i64, u64)>(&call).await? {
+        match self.run::<(i64, u32)>(&call).await? {
             (code @ (1 | 2), generation) => {
                 session.saved(generation, packed.filter(|_| code == 2));
                 Ok(())
             }
             (0, _) => Err(Error::SessionGone),
             (-1, _) => Err(Error::Conflict),
-            (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
+            (-2, count) => {
+                Err(too_many_attributes(count.into(), self.config.limits.max_attributes))
+            }
             (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }
     }

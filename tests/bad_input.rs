@@ -79,7 +79,7 @@ async fn a_foreign_value_under_a_session_key_is_an_error_not_a_panic() {
     let err = store.load(&token).await.expect_err("no metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
 
-    let _: () = conn.hset_multiple(&key, &[("@p", "too short"), ("@v", "1")]).await.expect("hset");
+    let _: () = conn.hset(&key, "@p", "too short").await.expect("hset");
     let err = store.load(&token).await.expect_err("bad metadata");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
     let left: String = conn.hget(&key, "some").await.expect("hget");
@@ -87,15 +87,17 @@ async fn a_foreign_value_under_a_session_key_is_an_error_not_a_panic() {
 }
 
 #[tokio::test]
-async fn a_hash_with_a_record_but_no_version_is_corrupt_for_loads_and_gone_for_writes() {
+async fn a_hash_without_a_packed_record_is_corrupt_for_loads_and_gone_for_writes() {
     let redis = support::any_server();
     let store = redis.store();
     let mut session = store.create().await.expect("create");
+    session.insert("b", &1).expect("insert");
+    store.save(&mut session).await.expect("save: a loose field, so the hash outlives its record");
     let token = session.token().expose().to_owned();
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
-    let _: () = conn.hdel(&key, "@v").await.expect("hdel");
-    for result in [store.load(&token).await, store.load_only(&token, &["a"]).await] {
+    let _: () = conn.hdel(&key, "@p").await.expect("hdel");
+    for result in [store.load(&token).await, store.load_only(&token, &["b"]).await] {
         assert!(matches!(result, Err(Error::Corrupt(_))), "{result:?}");
     }
     let _: () = conn.persist(&key).await.expect("persist"); // the load must go to the script
@@ -231,15 +233,15 @@ async fn a_session_over_a_lowered_limit_can_still_shrink_and_change() {
 }
 
 #[tokio::test]
-async fn a_corrupt_version_refuses_the_save_before_writing_anything() {
+async fn a_corrupt_record_header_refuses_the_save_before_writing_anything() {
     let redis = support::any_server();
     let store = redis.store();
     let mut session = store.create().await.expect("create");
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
-    let _: () = conn.hset(&key, "@v", "1.5").await.expect("hset");
+    let _: () = conn.hset(&key, "@p", "too short").await.expect("hset");
     session.insert("a", &1).expect("insert");
-    let err = store.save(&mut session).await.expect_err("corrupt version");
+    let err = store.save(&mut session).await.expect_err("corrupt header");
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
     let a: Option<Vec<u8>> = conn.hget(&key, "a").await.expect("hget");
     assert_eq!(a, None, "nothing written");
