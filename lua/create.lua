@@ -7,7 +7,7 @@
 -- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
 --          which a 256-bit secret makes practically impossible; the caller draws a new token).
 -- Writes   HSET @p (a packed record of no attributes, whose header holds the creation time,
---          the deadline and generation 0) on KEYS[1], then PEXPIRE min(idle, absolute).
+--          the deadline and id 0) on KEYS[1], then PEXPIRE min(idle, absolute).
 -- Atomic   the EXISTS check and the write run as one script, so a collision can never merge two
 --          sessions. The clock is the server's (TIME), so app servers' clocks do not matter.
 local key = KEYS[1]

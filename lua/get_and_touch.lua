@@ -17,7 +17,7 @@
 --
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
 --          every field of the hash alike: metadata (@p the packed record, whose header holds
---          the creation time, the deadline and the generation, @f flash) and loose attributes
+--          the creation time, the deadline and the record's id, @f flash) and loose attributes
 --          (src/packed.rs); @f is in the reply whether or not it was popped, so a load that
 --          leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);

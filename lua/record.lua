@@ -1,8 +1,8 @@
 -- record: prepended, after clock.lua, to every script that reads the clock (src/scripts.rs).
 -- The packed record (field @p, src/packed.rs) begins with a header: created and deadline, ms
--- since the epoch as u64 big-endian, the attribute count as u16, and the record's generation
--- (how many compactions made it) as u32. They live there rather than in fields of their own so
--- that a load reads fewer fields.
+-- since the epoch as u64 big-endian, the attribute count as u16, and the record's id as u32 (0
+-- for a new session's, then drawn at random by each compaction, so that it never repeats).
+-- They live there rather than in fields of their own so that a load reads fewer fields.
 local RECORD_HEADER = 22
 
 -- n as `width` big-endian bytes (n is a whole number below 2^53, as every time here is).
@@ -16,7 +16,7 @@ local function big_endian(n, width)
 end
 
 -- The header of a new session's record: created at `created`, dying at `deadline`, holding no
--- attributes, generation 0.
+-- attributes, id 0.
 local function record_header(created, deadline)
   return big_endian(created, 8) .. big_endian(deadline, 8) .. big_endian(0, 2) .. big_endian(0, 4)
 end
@@ -42,7 +42,7 @@ local function record_count(record)
   return record_number(record, 17, 2)
 end
 
-local function record_generation(record)
+local function record_id(record)
   return record_number(record, 19, 4)
 end
 

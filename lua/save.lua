@@ -3,44 +3,49 @@
 -- client asks and nothing changed meanwhile.
 --
 -- KEYS[1]  the session's hash
--- ARGV[1]  '' for a plain save; for a checked save, 'all' (the client read the whole session)
---          or 'read' (it read only the attributes listed in its view, below)
+-- ARGV[1]  '' for a plain save; for a checked save, 'all' (the client read the whole session:
+--          nothing may have changed) or 'read' (it read only the attributes in its view, which
+--          must still have the values it read)
 -- ARGV[2]  idle timeout, ms
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[6]  the generation of the packed record the client loaded (in its header), or '' when
---          the client knows the record changed since
+-- ARGV[6]  the id of the packed record the client loaded (in its header: a random number
+--          drawn at each compaction, so it never repeats), or '' when the client knows the
+--          record changed since
 -- ARGV[7]  n, the number of attributes to set
 -- ARGV[8]  m, the number of name, value pairs of the client's view (sent with a checked save
---          or a compaction): the loose fields it loaded or last saved, an empty value for a
---          tombstone, and, for ARGV[1] = 'read', the other names it read with the value '\193'
---          (0xc1, never valid MessagePack): "no loose field"
+--          or a compaction). For a whole session, the loose fields it loaded or last saved (an
+--          empty value for a tombstone); for ARGV[1] = 'read', each name it read with the value
+--          it read, wherever it was stored, or '\193' (0xc1, never valid MessagePack) when it
+--          was not set
 -- ARGV[9 .. 8+2n]           name, value pairs to set
 -- ARGV[9+2n .. 8+2n+2m]     the view's pairs
 -- ARGV[9+2n+2m ..]          names to remove
 --
--- Reply    {1, generation} saved the delta; {2, generation} compacted (wrote ARGV[5]); {0, 0}
---          no live session (expired, destroyed or regenerated away: a save never resurrects
---          one); {-1, generation} a checked save found the session changed; {-2, count} the
---          save would take the session over the attribute limit. Only replies 1 and 2 wrote.
+-- Reply    {1, id} saved the delta; {2, id} compacted (wrote ARGV[5], whose id is returned);
+--          {0, 0} no live session (expired, destroyed or regenerated away: a save never
+--          resurrects one); {-1, id} a checked save found the session changed; {-2, count}
+--          the save would take the session over the attribute limit. Only replies 1 and 2
+--          wrote. The id is the stored record's.
 -- Errors   'CORRUPT ...' when the packed record's header is unreadable, or the record where
---          this save reads it, or ARGV[5] is not of the next generation (nothing written).
+--          this save reads it, or ARGV[5] keeps the stored record's id (nothing written).
 -- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
 --          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
 --          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
 --          version is written, so a delta appends only the attributes to the AOF.
 --          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
 --          the client's view (so ARGV[5] is exactly the stored session plus this save's
---          changes): HDEL of every loose field, then HSET @p (of the next generation). Either
+--          changes): HDEL of every loose field, then HSET @p (with a new id). Either
 --          way PEXPIRE only when the idle expiry is due, as in get-and-touch.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, two saves that change different attributes both
 --          survive, and a compaction can never drop a concurrent save (its loose field would
---          differ from the view, and the delta is written instead). The check compares
---          content, not a counter, so a lost write (a failover, a restore) cannot fool it.
+--          differ from the view, and the delta is written instead). The checks compare
+--          content and a record id that never repeats, not a counter, so a write lost in a
+--          failover or a restore cannot make another request's change look like the client's.
 local FIRST = 9 -- ARGV index of the first name to set
-local NONE = '\193' -- in the view: the name has no loose field
+local NONE = '\193' -- in a 'read' view: the name was not set
 
 -- The attributes before and after this save, counted exactly from the packed record and the
 -- loose fields; nil when the record is malformed.
@@ -77,13 +82,13 @@ local function exact_count(key, packed, last_set, last_seen)
 end
 
 local key = KEYS[1]
--- The packed record: its header holds the generation, the deadline and the count.
+-- The packed record: its header holds its id, the deadline and the count.
 local packed = redis.call('HGET', key, '@p')
 if not packed then
   return {0, 0} -- no hash, or one that is not a session
 end
-local generation = record_generation(packed)
-if not generation then
+local id = record_id(packed)
+if not id then
   return redis.error_reply('CORRUPT packed record has no header')
 end
 -- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline: the
@@ -102,45 +107,81 @@ end
 local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
-local current = tonumber(ARGV[6]) == generation -- the client's record is the stored one
+local current = tonumber(ARGV[6]) == id -- the client's record is the stored one
 
--- True when the loose fields are the client's view (ARGV[last_set + 1 .. last_seen]); with
--- `exhaustive`, no loose field outside the view may exist either.
-local function as_viewed(exhaustive)
+-- True when the loose fields are exactly the client's view (ARGV[last_set + 1 .. last_seen]).
+local function as_viewed()
   local want, loose = {}, 0
   for i = last_set + 1, last_seen, 2 do
-    if ARGV[i + 1] == NONE then
-      want[ARGV[i]] = false
-    else
-      want[ARGV[i]], loose = ARGV[i + 1], loose + 1
-    end
+    want[ARGV[i]], loose = ARGV[i + 1], loose + 1
   end
   local fields, seen = redis.call('HGETALL', key), 0
   for i = 1, #fields, 2 do
-    local expected = want[fields[i]]
-    if string.byte(fields[i], 1) == 64 then -- '@': metadata, not a loose field
-    elseif expected == nil then
-      if exhaustive then return false end
-    elseif expected ~= fields[i + 1] then
-      return false
-    else
+    if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
+      if want[fields[i]] ~= fields[i + 1] then
+        return false
+      end
       seen = seen + 1
     end
   end
   return seen == loose
 end
 
-local unchanged = current and (ARGV[1] ~= '' or ARGV[5] ~= '') and as_viewed(ARGV[1] ~= 'read')
+-- The value of attribute `name` in the packed record, or nil.
+local function packed_value(name)
+  local at = RECORD_HEADER + 1
+  while at <= #packed do
+    local a, b = string.byte(packed, at, at + 1)
+    if not b then return nil end
+    local name_end = at + 1 + a * 256 + b
+    local c, d, e, f = string.byte(packed, name_end + 1, name_end + 4)
+    if not f then return nil end
+    local value_end = name_end + 4 + ((c * 256 + d) * 256 + e) * 256 + f
+    if string.sub(packed, at + 2, name_end) == name then
+      return string.sub(packed, name_end + 5, value_end)
+    end
+    at = value_end + 1
+  end
+  return nil
+end
+
+-- True when every attribute of a 'read' view still has the value the client read: a loose
+-- field wins, an empty one is a removed attribute, else the record holds it or nothing does.
+local function read_unchanged()
+  local names = {}
+  for i = last_set + 1, last_seen, 2 do
+    names[#names + 1] = ARGV[i]
+  end
+  if #names == 0 then return true end
+  local loose = redis.call('HMGET', key, unpack(names))
+  for k, name in ipairs(names) do
+    local value = loose[k]
+    if value == '' then
+      value = NONE
+    elseif not value then
+      value = packed_value(name) or NONE
+    end
+    if value ~= ARGV[last_set + 2 * k] then return false end
+  end
+  return true
+end
+
+local unchanged = false
+if ARGV[1] == 'read' then
+  unchanged = read_unchanged()
+elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
+  unchanged = current and as_viewed()
+end
 if ARGV[1] ~= '' and not unchanged then
-  return {-1, generation}
+  return {-1, id}
 end
 local CHUNK = 1000
 local writes = {}
 
 -- Compaction: the record replaces every loose field.
 local compacting = ARGV[5] ~= '' and unchanged
-if compacting and record_generation(ARGV[5]) ~= generation + 1 then
-  return redis.error_reply('CORRUPT the new packed record is not of the next generation')
+if compacting and (record_id(ARGV[5]) or id) == id then
+  return redis.error_reply('CORRUPT the new packed record keeps the stored id')
 end
 if compacting then
   for _, name in ipairs(redis.call('HKEYS', key)) do
@@ -151,7 +192,7 @@ if compacting then
   for from = 1, #writes, CHUNK do
     redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
   end
-  generation = generation + 1
+  id = record_id(ARGV[5])
   writes = {'@p', ARGV[5]}
 else
   -- An upper bound: the record's count, every other field but @p (@f among them), and n.
@@ -196,4 +237,4 @@ if sliding then
     redis.call('PEXPIRE', key, ttl)
   end
 end
-return {compacting and 2 or 1, generation}
+return {compacting and 2 or 1, id}

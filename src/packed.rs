@@ -11,13 +11,13 @@
 //! record instead, and only if nobody saved since it loaded (save.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
-//! never change, and the record's generation, which only a compaction changes: as fields of
+//! never change, and the record's id, which only a compaction changes: as fields of
 //! their own they cost every load six more reply values (parsed and allocated one by one by the
 //! client, written one by one by Redis).
 //!
 //! Format (big-endian), chosen so the scripts can read it with `string.byte` (lua/record.lua):
 //! `created: u64` and `deadline: u64` (ms since the epoch, server clock), `count: u16`,
-//! `generation: u32` (compactions so far), then per attribute
+//! `id: u32` (0 for a new session, then random per compaction), then per attribute
 //! `name length: u16, name, value length: u32, value`.
 
 use crate::error::{Error, Result};
@@ -28,11 +28,11 @@ pub(crate) const LOOSE_MAX: usize = 4;
 /// Longest attribute name the record can hold.
 pub(crate) const MAX_NAME_BYTES: usize = u16::MAX as usize;
 
-/// Bytes before the first attribute: created, deadline, count, generation.
+/// Bytes before the first attribute: created, deadline, count, id.
 const HEADER: usize = 22;
-/// Where the count and the generation sit in the header.
+/// Where the count and the id sit in the header.
 const COUNT_AT: usize = 16;
-const GENERATION_AT: usize = 18;
+const RECORD_ID_AT: usize = 18;
 
 /// A validated packed record; cheap to hold, read in place. The default is empty: no header,
 /// no attributes (a session created here, not yet read back).
@@ -68,19 +68,19 @@ impl Packed {
         Packed(bytes)
     }
 
-    /// Packs `attributes` behind a header with `times` (created, deadline) and `generation`;
+    /// Packs `attributes` behind a header with `times` (created, deadline) and `record_id`;
     /// names must be at most [`MAX_NAME_BYTES`], values under 4 GiB, and at most 65,535 of
     /// them (the limits keep all three far lower).
     pub(crate) fn encode<'a>(
         times: (i64, i64),
-        generation: u32,
+        record_id: u32,
         attributes: impl Iterator<Item = (&'a str, &'a [u8])>,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(&times.0.to_be_bytes());
         out.extend_from_slice(&times.1.to_be_bytes());
         out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&generation.to_be_bytes());
+        out.extend_from_slice(&record_id.to_be_bytes());
         let mut count: u16 = 0;
         for (name, value) in attributes {
             out.extend_from_slice(&(name.len() as u16).to_be_bytes());
@@ -98,9 +98,9 @@ impl Packed {
         self.header(COUNT_AT).map_or(0, u16::from_be_bytes)
     }
 
-    /// How many compactions made this record (its header; 0 without one).
-    pub(crate) fn generation(&self) -> u32 {
-        self.header(GENERATION_AT).map_or(0, u32::from_be_bytes)
+    /// The record's id (its header; 0 without one): see lua/record.lua.
+    pub(crate) fn record_id(&self) -> u32 {
+        self.header(RECORD_ID_AT).map_or(0, u32::from_be_bytes)
     }
 
     /// When the session was created and when it dies (ms since the epoch, server clock);
@@ -175,7 +175,7 @@ mod tests {
         let packed =
             Packed::parse(Packed::encode((7, 9), 5, attributes.into_iter())).expect("valid");
         assert_eq!(packed.iter().collect::<Vec<_>>(), attributes);
-        assert_eq!((packed.times(), packed.count(), packed.generation()), (Some((7, 9)), 3, 5));
+        assert_eq!((packed.times(), packed.count(), packed.record_id()), (Some((7, 9)), 3, 5));
         assert_eq!(packed.get("cart").map(<[u8]>::len), Some(300));
         assert_eq!(packed.get("absent"), None);
         let empty = Packed::parse(Packed::encode((1, 2), 0, std::iter::empty())).expect("valid");

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The fields a partial load reads besides the attributes it asks for: the generation and the
+/// The fields a partial load reads besides the attributes it asks for: the record_id and the
 /// packed record (whose header holds the creation time and the deadline).
 pub(crate) const METADATA: [&str; 1] = ["@p"];
 
@@ -186,7 +186,7 @@ mod tests {
         let reply = Value::Array(vec![Value::Int(99), fields]);
         let loaded = loaded(reply).expect("valid").expect("present");
         assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99 });
-        assert_eq!(loaded.packed.generation(), 3);
+        assert_eq!(loaded.packed.record_id(), 3);
         assert_eq!(loaded.flash, b"x");
         assert_eq!(loaded.loose.len(), 1);
     }

@@ -18,9 +18,9 @@ use crate::limits::Limits;
 use crate::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
 use crate::token::Token;
 
-/// In a view sent to the save script: the name has no loose field (0xc1 is never valid
-/// MessagePack, so no stored value can equal it).
-const NO_LOOSE_FIELD: &[u8] = b"\xc1";
+/// In a view of a partial load sent to the save script: the attribute was not set (0xc1 is
+/// never valid MessagePack, so no stored value can equal it).
+const NOT_SET: &[u8] = b"\xc1";
 
 /// What Redis told us about a session besides its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +45,9 @@ pub struct Session {
     loose: BTreeMap<String, Option<Vec<u8>>>,
     changed: BTreeSet<String>,
     pub(crate) meta: Metadata,
-    /// The generation of the packed record (in its header): how many times the session was
-    /// compacted; 0 for a session created here.
-    generation: u32,
+    /// The id of the packed record (in its header): 0 for a new session's, then a random
+    /// number drawn by each compaction, so that it never repeats.
+    record_id: u32,
     /// The loose fields as loaded (or last saved) of the names changed since: with the rest
     /// of `loose`, the view a checked save or a compaction shows the script, which writes
     /// only if Redis still holds it. `None` is a tombstone.
@@ -60,7 +60,7 @@ pub struct Session {
     only: Option<Vec<String>>,
     /// Set when a save found that another request had compacted the session since this view
     /// was loaded: the view's record is then out of date, so it must not be folded into a new
-    /// one, and its generation must not vouch for the record's count.
+    /// one.
     stale: bool,
 }
 
@@ -68,7 +68,7 @@ impl Session {
     pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
         let (packed, loose, changed) = (Packed::default(), BTreeMap::new(), BTreeSet::new());
         let (flash, only, stale) = (Vec::new(), None, false);
-        let (flash_pending, generation, before) = (false, 0, BTreeMap::new());
+        let (flash_pending, record_id, before) = (false, 0, BTreeMap::new());
         Session {
             token,
             key,
@@ -76,7 +76,7 @@ impl Session {
             loose,
             changed,
             meta,
-            generation,
+            record_id,
             before,
             flash,
             flash_pending,
@@ -92,7 +92,7 @@ impl Session {
         packed: Packed,
         loose: BTreeMap<String, Option<Vec<u8>>>,
     ) -> Self {
-        self.generation = packed.generation();
+        self.record_id = packed.record_id();
         (self.packed, self.loose) = (packed, loose);
         self
     }
@@ -260,32 +260,38 @@ impl Session {
         let packable = || self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
         (due && packable()).then(|| {
             let times = (self.meta.created_ms, self.meta.deadline_ms);
-            Packed::encode(times, self.generation.wrapping_add(1), self.attributes())
+            Packed::encode(times, fresh_id(self.record_id), self.attributes())
         })
     }
 
-    /// The generation of the packed record this view holds, for the save script to compare;
+    /// The id of the packed record this view holds, for the save script to compare;
     /// `None` once a save found it out of date.
-    pub(crate) fn view_generation(&self) -> Option<u32> {
-        (!self.stale).then_some(self.generation)
+    pub(crate) fn view_record_id(&self) -> Option<u32> {
+        (!self.stale).then_some(self.record_id)
     }
 
-    /// The loose fields Redis held when this view was loaded or last saved, as name, value
-    /// pairs (an empty value for a tombstone), and after a partial load every other name it
-    /// read with [`NO_LOOSE_FIELD`]. A checked save or a compaction writes only if Redis
-    /// still holds exactly these.
+    /// What this session read, for a checked save or a compaction to compare with what Redis
+    /// holds. Loaded whole: the loose fields as loaded or last saved (an empty value for a
+    /// tombstone), which with the record's id pin down the whole session. Loaded in part: each
+    /// name it read with the value it read, or [`NOT_SET`].
     pub(crate) fn view(&self) -> Vec<(&str, &[u8])> {
-        let unchanged = self.loose.iter().filter(|(name, _)| !self.changed.contains(*name));
-        let loaded = unchanged.chain(&self.before);
-        let mut view: Vec<_> =
-            loaded.map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b""))).collect();
-        let was_loose = |name: &str| {
-            self.before.contains_key(name)
-                || (self.loose.contains_key(name) && !self.changed.contains(name))
+        let Some(only) = &self.only else {
+            let unchanged = self.loose.iter().filter(|(name, _)| !self.changed.contains(*name));
+            let loaded = unchanged.chain(&self.before);
+            return loaded
+                .map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b"")))
+                .collect();
         };
-        let absent = self.only.iter().flatten().filter(|name| !was_loose(name));
-        view.extend(absent.map(|name| (name.as_str(), NO_LOOSE_FIELD)));
-        view
+        only.iter().map(|name| (name.as_str(), self.read_value(name).unwrap_or(NOT_SET))).collect()
+    }
+
+    /// The value `name` had when this session read or last saved it, before any change since.
+    fn read_value(&self, name: &str) -> Option<&[u8]> {
+        match self.before.get(name) {
+            Some(loose) => loose.as_deref(), // it was a loose field (`None`: removed)
+            None if self.changed.contains(name) => self.packed.get(name),
+            None => self.value(name),
+        }
     }
 
     /// True when this session was loaded whole (not by `load_only`).
@@ -293,12 +299,12 @@ impl Session {
         self.only.is_none()
     }
 
-    /// Marks the changes as written, with the record at `generation`; `packed` is the record
+    /// Marks the changes as written, with the stored record's id; `packed` is the record
     /// they were folded into, when the save compacted. The saved changes are now the view.
-    pub(crate) fn saved(&mut self, generation: u32, packed: Option<Vec<u8>>) {
-        // A delta leaves the generation alone: a new one means another request compacted.
-        self.stale |= packed.is_none() && generation != self.generation;
-        self.generation = generation;
+    pub(crate) fn saved(&mut self, record_id: u32, packed: Option<Vec<u8>>) {
+        // A delta leaves the record's id alone: a new one means another request compacted.
+        self.stale |= packed.is_none() && record_id != self.record_id;
+        self.record_id = record_id;
         if let Some(bytes) = packed {
             (self.packed, self.loose) = (Packed::encoded(bytes), BTreeMap::new());
         }
@@ -317,6 +323,19 @@ impl Session {
         self.token = token;
         self.key = key;
     }
+}
+
+/// A record id other than `old`, for a compaction: random, so that an id never repeats even when
+/// a failover or a restore loses a compaction (a counter would count up to the lost id again).
+fn fresh_id(old: u32) -> u32 {
+    let mut id = old;
+    while id == old {
+        let mut bytes = [0; 4];
+        // The OS's random source failing is no reason to fail a save: any other id will do.
+        id =
+            getrandom::fill(&mut bytes).map_or(old.wrapping_add(1), |()| u32::from_ne_bytes(bytes));
+    }
+    id
 }
 
 fn check_name(name: &str) -> Result<()> {

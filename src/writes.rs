@@ -52,7 +52,7 @@ impl SessionStore {
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         call.arg(self.config.limits.max_attributes);
         call.arg(packed.as_deref().unwrap_or_default());
-        call.arg(session.view_generation().map(|g| g.to_string()).unwrap_or_default());
+        call.arg(session.view_record_id().map(|g| g.to_string()).unwrap_or_default());
         let (set, deleted) = session.delta();
         // The view goes only where the script compares it: a checked save, a compaction.
         let view = if checked || packed.is_some() { session.view() } else { Vec::new() };
@@ -62,8 +62,8 @@ impl SessionStore {
         }
         call.arg(deleted);
         match self.run::<(i64, u32)>(&call).await? {
-            (code @ (1 | 2), generation) => {
-                session.saved(generation, packed.filter(|_| code == 2));
+            (code @ (1 | 2), record_id) => {
+                session.saved(record_id, packed.filter(|_| code == 2));
                 Ok(())
             }
             (0, _) => Err(Error::SessionGone),

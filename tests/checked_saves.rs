@@ -1,0 +1,309 @@
+//! Checked saves and compactions compare what the client read with what Redis holds: for a
+//! whole session its loose fields and the record's id, for a partial one the values it read.
+//! Most of these tests came from an independent review of that change; the two model-based
+//! ones drive random operations and check every step against a model.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::{Rng, SeedableRng};
+use redis_sessions::{Error, Limits, Session, SessionStore};
+
+/// A saved session holding `a0` .. `a{n-1}` (n > 4: folded into the record).
+async fn saved_with(store: &SessionStore, n: usize) -> Session {
+    let mut session = store.create().await.expect("create");
+    for i in 0..n {
+        session.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    store.save(&mut session).await.expect("save");
+    session
+}
+
+/// DUMP of the only session's key, and a RESTORE that puts it back: a failover or a restore
+/// that loses every write in between.
+async fn snapshot(redis: &support::TestRedis) -> impl std::future::Future<Output = ()> + '_ {
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.expect("dump");
+    async move {
+        let restore = redis::cmd("RESTORE").arg(&key).arg(60_000).arg(dump).arg("REPLACE").clone();
+        let _: () = restore.query_async(&mut conn).await.expect("restore");
+    }
+}
+
+#[tokio::test]
+async fn a_partial_checked_save_ignores_a_compaction_that_kept_what_it_read() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
+    let mut other = store.load(&token).await.expect("load").expect("live");
+    assert!(other.remove("a5"), "removing a packed attribute compacts");
+    store.save(&mut other).await.expect("compaction, a0 untouched");
+
+    partial.insert("a0", &"mine").expect("insert");
+    store.save_checked(&mut partial).await.expect("a0, the only name read, did not change");
+    let mut other = store.load(&token).await.expect("load").expect("live");
+    other.insert("a0", &"theirs").expect("insert");
+    assert!(other.remove("a4"), "compacts again, changing a0");
+    store.save(&mut other).await.expect("compaction");
+    partial.insert("a1", &"mine").expect("insert");
+    let err = store.save_checked(&mut partial).await.expect_err("a0 changed");
+    assert!(matches!(err, Error::Conflict), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_partial_checked_save_does_not_check_a_name_it_wrote_but_never_read() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
+    partial.insert("z", &1).expect("blind write");
+    store.save_checked(&mut partial).await.expect("nothing changed");
+
+    let mut other = store.load(&token).await.expect("load").expect("live");
+    other.insert("z", &2).expect("insert");
+    store.save(&mut other).await.expect("a delta to z, which partial never read");
+
+    partial.insert("a0", &"mine").expect("insert");
+    store.save_checked(&mut partial).await.expect("a0, the only name read, did not change");
+}
+
+#[tokio::test]
+async fn a_lost_compaction_cannot_let_another_compaction_be_folded_over() {
+    // A compacts, and a failover loses it; C compacts from the restored state. A still holds
+    // the lost record: with a counter for an id, C's record would have A's id, and A's next
+    // compaction would fold over C's attributes.
+    let redis = support::any_server();
+    let store = redis.store();
+    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let restore = snapshot(&redis).await;
+    let mut a = store.load(&token).await.expect("load").expect("live");
+    for i in 0..5 {
+        a.insert(&format!("b{i}"), &i).expect("insert");
+    }
+    store.save(&mut a).await.expect("A compacts, about to be lost");
+    restore.await;
+
+    let mut c = store.load(&token).await.expect("load").expect("live");
+    for i in 0..5 {
+        c.insert(&format!("c{i}"), &i).expect("insert");
+    }
+    store.save(&mut c).await.expect("C compacts");
+
+    assert!(a.remove("a0"), "removing a packed attribute compacts");
+    store.save(&mut a).await.expect("save");
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<usize>("c0").expect("decode"), Some(0), "C's change survives");
+}
+
+#[tokio::test]
+async fn a_lost_compaction_cannot_lift_the_attribute_limit() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(8)));
+    let token = store.create().await.expect("create").token().expose().to_owned();
+    let restore = snapshot(&redis).await;
+    let mut a = store.load(&token).await.expect("load").expect("live");
+    for i in 0..5 {
+        a.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    store.save(&mut a).await.expect("A compacts five attributes, to be lost");
+    restore.await;
+    let mut c = store.load(&token).await.expect("load").expect("live");
+    for i in 0..8 {
+        c.insert(&format!("c{i}"), &i).expect("insert");
+    }
+    store.save(&mut c).await.expect("C compacts eight attributes");
+    a.insert("n", &1).expect("A's view holds six");
+    let result = store.save(&mut a).await;
+    let loaded = store.load(&token).await.expect("load").expect("live");
+    assert!(loaded.names().count() <= 8, "{} attributes, save: {result:?}", loaded.names().count());
+}
+
+/// Names that overlap (`a` in `ca`, `xa`, `ab`), and values made of them, so that the substring
+/// test deciding tombstones gives false positives.
+const NAMES: [&str; 8] = ["a", "b", "ab", "c", "ca", "x", "xa", "bc"];
+
+type State = BTreeMap<String, String>;
+
+fn random_name(rng: &mut impl Rng) -> &'static str {
+    NAMES[rng.random_range(0..NAMES.len())]
+}
+
+/// One request's session in the model: what it read, what it believes Redis holds, and the
+/// changes it has not saved yet (`None`: removed).
+struct Actor {
+    session: Session,
+    read: Option<BTreeSet<String>>,
+    believed: State,
+    pending: BTreeMap<String, Option<String>>,
+}
+
+impl Actor {
+    /// Loads the session whole, or only `names` (after a save of anything pending).
+    async fn load(
+        store: &SessionStore,
+        token: &str,
+        names: Option<&[&str]>,
+        truth: &State,
+    ) -> Self {
+        let session = match names {
+            None => store.load(token).await,
+            Some(names) => store.load_only(token, names).await,
+        };
+        let session = session.expect("load").expect("live");
+        let read = names.map(|names| names.iter().map(|n| (*n).to_owned()).collect());
+        Actor { session, read, believed: truth.clone(), pending: BTreeMap::new() }
+    }
+
+    /// A random insert or remove; returns what it did, for the log.
+    fn edit(&mut self, rng: &mut impl Rng) -> String {
+        let name = random_name(rng);
+        if rng.random_bool(0.6) {
+            let value = random_name(rng).repeat(rng.random_range(1..3));
+            let known = self.session.get::<String>(name).ok().flatten();
+            self.session.insert(name, &value).expect("insert");
+            if known.as_ref() != Some(&value) {
+                self.pending.insert(name.into(), Some(value.clone()));
+            }
+            format!("insert {name}={value}")
+        } else {
+            let known_absent = matches!(self.session.get::<String>(name), Ok(None));
+            self.session.remove(name);
+            if !known_absent {
+                self.pending.insert(name.into(), None);
+            }
+            format!("remove {name}")
+        }
+    }
+
+    /// Applies a saved delta to the model.
+    fn saved(&mut self, truth: &mut State) {
+        for (name, value) in std::mem::take(&mut self.pending) {
+            match value {
+                Some(value) => {
+                    truth.insert(name.clone(), value.clone());
+                    self.believed.insert(name, value);
+                }
+                None => {
+                    truth.remove(&name);
+                    self.believed.remove(&name);
+                }
+            }
+        }
+    }
+
+    /// True when everything this session read still has the value it believes.
+    fn reads_current(&self, truth: &State) -> bool {
+        let read = |name: &String| self.read.as_ref().is_none_or(|read| read.contains(name));
+        let names = truth.keys().chain(self.believed.keys());
+        names.filter(|name| read(name)).all(|name| truth.get(name) == self.believed.get(name))
+    }
+}
+
+async fn assert_holds(store: &SessionStore, token: &str, truth: &State, log: &[String]) {
+    let loaded = store.load(token).await.expect("load").expect("live");
+    for name in NAMES {
+        let stored: Option<String> = loaded.get(name).expect("decode");
+        assert_eq!(stored.as_ref(), truth.get(name), "{name}\n{}", log.join("\n"));
+    }
+}
+
+/// Model-based: one request alone, random inserts, removes, plain and checked saves, and whole
+/// and partial reloads. A checked save must never conflict, and Redis must match the model.
+#[tokio::test]
+async fn random_solo_checked_saves_never_conflict() {
+    let redis = support::any_server();
+    let store = redis.store();
+    for seed in 0..150u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut truth = State::new();
+        let token = store.create().await.expect("create").token().expose().to_owned();
+        let mut actor = Actor::load(&store, &token, None, &truth).await;
+        let mut log = vec![format!("seed {seed}")];
+        for _ in 0..60 {
+            match rng.random_range(0..10) {
+                0..=5 => log.push(actor.edit(&mut rng)),
+                6 => {
+                    log.push("save_checked".into());
+                    let result = store.save_checked(&mut actor.session).await;
+                    assert!(result.is_ok(), "{result:?}\n{}", log.join("\n"));
+                    actor.saved(&mut truth);
+                }
+                step => {
+                    store.save(&mut actor.session).await.expect("save");
+                    actor.saved(&mut truth);
+                    let names: Vec<&str> =
+                        (0..rng.random_range(1..4)).map(|_| random_name(&mut rng)).collect();
+                    let only = (step == 9).then_some(&names[..]);
+                    log.push(format!("save; load {only:?}"));
+                    actor = Actor::load(&store, &token, only, &truth).await;
+                }
+            }
+        }
+        store.save(&mut actor.session).await.expect("save");
+        actor.saved(&mut truth);
+        assert_holds(&store, &token, &truth, &log).await;
+    }
+}
+
+/// Model-based, two requests interleaved: every save applies exactly its delta (no lost update,
+/// no resurrection: Redis is checked after every step), and a checked save that succeeds read
+/// current values. A conflict where the values were current is counted, not failed: a whole
+/// session conflicts on any compaction by the other request.
+#[tokio::test]
+async fn random_two_requests_lose_no_update_and_checks_are_sound() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut needless = 0;
+    for seed in 0..300u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut truth = State::new();
+        let token = store.create().await.expect("create").token().expose().to_owned();
+        let mut actors = [
+            Actor::load(&store, &token, None, &truth).await,
+            Actor::load(&store, &token, None, &truth).await,
+        ];
+        let mut log = vec![format!("seed {seed}")];
+        for _ in 0..80 {
+            let i = rng.random_range(0..2);
+            let actor = &mut actors[i];
+            match rng.random_range(0..12) {
+                0..=5 => log.push(format!("{i}: {}", actor.edit(&mut rng))),
+                6..=7 => {
+                    store.save(&mut actor.session).await.expect("save");
+                    actor.saved(&mut truth);
+                    log.push(format!("{i}: save"));
+                }
+                8..=9 => {
+                    let current = actor.reads_current(&truth) || !actor.session.is_changed();
+                    let result = store.save_checked(&mut actor.session).await;
+                    log.push(format!("{i}: save_checked: {result:?}, read current: {current}"));
+                    match result {
+                        Ok(()) => {
+                            assert!(current, "unsound\n{}", log.join("\n"));
+                            actor.saved(&mut truth);
+                        }
+                        Err(Error::Conflict) => {
+                            needless += usize::from(current);
+                            *actor = Actor::load(&store, &token, None, &truth).await;
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                _ => {
+                    store.save(&mut actor.session).await.expect("save");
+                    actor.saved(&mut truth);
+                    let names: Vec<&str> =
+                        (0..rng.random_range(1..4)).map(|_| random_name(&mut rng)).collect();
+                    let only = rng.random_bool(0.5).then_some(&names[..]);
+                    log.push(format!("{i}: save; load {only:?}"));
+                    *actor = Actor::load(&store, &token, only, &truth).await;
+                }
+            }
+            assert_holds(&store, &token, &truth, &log).await;
+        }
+    }
+    eprintln!("conflicts where the values read were current: {needless}");
+}
