@@ -54,16 +54,11 @@ local function exact_count(key, packed, last_set, last_seen)
   local expected = record_count(packed)
   if not expected then return nil end
   while at <= #packed do
-    local a, b = string.byte(packed, at, at + 1)
-    if not b then return nil end
-    local name_end = at + 1 + a * 256 + b
-    local c, d, e, f = string.byte(packed, name_end + 1, name_end + 4)
-    if not f then return nil end
-    live[string.sub(packed, at + 2, name_end)] = true
-    at = name_end + 5 + ((c * 256 + d) * 256 + e) * 256 + f
-    count = count + 1
+    local name, _, next_at = record_entry(packed, at)
+    if not name then return nil end
+    live[name], at, count = true, next_at, count + 1
   end
-  if at ~= #packed + 1 or count ~= expected then return nil end
+  if count ~= expected then return nil end
   local fields = redis.call('HGETALL', key)
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@'
@@ -129,18 +124,11 @@ end
 
 -- The value of attribute `name` in the packed record, or nil.
 local function packed_value(name)
-  local at = RECORD_HEADER + 1
+  local at, entry, value = RECORD_HEADER + 1, nil, nil
   while at <= #packed do
-    local a, b = string.byte(packed, at, at + 1)
-    if not b then return nil end
-    local name_end = at + 1 + a * 256 + b
-    local c, d, e, f = string.byte(packed, name_end + 1, name_end + 4)
-    if not f then return nil end
-    local value_end = name_end + 4 + ((c * 256 + d) * 256 + e) * 256 + f
-    if string.sub(packed, at + 2, name_end) == name then
-      return string.sub(packed, name_end + 5, value_end)
-    end
-    at = value_end + 1
+    entry, value, at = record_entry(packed, at)
+    if not entry then return nil end
+    if entry == name then return value end
   end
   return nil
 end

@@ -10,16 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::{Rng, SeedableRng};
 use redis_sessions::{Error, Limits, Session, SessionStore};
 
-/// A saved session holding `a0` .. `a{n-1}` (n > 4: folded into the record).
-async fn saved_with(store: &SessionStore, n: usize) -> Session {
-    let mut session = store.create().await.expect("create");
-    for i in 0..n {
-        session.insert(&format!("a{i}"), &i).expect("insert");
-    }
-    store.save(&mut session).await.expect("save");
-    session
-}
-
 /// DUMP of the only session's key, and a RESTORE that puts it back: a failover or a restore
 /// that loses every write in between.
 async fn snapshot(redis: &support::TestRedis) -> impl std::future::Future<Output = ()> + '_ {
@@ -36,7 +26,7 @@ async fn snapshot(redis: &support::TestRedis) -> impl std::future::Future<Output
 async fn a_partial_checked_save_ignores_a_compaction_that_kept_what_it_read() {
     let redis = support::any_server();
     let store = redis.store();
-    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let token = support::saved_with(&store, 6).await.token().expose().to_owned();
     let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
     let mut other = store.load(&token).await.expect("load").expect("live");
     assert!(other.remove("a5"), "removing a packed attribute compacts");
@@ -57,7 +47,7 @@ async fn a_partial_checked_save_ignores_a_compaction_that_kept_what_it_read() {
 async fn a_partial_checked_save_does_not_check_a_name_it_wrote_but_never_read() {
     let redis = support::any_server();
     let store = redis.store();
-    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let token = support::saved_with(&store, 6).await.token().expose().to_owned();
     let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
     partial.insert("z", &1).expect("blind write");
     store.save_checked(&mut partial).await.expect("nothing changed");
@@ -77,7 +67,7 @@ async fn a_lost_compaction_cannot_let_another_compaction_be_folded_over() {
     // compaction would fold over C's attributes.
     let redis = support::any_server();
     let store = redis.store();
-    let token = saved_with(&store, 6).await.token().expose().to_owned();
+    let token = support::saved_with(&store, 6).await.token().expose().to_owned();
     let restore = snapshot(&redis).await;
     let mut a = store.load(&token).await.expect("load").expect("live");
     for i in 0..5 {

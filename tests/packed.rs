@@ -15,16 +15,6 @@ async fn field_names(redis: &support::TestRedis) -> Vec<String> {
     names
 }
 
-/// A saved session holding `a0` .. `a{n-1}`, each set to its index.
-async fn saved_with(store: &SessionStore, n: usize) -> Session {
-    let mut session = store.create().await.expect("create");
-    for i in 0..n {
-        session.insert(&format!("a{i}"), &i).expect("insert");
-    }
-    store.save(&mut session).await.expect("save");
-    session
-}
-
 async fn reload(store: &SessionStore, session: &Session) -> Session {
     store.load(session.token().expose()).await.expect("load").expect("live")
 }
@@ -39,7 +29,7 @@ fn sorted_names(session: &Session) -> Vec<String> {
 async fn many_attributes_are_packed_into_one_field_and_small_changes_stay_loose() {
     let redis = support::any_server();
     let store = redis.store();
-    let session = saved_with(&store, 10).await;
+    let session = support::saved_with(&store, 10).await;
     assert_eq!(field_names(&redis).await, ["@p"], "ten attributes, one field");
 
     let mut session = reload(&store, &session).await;
@@ -58,7 +48,7 @@ async fn many_attributes_are_packed_into_one_field_and_small_changes_stay_loose(
 async fn loose_fields_past_the_bound_are_folded_into_the_record() {
     let redis = support::any_server();
     let store = redis.store();
-    let mut session = saved_with(&store, 6).await;
+    let mut session = support::saved_with(&store, 6).await;
     for round in 0..3 {
         for name in ["x", "y", "z"] {
             session.insert(&format!("{name}{round}"), &round).expect("insert");
@@ -77,7 +67,7 @@ async fn loose_fields_past_the_bound_are_folded_into_the_record() {
 async fn a_compaction_never_drops_a_save_that_raced_it() {
     let redis = support::any_server();
     let store = redis.store();
-    let session = saved_with(&store, 3).await;
+    let session = support::saved_with(&store, 3).await;
     let mut compacting = reload(&store, &session).await;
     let mut racing = reload(&store, &session).await;
     racing.insert("a0", &"from the racing request").expect("insert");
@@ -114,7 +104,7 @@ async fn a_compaction_never_drops_a_save_that_raced_it() {
 async fn a_partial_load_removes_a_packed_attribute_with_a_tombstone() {
     let redis = support::any_server();
     let store = redis.store();
-    let session = saved_with(&store, 6).await;
+    let session = support::saved_with(&store, 6).await;
     let token = session.token().expose().to_owned();
     let mut partial = store.load_only(&token, &["a2"]).await.expect("load").expect("live");
     assert!(matches!(partial.get::<usize>("a3"), Err(Error::NotLoaded(_))), "a3 was not read");
@@ -161,7 +151,7 @@ async fn a_partial_load_writes_a_name_it_did_not_read_even_if_the_record_agrees(
 async fn the_attribute_limit_counts_packed_and_loose_attributes() {
     let redis = support::any_server();
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(8)));
-    let session = saved_with(&store, 7).await;
+    let session = support::saved_with(&store, 7).await;
     let mut a = reload(&store, &session).await;
     let mut b = reload(&store, &session).await;
     a.insert("one", &1).expect("insert");
@@ -176,7 +166,7 @@ async fn the_attribute_limit_counts_packed_and_loose_attributes() {
 #[tokio::test]
 async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
     let redis = support::any_server();
-    let mut session = saved_with(&redis.store(), 6).await;
+    let mut session = support::saved_with(&redis.store(), 6).await;
     // A tight limit makes the save read the whole record to count.
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(6)));
     let key = redis.keys().await.remove(0);

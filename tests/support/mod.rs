@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
-use redis_sessions::{Config, SessionStore};
+use redis_sessions::{Config, Session, SessionStore};
 use redis_test::server::RedisServer;
 use redis_test::utils::TlsFilePaths;
 pub use workload::workload;
@@ -307,4 +307,15 @@ pub async fn replicas_caught_up(conn: &mut MultiplexedConnection, timeout: Durat
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A saved session holding `a0` .. `a{n-1}`, each set to its index (more than four are folded
+/// into the packed record by that first save).
+pub async fn saved_with(store: &SessionStore, n: usize) -> Session {
+    let mut session = store.create().await.expect("create");
+    for i in 0..n {
+        session.insert(&format!("a{i}"), &i).expect("insert");
+    }
+    store.save(&mut session).await.expect("save");
+    session
 }
