@@ -45,6 +45,7 @@
 --          content and a record id that never repeats, not a counter, so a write lost in a
 --          failover or a restore cannot make another request's change look like the client's.
 local FIRST = 9 -- ARGV index of the first name to set
+local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
 local NONE = '\193' -- in a 'read' view: the name was not set
 
 -- The attributes before and after this save, counted exactly from the packed record and the
@@ -140,8 +141,13 @@ local function read_unchanged()
   for i = last_set + 1, last_seen, 2 do
     names[#names + 1] = ARGV[i]
   end
-  if #names == 0 then return true end
-  local loose = redis.call('HMGET', key, unpack(names))
+  local loose = {}
+  for from = 1, #names, CHUNK do
+    local part = redis.call('HMGET', key, unpack(names, from, math.min(from + CHUNK - 1, #names)))
+    for j = 1, #part do
+      loose[from + j - 1] = part[j]
+    end
+  end
   for k, name in ipairs(names) do
     local value = loose[k]
     if value == '' then
@@ -163,11 +169,11 @@ end
 if ARGV[1] ~= '' and not unchanged then
   return {-1, id}
 end
-local CHUNK = 1000
 local writes = {}
 
 -- Compaction: the record replaces every loose field.
-local compacting = ARGV[5] ~= '' and unchanged
+-- Only a view of the whole session (not 'read') can vouch that nothing else changed.
+local compacting = ARGV[5] ~= '' and ARGV[1] ~= 'read' and unchanged
 if compacting and (record_id(ARGV[5]) or id) == id then
   return redis.error_reply('CORRUPT the new packed record keeps the stored id')
 end

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The fields a partial load reads besides the attributes it asks for: the record_id and the
-/// packed record (whose header holds the creation time and the deadline).
+/// The field a partial load reads besides the attributes it asks for: the packed record, whose
+/// header holds the creation time, the deadline and the record's id.
 pub(crate) const METADATA: [&str; 1] = ["@p"];
 
 /// Turns the replies to `HMGET key @p names...` and `PTTL` into the shape of `HGETALL`'s

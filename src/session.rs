@@ -166,8 +166,12 @@ impl Session {
     /// Removes attribute `name` (deleted by the next save); true when it was set.
     ///
     /// After a partial load, a name it did not read is deleted whether or not it was set, and
-    /// the result is false.
+    /// the result is false. A name no attribute can have (empty, starting with `@`, or over
+    /// 65,535 bytes) is never set: false, and nothing changes.
     pub fn remove(&mut self, name: &str) -> bool {
+        if check_name(name).is_err() {
+            return false; // not an attribute: `@p` or `@f` must never be deleted from here
+        }
         let set = self.known_value(name).map(|value| value.is_some());
         if set != Some(false) {
             self.change(name, None);
@@ -282,7 +286,9 @@ impl Session {
                 .map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b"")))
                 .collect();
         };
-        only.iter().map(|name| (name.as_str(), self.read_value(name).unwrap_or(NOT_SET))).collect()
+        // A reserved name (`@p`, `@f`) is never an attribute: nothing to compare.
+        let attributes = only.iter().filter(|name| check_name(name).is_ok());
+        attributes.map(|name| (name.as_str(), self.read_value(name).unwrap_or(NOT_SET))).collect()
     }
 
     /// The value `name` had when this session read or last saved it, before any change since.
