@@ -46,18 +46,25 @@ local function record_id(record)
   return record_number(record, 19, 4)
 end
 
--- The entry of `record` that starts at byte `at`: its name, its value, and where the next one
--- starts; nil when no whole entry starts there (src/packed.rs has the format).
-local function record_entry(record, at)
-  local a, b = string.byte(record, at, at + 1)
-  if not b then return nil end
-  local name_end = at + 1 + a * 256 + b
-  local c, d, e, f = string.byte(record, name_end + 1, name_end + 4)
-  if not f then return nil end
-  local value_end = name_end + 4 + ((c * 256 + d) * 256 + e) * 256 + f
-  if value_end > #record then return nil end
-  return string.sub(record, at + 2, name_end), string.sub(record, name_end + 5, value_end),
-    value_end + 1
+-- The attributes of `record`, a table of name -> value; nil when its entries are malformed or
+-- not as many as its header says (src/packed.rs has the format).
+local function record_values(record)
+  local count = record_count(record)
+  if not count then return nil end
+  local values, at, seen = {}, RECORD_HEADER + 1, 0
+  while at <= #record do
+    local a, b = string.byte(record, at, at + 1)
+    if not b then return nil end
+    local name_end = at + 1 + a * 256 + b
+    local c, d, e, f = string.byte(record, name_end + 1, name_end + 4)
+    if not f then return nil end
+    local value_end = name_end + 4 + ((c * 256 + d) * 256 + e) * 256 + f
+    if value_end > #record then return nil end
+    values[string.sub(record, at + 2, name_end)] = string.sub(record, name_end + 5, value_end)
+    at, seen = value_end + 1, seen + 1
+  end
+  if seen ~= count then return nil end
+  return values
 end
 
 -- nil while the session at `key` is within its deadline; otherwise the reply a script gives

@@ -51,15 +51,8 @@ local NONE = '\193' -- in a 'read' view: the name was not set
 -- The attributes before and after this save, counted exactly from the packed record and the
 -- loose fields; nil when the record is malformed.
 local function exact_count(key, packed, last_set, last_seen)
-  local live, at, count = {}, RECORD_HEADER + 1, 0
-  local expected = record_count(packed)
-  if not expected then return nil end
-  while at <= #packed do
-    local name, _, next_at = record_entry(packed, at)
-    if not name then return nil end
-    live[name], at, count = true, next_at, count + 1
-  end
-  if count ~= expected then return nil end
+  local live = record_values(packed)
+  if not live then return nil end
   local fields = redis.call('HGETALL', key)
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@'
@@ -123,17 +116,6 @@ local function as_viewed()
   return seen == loose
 end
 
--- The value of attribute `name` in the packed record, or nil.
-local function packed_value(name)
-  local at, entry, value = RECORD_HEADER + 1, nil, nil
-  while at <= #packed do
-    entry, value, at = record_entry(packed, at)
-    if not entry then return nil end
-    if entry == name then return value end
-  end
-  return nil
-end
-
 -- True when every attribute of a 'read' view still has the value the client read: a loose
 -- field wins, an empty one is a removed attribute, else the record holds it or nothing does.
 local function read_unchanged()
@@ -148,12 +130,14 @@ local function read_unchanged()
       loose[from + j - 1] = part[j]
     end
   end
+  local in_record -- the record's attributes, parsed once if a name has no loose field
   for k, name in ipairs(names) do
     local value = loose[k]
     if value == '' then
       value = NONE
     elseif not value then
-      value = packed_value(name) or NONE
+      in_record = in_record or record_values(packed) or {}
+      value = in_record[name] or NONE
     end
     if value ~= ARGV[last_set + 2 * k] then return false end
   end

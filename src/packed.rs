@@ -8,7 +8,8 @@
 //! changed since the record was packed; a loose field wins over the record, and an empty one
 //! is a removed attribute. Saves write loose fields (a delta); a save that would leave more
 //! than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds them into a new
-//! record instead, and only if nobody saved since it loaded (save.lua).
+//! record instead, and only if Redis still holds the record and the loose fields it loaded
+//! (save.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
 //! never change, and the record's id, which only a compaction changes: as fields of

@@ -181,12 +181,12 @@ impl Session {
 
     /// Records a change to `name`, keeping the loaded loose field it replaces for the view.
     fn change(&mut self, name: &str, value: Option<Vec<u8>>) {
+        let first = self.changed.insert(name.to_owned());
         if let Some(old) = self.loose.insert(name.to_owned(), value) {
-            if self.changed.insert(name.to_owned()) {
+            if first {
                 self.before.insert(name.to_owned(), old);
             }
         }
-        self.changed.insert(name.to_owned());
     }
 
     /// The stored bytes of `name` as far as this session knows: `None` for a name a partial
