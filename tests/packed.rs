@@ -191,9 +191,9 @@ async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
 
 #[tokio::test]
 async fn a_lost_write_cannot_lift_the_attribute_limit() {
-    // A version can repeat after a lost write (a failover to a replica that missed it, a
-    // restore): here DUMP + RESTORE drops A's save, then B's save reuses its version. A's view
-    // then looks current but misses B's attributes, so the script must count loose fields itself.
+    // A lost write (a failover to a replica that missed it, a restore): here DUMP + RESTORE
+    // drops A's save, then B saves from the restored state. A's view then holds an attribute
+    // Redis lost and misses B's, so the script must count loose fields itself.
     let redis = support::any_server();
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(3)));
     let token = store.create().await.expect("create").token().expose().to_owned();
