@@ -13,15 +13,15 @@
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]
-local meta = redis.call('HMGET', key, '@p', '@f')
-if not meta[1] then
+-- HEXISTS, not a read of the record (about 800 bytes in the benchmark) it does not need.
+if redis.call('HEXISTS', key, '@p') == 0 then
   return 0 -- no hash, or one that is not a session
 end
 local stop = past_deadline_reply(key)
 if stop then
   return stop
 end
-local queued = (meta[2] or '') .. ARGV[1]
+local queued = (redis.call('HGET', key, '@f') or '') .. ARGV[1]
 if #queued > tonumber(ARGV[2]) then
   return -#queued
 end

@@ -4,6 +4,8 @@
 -- for a new session's, then drawn at random by each compaction, so that it never repeats).
 -- They live there rather than in fields of their own so that a load reads fewer fields.
 local RECORD_HEADER = 22
+-- The fewest bytes an entry takes: the lengths of its name (2 bytes) and value (4).
+local MIN_ENTRY = 6
 
 -- n as `width` big-endian bytes (n is a whole number below 2^53, as every time here is).
 local function big_endian(n, width)

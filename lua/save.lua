@@ -27,7 +27,12 @@
 --          {0, 0} no live session (expired, destroyed or regenerated away: a save never
 --          resurrects one); {-1, id} a checked save found the session changed; {-2, count}
 --          the save would take the session over the attribute limit. Only replies 1 and 2
---          wrote. The id is the stored record's.
+--          wrote. The id is the stored record's, or -1 when the save did not read the record.
+-- Reads    the record's length (HSTRLEN), the TTL and the number of fields. The record itself
+--          (about 800 bytes in the benchmark) only where the save needs its content: its id
+--          for a checked save or a compaction, its entries for a removed name, a 'read' view
+--          or an exact count, its deadline when the TTL slides. Copying it into Lua cost more
+--          than the rest of a plain save (the README's Performance section).
 -- Errors   'CORRUPT ...' when the packed record's header is unreadable, or the record where
 --          this save reads it, or ARGV[5] keeps the stored record's id (nothing written).
 -- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
@@ -71,14 +76,18 @@ local function exact_count(key, packed, last_set, last_seen)
 end
 
 local key = KEYS[1]
--- The packed record: its header holds its id, the deadline and the count.
-local packed = redis.call('HGET', key, '@p')
-if not packed then
+-- The packed record's length: 0 when there is no record. Its content is read on first need.
+local length = redis.call('HSTRLEN', key, '@p')
+if length == 0 and redis.call('HEXISTS', key, '@p') == 0 then
   return {0, 0} -- no hash, or one that is not a session
 end
-local id = record_id(packed)
-if not id then
+if length < RECORD_HEADER then
   return redis.error_reply('CORRUPT packed record has no header')
+end
+local packed
+local function record()
+  packed = packed or redis.call('HGET', key, '@p')
+  return packed
 end
 -- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline: the
 -- deadline and the clock are needed only for a key without one, or to slide the TTL.
@@ -87,7 +96,7 @@ local idle = tonumber(ARGV[2])
 local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
 local now, deadline
 if sliding then
-  deadline = record_deadline(packed)
+  deadline = record_deadline(record())
   now = server_ms()
   if now >= deadline then
     return {0, 0}
@@ -96,7 +105,6 @@ end
 local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
-local current = tonumber(ARGV[6]) == id -- the client's record is the stored one
 
 -- True when the loose fields are exactly the client's view (ARGV[last_set + 1 .. last_seen]).
 local function as_viewed()
@@ -136,7 +144,7 @@ local function read_unchanged()
     if value == '' then
       value = NONE
     elseif not value then
-      in_record = in_record or record_values(packed) or {}
+      in_record = in_record or record_values(record()) or {}
       value = in_record[name] or NONE
     end
     if value ~= ARGV[last_set + 2 * k] then return false end
@@ -144,21 +152,27 @@ local function read_unchanged()
   return true
 end
 
+-- The stored record's id, or -1 when this save has not read the record.
+local function read_id()
+  return packed and record_id(packed) or -1
+end
+
 local unchanged = false
 if ARGV[1] == 'read' then
   unchanged = read_unchanged()
 elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
-  unchanged = current and as_viewed()
+  -- The client's record is the stored one, and so are its loose fields.
+  unchanged = tonumber(ARGV[6]) == record_id(record()) and as_viewed()
 end
 if ARGV[1] ~= '' and not unchanged then
-  return {-1, id}
+  return {-1, read_id()}
 end
 local writes = {}
 
 -- Compaction: the record replaces every loose field.
 -- Only a view of the whole session (not 'read') can vouch that nothing else changed.
 local compacting = ARGV[5] ~= '' and ARGV[1] ~= 'read' and unchanged
-if compacting and (record_id(ARGV[5]) or id) == id then
+if compacting and (record_id(ARGV[5]) or record_id(record())) == record_id(record()) then
   return redis.error_reply('CORRUPT the new packed record keeps the stored id')
 end
 if compacting then
@@ -170,19 +184,24 @@ if compacting then
   for from = 1, #writes, CHUNK do
     redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
   end
-  id = record_id(ARGV[5])
+  packed = ARGV[5]
   writes = {'@p', ARGV[5]}
 else
-  -- An upper bound: the record's count, every other field but @p (@f among them), and n.
-  -- Count exactly only when the save could reach the limit.
-  if record_count(packed) + redis.call('HLEN', key) - 1 + n > tonumber(ARGV[4]) then
-    local before, after = exact_count(key, packed, last_set, last_seen)
+  -- Upper bounds of the count: first one from the record's length (an entry takes at least
+  -- MIN_ENTRY bytes), then the record's own count; each adds every other field (@f among
+  -- them) and n. Only a save that adds attributes can break the limit, and only one that
+  -- could reach it reads the record and counts exactly.
+  local max = tonumber(ARGV[4])
+  local others = n > 0 and redis.call('HLEN', key) - 1
+  if others and math.floor((length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
+      and record_count(record()) + others + n > max then
+    local before, after = exact_count(key, record(), last_set, last_seen)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
     end
     -- Only a save that adds attributes can break the limit: one that shrinks or keeps a
     -- session over a (since lowered) limit goes on.
-    if after > before and after > tonumber(ARGV[4]) then
+    if after > before and after > max then
       return {-2, after}
     end
   end
@@ -194,7 +213,7 @@ else
   -- deleted. The client applies the same test to the same record to keep its view exact.
   local deleted = {}
   for i = last_seen + 1, #ARGV do
-    if string.find(packed, ARGV[i], RECORD_HEADER + 1, true) then
+    if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
       writes[#writes + 1] = ARGV[i]
       writes[#writes + 1] = ''
     else
@@ -215,4 +234,4 @@ if sliding then
     redis.call('PEXPIRE', key, ttl)
   end
 end
-return {compacting and 2 or 1, id}
+return {compacting and 2 or 1, read_id()}

@@ -305,12 +305,17 @@ impl Session {
         self.only.is_none()
     }
 
-    /// Marks the changes as written, with the stored record's id; `packed` is the record
-    /// they were folded into, when the save compacted. The saved changes are now the view.
-    pub(crate) fn saved(&mut self, record_id: u32, packed: Option<Vec<u8>>) {
+    /// Marks the changes as written, with the stored record's id when the save read it;
+    /// `packed` is the record they were folded into, when the save compacted. The saved
+    /// changes are now the view.
+    pub(crate) fn saved(&mut self, record_id: Option<u32>, packed: Option<Vec<u8>>) {
         // A delta leaves the record's id alone: a new one means another request compacted.
-        self.stale |= packed.is_none() && record_id != self.record_id;
-        self.record_id = record_id;
+        // Unread (a plain delta), it may still have: the next compaction or checked save
+        // compares the id in the script, which refuses a view of another record.
+        if let Some(record_id) = record_id {
+            self.stale |= packed.is_none() && record_id != self.record_id;
+            self.record_id = record_id;
+        }
         if let Some(bytes) = packed {
             (self.packed, self.loose) = (Packed::encoded(bytes), BTreeMap::new());
         }

@@ -61,16 +61,15 @@ impl SessionStore {
             call.arg(name).arg(value);
         }
         call.arg(deleted);
-        match self.run::<(i64, u32)>(&call).await? {
+        match self.run::<(i64, i64)>(&call).await? {
             (code @ (1 | 2), record_id) => {
-                session.saved(record_id, packed.filter(|_| code == 2));
+                // -1: a plain delta, which did not read the record (see lua/save.lua).
+                session.saved(u32::try_from(record_id).ok(), packed.filter(|_| code == 2));
                 Ok(())
             }
             (0, _) => Err(Error::SessionGone),
             (-1, _) => Err(Error::Conflict),
-            (-2, count) => {
-                Err(too_many_attributes(count.into(), self.config.limits.max_attributes))
-            }
+            (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
             (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }
     }
@@ -154,6 +153,6 @@ impl SessionStore {
     }
 }
 
-fn too_many_attributes(count: u64, max: usize) -> Error {
-    Error::TooLarge { limit: "attributes", size: count as usize, max }
+fn too_many_attributes(count: i64, max: usize) -> Error {
+    Error::TooLarge { limit: "attributes", size: usize::try_from(count).unwrap_or(0), max }
 }

@@ -167,14 +167,21 @@ async fn the_attribute_limit_counts_packed_and_loose_attributes() {
 async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
     let redis = support::any_server();
     let mut session = support::saved_with(&redis.store(), 6).await;
-    // A tight limit makes the save read the whole record to count.
+    // A tight limit makes the save read the whole record to count, when the record is long
+    // enough to hold that many attributes (every record below is).
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(6)));
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
-    // Bodies after a well-formed header (created, deadline): a count of 9 with a truncated
-    // name, and a count of 7 with one truncated entry; and records too short for a header.
+    // Bodies after a well-formed header's times (created, deadline), each with its count and
+    // id: a count of 9 with a truncated name, and a count of 7 with a truncated value; and
+    // records too short for a header.
     let times = [1_000u64.to_be_bytes(), 4_000_000_000_000u64.to_be_bytes()].concat();
-    let bodies = [&b"\x00\x09\x00\x09short"[..], b"\x00\x07\x00\x01a\x00\x00\x00"];
+    let id = [0u8, 0, 0, 1];
+    let truncated_name = [&[0, 9][..], &id, &[0, 0xff], &[b'x'; 60]].concat();
+    let whole_entry = [&[0, 1, b'a', 0, 0, 0, 40][..], &[b'v'; 40]].concat();
+    let truncated_value = [&[0, 1, b'b', 0, 0, 0, 100][..], &[b'w'; 10]].concat();
+    let truncated_value = [&[0, 7][..], &id, &whole_entry, &truncated_value].concat();
+    let bodies = [truncated_name, truncated_value];
     let mut records: Vec<Vec<u8>> = bodies.iter().map(|b| [&times[..], b].concat()).collect();
     records.extend([vec![], vec![0], times.clone()]);
     for record in records {
