@@ -28,13 +28,15 @@
 --          resurrects one); {-1, id} a checked save found the session changed; {-2, count}
 --          the save would take the session over the attribute limit. Only replies 1 and 2
 --          wrote. The id is the stored record's, or -1 when the save did not read the record.
--- Reads    the record's length (HSTRLEN), the TTL and the number of fields. The record itself
+-- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL, and the number of
+--          fields when the save sets attributes. The record itself
 --          (about 800 bytes in the benchmark) only where the save needs its content: its id
 --          for a checked save or a compaction, its entries for a removed name, a 'read' view
 --          or an exact count, its deadline when the TTL slides. Copying it into Lua cost more
 --          than the rest of a plain save (the README's Performance section).
--- Errors   'CORRUPT ...' when the packed record's header is unreadable, or the record where
---          this save reads it, or ARGV[5] keeps the stored record's id (nothing written).
+-- Errors   'CORRUPT ...' when the packed record is shorter than its header, when an exact count
+--          finds its entries malformed, or when ARGV[5] keeps the stored record's id (nothing
+--          written). A save that does not read the record does not check it: the next load does.
 -- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
 --          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
 --          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
@@ -77,11 +79,11 @@ end
 
 local key = KEYS[1]
 -- The packed record's length: 0 when there is no record. Its content is read on first need.
-local length = redis.call('HSTRLEN', key, '@p')
-if length == 0 and redis.call('HEXISTS', key, '@p') == 0 then
+local record_length = redis.call('HSTRLEN', key, '@p')
+if record_length == 0 and redis.call('HEXISTS', key, '@p') == 0 then
   return {0, 0} -- no hash, or one that is not a session
 end
-if length < RECORD_HEADER then
+if record_length < RECORD_HEADER then
   return redis.error_reply('CORRUPT packed record has no header')
 end
 local packed
@@ -153,7 +155,7 @@ local function read_unchanged()
 end
 
 -- The stored record's id, or -1 when this save has not read the record.
-local function read_id()
+local function known_id()
   return packed and record_id(packed) or -1
 end
 
@@ -165,7 +167,7 @@ elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
   unchanged = tonumber(ARGV[6]) == record_id(record()) and as_viewed()
 end
 if ARGV[1] ~= '' and not unchanged then
-  return {-1, read_id()}
+  return {-1, known_id()}
 end
 local writes = {}
 
@@ -189,11 +191,10 @@ if compacting then
 else
   -- Upper bounds of the count: first one from the record's length (an entry takes at least
   -- MIN_ENTRY bytes), then the record's own count; each adds every other field (@f among
-  -- them) and n. Only a save that adds attributes can break the limit, and only one that
-  -- could reach it reads the record and counts exactly.
+  -- them) and n. Only a save that could reach the limit reads the record and counts exactly.
   local max = tonumber(ARGV[4])
-  local others = n > 0 and redis.call('HLEN', key) - 1
-  if others and math.floor((length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
+  local others = n > 0 and redis.call('HLEN', key) - 1 or nil -- nil: nothing added
+  if others and math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
       and record_count(record()) + others + n > max then
     local before, after = exact_count(key, record(), last_set, last_seen)
     if not before then
@@ -234,4 +235,4 @@ if sliding then
     redis.call('PEXPIRE', key, ttl)
   end
 end
-return {compacting and 2 or 1, read_id()}
+return {compacting and 2 or 1, known_id()}

@@ -77,7 +77,7 @@ pub(crate) struct Scripts {
 }
 
 /// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
-/// (the packed record's header: `record_header`, `record_deadline`, `record_count`, and
+/// (the packed record: its header's fields, its entries as a table, and
 /// `past_deadline_reply`).
 macro_rules! with_helpers {
     ($name:literal) => {

@@ -60,7 +60,8 @@ pub struct Session {
     only: Option<Vec<String>>,
     /// Set when a save found that another request had compacted the session since this view
     /// was loaded: the view's record is then out of date, so it must not be folded into a new
-    /// one.
+    /// one. Only a save that read the record can find it (a plain delta does not); the script
+    /// refuses a compaction or checked save from an out-of-date view either way.
     stale: bool,
 }
 
@@ -310,8 +311,8 @@ impl Session {
     /// changes are now the view.
     pub(crate) fn saved(&mut self, record_id: Option<u32>, packed: Option<Vec<u8>>) {
         // A delta leaves the record's id alone: a new one means another request compacted.
-        // Unread (a plain delta), it may still have: the next compaction or checked save
-        // compares the id in the script, which refuses a view of another record.
+        // When the save did not read the record, one may have: the next compaction or checked
+        // save sends the id, and the script refuses a view of another record.
         if let Some(record_id) = record_id {
             self.stale |= packed.is_none() && record_id != self.record_id;
             self.record_id = record_id;

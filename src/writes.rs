@@ -63,7 +63,7 @@ impl SessionStore {
         call.arg(deleted);
         match self.run::<(i64, i64)>(&call).await? {
             (code @ (1 | 2), record_id) => {
-                // -1: a plain delta, which did not read the record (see lua/save.lua).
+                // -1: the save did not read the record (a plain delta; see lua/save.lua).
                 session.saved(u32::try_from(record_id).ok(), packed.filter(|_| code == 2));
                 Ok(())
             }

@@ -168,7 +168,8 @@ async fn a_malformed_packed_record_is_corrupt_and_nothing_is_written() {
     let redis = support::any_server();
     let mut session = support::saved_with(&redis.store(), 6).await;
     // A tight limit makes the save read the whole record to count, when the record is long
-    // enough to hold that many attributes (every record below is).
+    // enough to hold that many attributes (the first two below are); the last three are
+    // shorter than a header, which the save checks first.
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(6)));
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
