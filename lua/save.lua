@@ -29,14 +29,15 @@
 --          the save would take the session over the attribute limit. Only replies 1 and 2
 --          wrote. The id is the stored record's, or -1 when the save did not read the record.
 -- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL, and the number of
---          fields when the save sets attributes. The record itself
---          (about 800 bytes in the benchmark) only where the save needs its content: its id
---          for a checked save or a compaction, its entries for a removed name, a 'read' view
---          or an exact count, its deadline when the TTL slides. Copying it into Lua cost more
---          than the rest of a plain save (the README's Performance section).
+--          fields when the save sets attributes. The record itself (about 800 bytes in the
+--          benchmark) only where the save needs its content: its id for a checked save or a
+--          compaction, its entries for a removed name, a 'read' view or an exact count, its
+--          deadline when the TTL slides. Copying it into Lua was the largest part of a plain
+--          save: 1.7 of 5.9 to 6.6 µs (docs/design.md).
 -- Errors   'CORRUPT ...' when the packed record is shorter than its header, when an exact count
---          finds its entries malformed, or when ARGV[5] keeps the stored record's id (nothing
---          written). A save that does not read the record does not check it: the next load does.
+--          finds its entries malformed, or when ARGV[5] has no header or keeps the stored id
+--          (nothing written). A save that does not read the record does not check it: the next
+--          load does.
 -- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
 --          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
 --          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
@@ -108,22 +109,23 @@ local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
 
--- True when the loose fields are exactly the client's view (ARGV[last_set + 1 .. last_seen]).
+-- The names of the loose fields when they are exactly the client's view (ARGV[last_set + 1 ..
+-- last_seen]), for a compaction to delete; false otherwise.
 local function as_viewed()
-  local want, loose = {}, 0
+  local want, count = {}, 0
   for i = last_set + 1, last_seen, 2 do
-    want[ARGV[i]], loose = ARGV[i + 1], loose + 1
+    want[ARGV[i]], count = ARGV[i + 1], count + 1
   end
-  local fields, seen = redis.call('HGETALL', key), 0
+  local fields, loose = redis.call('HGETALL', key), {}
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
       if want[fields[i]] ~= fields[i + 1] then
         return false
       end
-      seen = seen + 1
+      loose[#loose + 1] = fields[i]
     end
   end
-  return seen == loose
+  return #loose == count and loose
 end
 
 -- True when every attribute of a 'read' view still has the value the client read: a loose
@@ -159,7 +161,7 @@ local function known_id()
   return packed and record_id(packed) or -1
 end
 
-local unchanged = false
+local unchanged = false -- truthy when nothing changed; a whole view's: the loose field names
 if ARGV[1] == 'read' then
   unchanged = read_unchanged()
 elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
@@ -174,17 +176,14 @@ local writes = {}
 -- Compaction: the record replaces every loose field.
 -- Only a view of the whole session (not 'read') can vouch that nothing else changed.
 local compacting = ARGV[5] ~= '' and ARGV[1] ~= 'read' and unchanged
-if compacting and (record_id(ARGV[5]) or record_id(record())) == record_id(record()) then
-  return redis.error_reply('CORRUPT the new packed record keeps the stored id')
-end
 if compacting then
-  for _, name in ipairs(redis.call('HKEYS', key)) do
-    if string.byte(name, 1) ~= 64 then -- not '@'
-      writes[#writes + 1] = name
-    end
+  local new_id = record_id(ARGV[5])
+  if not new_id or new_id == record_id(record()) then
+    return redis.error_reply('CORRUPT the new packed record has no header or keeps the stored id')
   end
-  for from = 1, #writes, CHUNK do
-    redis.call('HDEL', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+  local loose = unchanged -- as_viewed's list of the loose fields, which the record replaces
+  for from = 1, #loose, CHUNK do
+    redis.call('HDEL', key, unpack(loose, from, math.min(from + CHUNK - 1, #loose)))
   end
   packed = ARGV[5]
   writes = {'@p', ARGV[5]}

@@ -52,7 +52,10 @@ impl SessionStore {
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         call.arg(self.config.limits.max_attributes);
         call.arg(packed.as_deref().unwrap_or_default());
-        call.arg(session.view_record_id().map(|id| id.to_string()).unwrap_or_default());
+        match session.view_record_id() {
+            Some(id) => call.arg(id),
+            None => call.arg(""), // the client knows its record is out of date
+        };
         let (set, deleted) = session.delta();
         // The view goes only where the script compares it: a checked save, a compaction.
         let view = if checked || packed.is_some() { session.view() } else { Vec::new() };

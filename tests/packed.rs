@@ -247,9 +247,9 @@ async fn removing_a_loose_attribute_deletes_it_even_when_the_header_bytes_spell_
 
 #[tokio::test]
 async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it() {
-    // Copying the record (about 800 bytes in the benchmark) cost a save more than the rest of
-    // it did (lua/save.lua): a delta that removes nothing and is far from the limit reads only
-    // the record's length.
+    // Copying the record (about 800 bytes in the benchmark) was the largest part of a save
+    // (lua/save.lua): a delta that removes nothing and is far from the limit reads only the
+    // record's length.
     let redis = support::own_server(&[]);
     let store = redis.store();
     let mut session = reload(&store, &support::saved_with(&store, 6).await).await;
