@@ -1,14 +1,15 @@
 -- flash push: queue a flash message for a later request.
 --
 -- KEYS[1]  the session's hash
--- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f, and a run of
---          MessagePack values needs no separator
+-- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f (after its
+--          tag, '\193f', which tells a load reading values alone that this is flash: see
+--          src/fields.rs), and a run of MessagePack values needs no separator
 -- ARGV[2]  the most bytes field @f may hold
 --
 -- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute
 --          deadline); minus the bytes that would be pending when that is over the limit
 --          (nothing written).
--- Writes   HSET @f (old messages followed by the new one).
+-- Writes   HSET @f (the tag, old messages, then the new one).
 -- Errors   'CORRUPT ...' when a session without a TTL has no readable deadline.
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
@@ -21,9 +22,11 @@ local stop = past_deadline_reply(key)
 if stop then
   return stop
 end
-local queued = (redis.call('HGET', key, '@f') or '') .. ARGV[1]
-if #queued > tonumber(ARGV[2]) then
-  return -#queued
+local TAG = '\193f'
+local queued = (redis.call('HGET', key, '@f') or TAG) .. ARGV[1]
+local pending = #queued - #TAG
+if pending > tonumber(ARGV[2]) then
+  return -pending
 end
 redis.call('HSET', key, '@f', queued)
-return #queued
+return pending

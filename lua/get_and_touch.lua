@@ -5,7 +5,7 @@
 --   - a load must write: the expiry is due to slide, or the key has no TTL;
 --   - flash messages are to be popped where a MULTI/EXEC cannot (a Redis Cluster, or a server
 --     out of memory), by a load or by pop_flash.
--- Other loads read HGETALL + PTTL without a script (a popping one on one server in a MULTI/EXEC
+-- Other loads read HVALS + PTTL without a script (a popping one on one server in a MULTI/EXEC
 -- that also deletes @f), which is safe because every script caps the TTL at the deadline.
 --
 -- KEYS[1]  the session's hash
@@ -15,11 +15,11 @@
 --          in the replication stream)
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
--- Reply    false (nil) when there is no live session; else {pttl_ms, {field, value, ...}} with
---          every field of the hash alike: metadata (@p the packed record, whose header holds
---          the creation time, the deadline and the record's id, @f flash) and loose attributes
---          (src/packed.rs); @f is in the reply whether or not it was popped, so a load that
---          leaves it knows it is pending.
+-- Reply    false (nil) when there is no live session; else {pttl_ms, {value, ...}}, the
+--          values of every field of the hash alike, each of which says what it is
+--          (src/fields.rs): the packed record (@p, whose header holds the creation time, the
+--          deadline and the record's id), flash (@f) and loose attributes; @f is in the reply
+--          whether or not it was popped, so a load that leaves it knows it is pending.
 -- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
 --          when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks a readable packed record (foreign data under
@@ -28,16 +28,17 @@
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
 local key = KEYS[1]
-local fields = redis.call('HGETALL', key)
-if #fields == 0 then
+local values = redis.call('HVALS', key)
+if #values == 0 then
   return false
 end
+-- A value's first byte says its field: 0 the record, 0xc1 followed by 'f' the flash messages.
 local deadline, flash
-for i = 1, #fields, 2 do
-  local name = fields[i]
-  if name == '@p' then
-    deadline = record_deadline(fields[i + 1])
-  elseif name == '@f' then
+for _, value in ipairs(values) do
+  local kind = string.byte(value, 1)
+  if kind == 0 then
+    deadline = record_deadline(value)
+  elseif kind == 193 and string.byte(value, 2) == 102 then
     flash = true
   end
 end
@@ -62,4 +63,4 @@ end
 if flash and ARGV[3] == '1' then
   redis.call('HDEL', key, '@f')
 end
-return {pttl, fields}
+return {pttl, values}

@@ -15,11 +15,12 @@
 --          record changed since
 -- ARGV[7]  n, the number of attributes to set
 -- ARGV[8]  m, the number of name, value pairs of the client's view (sent with a checked save
---          or a compaction). For a whole session, the loose fields it loaded or last saved (an
---          empty value for a tombstone); for ARGV[1] = 'read', each name it read with the value
+--          or a compaction). For a whole session, the loose fields it loaded or last saved,
+--          their values without the stamps (an empty value for a tombstone); for ARGV[1] = 'read', each name it read with the value
 --          it read, wherever it was stored, or '\193' (0xc1, never valid MessagePack) when it
 --          was not set
--- ARGV[9 .. 8+2n]           name, value pairs to set
+-- ARGV[9 .. 8+2n]           name, value pairs to set, each value stamped with its name
+--                           (src/fields.rs)
 -- ARGV[9+2n .. 8+2n+2m]     the view's pairs
 -- ARGV[9+2n+2m ..]          names to remove
 --
@@ -38,8 +39,8 @@
 --          finds its entries malformed, or when ARGV[5] has no header or keeps the stored id
 --          (nothing written). A save that does not read the record does not check it: the next
 --          load does.
--- Writes   delta: one HSET of the changed attributes and of an empty field for each removed
---          attribute the packed record may hold (a tombstone that hides it); HDEL of the other
+-- Writes   delta: one HSET of the changed attributes and of a tombstone (the name's stamp
+--          alone) for each removed attribute the packed record may hold, which hides it; HDEL of the other
 --          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
 --          version is written, so a delta appends only the attributes to the AOF.
 --          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
@@ -52,6 +53,29 @@
 --          differ from the view, and the delta is written instead). The checks compare
 --          content and a record id that never repeats, not a counter, so a write lost in a
 --          failover or a restore cannot make another request's change look like the client's.
+-- The stamp that opens a loose attribute's value: its name as a MessagePack string (see
+-- src/fields.rs). A load reads values without names (HVALS), so each value names itself. A
+-- tombstone, a removed attribute that hides the record's value, is the stamp alone.
+local function stamp(name)
+  local n = #name
+  if n < 32 then
+    return string.char(160 + n) .. name
+  elseif n < 256 then
+    return '\217' .. string.char(n) .. name
+  elseif n < 65536 then
+    return '\218' .. big_endian(n, 2) .. name
+  end
+  return '\219' .. big_endian(n, 4) .. name
+end
+
+-- The value's MessagePack in `stored`, the loose field `name` as a save stamped it: '' for a
+-- tombstone.
+local function loose_value(name, stored)
+  local n = #name
+  local stamp_length = n + (n < 32 and 1 or n < 256 and 2 or n < 65536 and 3 or 5)
+  return string.sub(stored, stamp_length + 1)
+end
+
 local FIRST = 9 -- ARGV index of the first name to set
 local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
 local NONE = '\193' -- in a 'read' view: the name was not set
@@ -64,7 +88,7 @@ local function exact_count(key, packed, last_set, last_seen)
   local fields = redis.call('HGETALL', key)
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@'
-      live[fields[i]] = fields[i + 1] ~= '' or nil
+      live[fields[i]] = loose_value(fields[i], fields[i + 1]) ~= '' or nil
     end
   end
   local function size()
@@ -119,7 +143,7 @@ local function as_viewed()
   local fields, loose = redis.call('HGETALL', key), {}
   for i = 1, #fields, 2 do
     if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
-      if want[fields[i]] ~= fields[i + 1] then
+      if want[fields[i]] ~= loose_value(fields[i], fields[i + 1]) then
         return false
       end
       loose[#loose + 1] = fields[i]
@@ -129,7 +153,7 @@ local function as_viewed()
 end
 
 -- True when every attribute of a 'read' view still has the value the client read: a loose
--- field wins, an empty one is a removed attribute, else the record holds it or nothing does.
+-- field wins, a tombstone is a removed attribute, else the record holds it or nothing does.
 local function read_unchanged()
   local names = {}
   for i = last_set + 1, last_seen, 2 do
@@ -144,7 +168,7 @@ local function read_unchanged()
   end
   local in_record -- the record's attributes, parsed once if a name has no loose field
   for k, name in ipairs(names) do
-    local value = loose[k]
+    local value = loose[k] and loose_value(name, loose[k])
     if value == '' then
       value = NONE
     elseif not value then
@@ -209,13 +233,13 @@ else
     writes[#writes + 1] = ARGV[i]
   end
   -- A removed name the record may hold (a plain substring test of its entries, not of its
-  -- header's times: a false match only costs an empty field) gets a tombstone; any other is
+  -- header's times: a false match only costs a tombstone) gets a tombstone; any other is
   -- deleted. The client applies the same test to the same record to keep its view exact.
   local deleted = {}
   for i = last_seen + 1, #ARGV do
     if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
       writes[#writes + 1] = ARGV[i]
-      writes[#writes + 1] = ''
+      writes[#writes + 1] = stamp(ARGV[i])
     else
       deleted[#deleted + 1] = ARGV[i]
     end

@@ -1,7 +1,7 @@
 //! Popping flash messages: a transaction on one server, get-and-touch on a Cluster.
 //!
 //! On one server a popping load sends its plain read as a transaction that also deletes the
-//! messages: `MULTI`, `HGETALL`, `PTTL`, `HDEL @f`, `EXEC`. Nothing runs between the read and
+//! messages: `MULTI`, `HVALS`, `PTTL`, `HDEL @f`, `EXEC`. Nothing runs between the read and
 //! the delete, so no other request can read the same messages, and none pushed later is deleted
 //! unread; the pop costs neither a second round trip nor a script. (On Redis 7 an `HDEL` that
 //! deletes nothing reaches neither the AOF nor replicas; Redis 6.2 still appends an empty
@@ -26,6 +26,7 @@ use redis::Value;
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
+use crate::fields::Field;
 use crate::load::{read_pipeline, Read};
 use crate::reply::{self, Loaded, Snapshot};
 use crate::store::SessionStore;
@@ -48,7 +49,7 @@ impl SessionStore {
         match reply::snapshot(replies, idle, touch_after)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) => Ok(Some((loaded, false))), // its flash: what was popped
-            Snapshot::NeedsScript { fields, pttl } => self.touch_popped(key, fields, pttl).await,
+            Snapshot::NeedsScript { values, pttl } => self.touch_popped(key, values, pttl).await,
         }
     }
 
@@ -61,10 +62,10 @@ impl SessionStore {
     async fn touch_popped(
         &self,
         key: &str,
-        fields: Vec<Value>,
+        values: Vec<Value>,
         pttl: i64,
     ) -> Result<Option<(Loaded, bool)>> {
-        let mut read = Loaded::from_fields(pttl, fields)?; // its flash: what the read popped
+        let mut read = Loaded::from_values(pttl, values)?; // its flash: what the read popped
         match self.get_and_touch(key, true).await {
             Ok(Some(mut loaded)) => {
                 // Popped by the read, then any pushed since, popped by the script.
@@ -109,10 +110,14 @@ impl SessionStore {
 
 /// The messages in the reply to `HGET @f` (+ the ignored `HDEL`): `[value]` or `[nil]`.
 fn popped(replies: Vec<Value>) -> Result<Vec<u8>> {
+    let corrupt = |why: &str| Err(Error::Corrupt(format!("the flash pop's reply {why}")));
     match <[Value; 1]>::try_from(replies) {
-        Ok([Value::BulkString(bytes)]) => Ok(bytes),
+        Ok([Value::BulkString(bytes)]) => match Field::parse(bytes)? {
+            Field::Flash(messages) => Ok(messages),
+            _ => corrupt("is not flash messages"),
+        },
         Ok([Value::Nil]) => Ok(Vec::new()),
-        _ => Err(Error::Corrupt("the flash pop's reply is not one value".into())),
+        _ => corrupt("is not one value"),
     }
 }
 
@@ -125,7 +130,7 @@ fn out_of_memory(error: &Error) -> bool {
     !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "OOM")
 }
 
-/// `HGETALL`, `PTTL` and `HDEL @f` as one transaction.
+/// `HVALS`, `PTTL` and `HDEL @f` as one transaction.
 fn popping_read(key: &str) -> redis::Pipeline {
     let mut pipe = read_pipeline(key, Read::All);
     pipe.atomic().cmd("HDEL").arg(key).arg("@f").ignore();

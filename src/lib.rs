@@ -14,6 +14,8 @@
 //! - `reply.rs`: strict parsing of load replies (the plain read's and the get-and-touch
 //!   script's); surprises are errors, not panics.
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
+//! - `fields.rs`: what each field of a session's hash holds, told by its value alone (so a
+//!   load reads values, not names), and the name stamped on each loose attribute.
 //! - `packed.rs`: the packed record, one hash field holding the attributes as of the last
 //!   compaction, so a load reads a few fields, not one per attribute.
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
@@ -46,6 +48,7 @@ mod codec;
 mod config;
 mod connector;
 mod error;
+mod fields;
 mod flash_pop;
 mod keys;
 mod limits;

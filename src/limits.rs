@@ -1,7 +1,7 @@
 //! Size limits, checked before anything is written.
 //!
 //! A session store is an easy place for a bug (or an attacker filling a cart) to grow one key
-//! without bound, and a huge hash makes every HGETALL slow for everyone on that Redis. The
+//! without bound, and a huge hash makes every HVALS slow for everyone on that Redis. The
 //! limits are checked on the client when a value is inserted, and the attribute count again
 //! inside the save script, so a refused change never reaches Redis.
 

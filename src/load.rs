@@ -1,7 +1,8 @@
 //! Loading sessions: get-and-touch, mostly without a script.
 //!
-//! A load reads the hash and its TTL in one pipeline (`HGETALL` + `PTTL`, or `HMGET` of the
-//! metadata, the packed record and the loose fields a request names). Nothing is written, and
+//! A load reads the hash's values and its TTL in one pipeline (`HVALS` + `PTTL`, or `HMGET` of
+//! the packed record and the loose fields a request names): each value says which field it is
+//! (fields.rs), so the names need not cross the network. Nothing is written, and
 //! no script runs, unless something must be written. When the idle expiry is due to slide (once
 //! per touch window) or the key has no TTL, the get-and-touch script does the read, the checks
 //! and the writes atomically. A load that pops flash messages deletes them with its read, in
@@ -117,7 +118,7 @@ impl SessionStore {
         let replies = self.run_read(&read_pipeline(key, what)).await?;
         let replies = match what {
             Read::All => replies,
-            Read::Only(names) => reply::hmget_as_hgetall(replies, names)?,
+            Read::Only(names) => reply::hmget_as_hvals(replies, names)?,
         };
         match reply::snapshot(replies, idle, touch_after)? {
             Snapshot::Missing => Ok(None),
@@ -136,11 +137,11 @@ impl SessionStore {
     }
 }
 
-/// `HGETALL` (or `HMGET` of the metadata and `names`) and `PTTL`, all on one key.
+/// `HVALS` (or `HMGET` of the metadata and `names`) and `PTTL`, all on one key.
 pub(crate) fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match what {
-        Read::All => pipe.cmd("HGETALL").arg(key),
+        Read::All => pipe.cmd("HVALS").arg(key),
         Read::Only(names) => pipe.cmd("HMGET").arg(key).arg(&reply::METADATA[..]).arg(names),
     };
     pipe.cmd("PTTL").arg(key);

@@ -1,12 +1,12 @@
 //! The packed record: a session's attributes as of its last compaction, in one hash field.
 //!
-//! Why one field: every field of a hash costs Redis two reply entries on `HGETALL` and costs
-//! the client two parsed values and two allocations, so a session of ten attributes read as
-//! ten fields cost about three times what one blob costs. Why not only one field: a blob
+//! Why one field: every field of a hash costs Redis reply entries (two on `HGETALL`, one on
+//! `HVALS`) and costs the client as many parsed values and allocations, so a session of ten
+//! attributes read as ten fields cost about three times what one blob costs. Why not only one field: a blob
 //! rewritten whole on every save loses concurrent updates and writes the whole session to the
 //! AOF. So a session is this packed record (field `@p`) plus *loose* fields, one per attribute
-//! changed since the record was packed; a loose field wins over the record, and an empty one
-//! is a removed attribute. Saves write loose fields (a delta); a save that would leave more
+//! changed since the record was packed; a loose field wins over the record, and one that holds
+//! only its name (fields.rs) is a removed attribute. Saves write loose fields (a delta); a save that would leave more
 //! than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds them into a new
 //! record instead, and only if Redis still holds the record and the loose fields it loaded
 //! (save.lua).
@@ -17,7 +17,8 @@
 //! client, written one by one by Redis).
 //!
 //! Format (big-endian), chosen so the scripts can read it with `string.byte` (lua/record.lua):
-//! `created: u64` and `deadline: u64` (ms since the epoch, server clock), `count: u16`,
+//! `created: u64` (its first byte is 0 before the year 2,280,000, which tells a load that this
+//! value is the record: fields.rs) and `deadline: u64` (ms since the epoch, server clock), `count: u16`,
 //! `id: u32` (0 for a new session, then random per compaction), then per attribute
 //! `name length: u16, name, value length: u32, value`.
 

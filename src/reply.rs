@@ -1,15 +1,16 @@
-//! Turning load replies into a session, strictly: the plain read's (`HGETALL` or `HMGET`, and
+//! Turning load replies into a session, strictly: the plain read's (`HVALS` or `HMGET`, and
 //! `PTTL`) and the get-and-touch script's.
 //!
 //! The reply comes from Redis and the hash it read may hold anything (a foreign writer under our
 //! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
-//! surprise becomes [`Error::Corrupt`].
+//! surprise becomes [`Error::Corrupt`]. Each value says which field it is (fields.rs).
 
 use std::collections::BTreeMap;
 
 use redis::Value;
 
 use crate::error::{Error, Result};
+use crate::fields::Field;
 use crate::packed::Packed;
 use crate::session::Metadata;
 
@@ -17,9 +18,9 @@ use crate::session::Metadata;
 /// header holds the creation time, the deadline and the record's id.
 pub(crate) const METADATA: [&str; 1] = ["@p"];
 
-/// Turns the replies to `HMGET key @p names...` and `PTTL` into the shape of `HGETALL`'s
-/// (name, value pairs of the fields that exist), so one parser serves both.
-pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
+/// Turns the replies to `HMGET key @p names...` and `PTTL` into the shape of `HVALS`'s (the
+/// values of the fields that exist), so one parser serves both.
+pub(crate) fn hmget_as_hvals(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
     let [Value::Array(values), pttl] =
         <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {values, pttl}"))?
     else {
@@ -28,14 +29,8 @@ pub(crate) fn hmget_as_hgetall(replies: Vec<Value>, names: &[&str]) -> Result<Ve
     if values.len() != METADATA.len() + names.len() {
         return corrupt("HMGET answered the wrong number of values");
     }
-    let mut fields = Vec::with_capacity(values.len() * 2);
-    for (name, value) in METADATA.iter().chain(names).zip(values) {
-        if value != Value::Nil {
-            fields.push(Value::BulkString(name.as_bytes().to_vec()));
-            fields.push(value);
-        }
-    }
-    Ok(vec![Value::Array(fields), pttl])
+    let values = values.into_iter().filter(|value| *value != Value::Nil).collect();
+    Ok(vec![Value::Array(values), pttl])
 }
 
 /// A session as a load read it: metadata, packed record, loose fields and flash.
@@ -48,7 +43,7 @@ pub(crate) struct Loaded {
     pub(crate) flash: Vec<u8>,
 }
 
-/// What a plain read (`HGETALL` + `PTTL`, no script) found.
+/// What a plain read (`HVALS` + `PTTL`, no script) found.
 #[derive(Debug)]
 pub(crate) enum Snapshot {
     /// No session under the key.
@@ -56,9 +51,9 @@ pub(crate) enum Snapshot {
     /// A session that needs nothing written: serve it as it is.
     Fresh(Loaded),
     /// A session that needs the get-and-touch script: its expiry is due to slide, or it has
-    /// no TTL. The read's fields and TTL stay for a popping load, which may have to serve the
+    /// no TTL. The read's values and TTL stay for a popping load, which may have to serve the
     /// session as read (see flash_pop.rs).
-    NeedsScript { fields: Vec<Value>, pttl: i64 },
+    NeedsScript { values: Vec<Value>, pttl: i64 },
 }
 
 /// When a read must slide the expiry: the same rule as get_and_touch.lua.
@@ -66,51 +61,45 @@ pub(crate) fn touch_due(pttl: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
     pttl < 0 || (idle_ms as i64).saturating_sub(pttl) >= touch_after_ms as i64
 }
 
-/// Parses the replies to `HGETALL key` and `PTTL key`, and decides whether the script must run.
+/// Parses the replies to `HVALS key` and `PTTL key`, and decides whether the script must run.
 pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -> Result<Snapshot> {
-    let [fields, Value::Int(pttl)] =
-        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {fields, pttl}"))?
+    let [Value::Array(values), Value::Int(pttl)] =
+        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {values, pttl}"))?
     else {
-        return corrupt("PTTL did not answer an integer");
+        return corrupt("reply is not {values, pttl}");
     };
-    let fields = match fields {
-        Value::Array(fields) => fields,
-        Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-        other => return corrupt(format!("unexpected HGETALL reply: {}", shape(&other))),
-    };
-    if fields.is_empty() || pttl == -2 {
+    if values.is_empty() || pttl == -2 {
         return Ok(Snapshot::Missing);
     }
     if touch_due(pttl, idle_ms, touch_after_ms) {
-        return Ok(Snapshot::NeedsScript { fields, pttl });
+        return Ok(Snapshot::NeedsScript { values, pttl });
     }
-    Loaded::from_fields(pttl, fields).map(Snapshot::Fresh)
+    Loaded::from_values(pttl, values).map(Snapshot::Fresh)
 }
 
-/// Parses the script's reply: `false` (no session) or `{pttl, {field, value, ...}}`.
+/// Parses the script's reply: `false` (no session) or `{pttl, {value, ...}}`.
 pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     let items = match reply {
         Value::Nil => return Ok(None),
         Value::Array(items) => items,
         other => return corrupt(format!("unexpected reply: {}", shape(&other))),
     };
-    let [Value::Int(ttl_ms), Value::Array(fields)] =
-        <[Value; 2]>::try_from(items).or_else(|_| corrupt("reply is not {pttl, fields}"))?
+    let [Value::Int(ttl_ms), Value::Array(values)] =
+        <[Value; 2]>::try_from(items).or_else(|_| corrupt("reply is not {pttl, values}"))?
     else {
-        return corrupt("reply is not {pttl, fields}");
+        return corrupt("reply is not {pttl, values}");
     };
-    Loaded::from_fields(ttl_ms, fields).map(Some)
+    Loaded::from_values(ttl_ms, values).map(Some)
 }
 
 impl Loaded {
-    /// Splits a flat `field, value, ...` list into metadata, attributes and flash.
-    pub(crate) fn from_fields(ttl_ms: i64, fields: Vec<Value>) -> Result<Self> {
+    /// Sorts the values of a session's hash into metadata, attributes and flash.
+    pub(crate) fn from_values(ttl_ms: i64, values: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
         let (meta, flash) = (empty_meta(ttl_ms), Vec::new());
         let mut loaded = Loaded { meta, packed, loose, flash };
-        let mut fields = fields.into_iter();
-        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-            loaded.add(bulk(name)?, bulk(value)?)?;
+        for value in values {
+            loaded.add(Field::parse(bulk(value)?)?)?;
         }
         let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
             return corrupt("session hash has no packed record");
@@ -119,15 +108,15 @@ impl Loaded {
         Ok(loaded)
     }
 
-    fn add(&mut self, name: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        match name.as_slice() {
-            b"@f" => self.flash = value,
-            b"@p" => self.packed = Packed::parse(value)?,
-            [b'@', ..] => {} // metadata of a newer version of this crate: not ours to read
-            _ => {
-                let name = String::from_utf8(name).or_else(|_| corrupt("non-UTF-8 name"))?;
-                self.loose.insert(name, (!value.is_empty()).then_some(value));
+    fn add(&mut self, field: Field) -> Result<()> {
+        match field {
+            Field::Flash(messages) => self.flash = messages,
+            Field::Record(_) if self.packed.times().is_some() => {
+                return corrupt("session hash has two packed records");
             }
+            Field::Record(bytes) => self.packed = Packed::parse(bytes)?,
+            Field::Loose(name, value) => _ = self.loose.insert(name, value),
+            Field::Unknown => {}
         }
         Ok(())
     }
@@ -164,42 +153,52 @@ fn corrupt<T>(why: impl Into<String>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{stamped, FLASH_TAG};
 
-    fn bulk(text: &str) -> Value {
-        Value::BulkString(text.as_bytes().to_vec())
+    fn bulk(bytes: Vec<u8>) -> Value {
+        Value::BulkString(bytes)
     }
 
     /// A packed record created at 1 with its deadline at 2, holding one attribute.
     fn record() -> Value {
-        Value::BulkString(Packed::encode((1, 2), 3, [("a", &b"\x01"[..])].into_iter()))
+        bulk(Packed::encode((1, 2), 3, [("a", &b"\x01"[..])].into_iter()))
     }
 
-    fn hash(fields: &[&str]) -> Value {
-        let mut values: Vec<Value> = fields.iter().map(|f| bulk(f)).collect();
-        values.extend([bulk("@p"), record()]);
-        Value::Array(values)
+    fn flash(messages: &[u8]) -> Value {
+        bulk([FLASH_TAG, messages].concat())
+    }
+
+    fn hash(values: &[Value]) -> Value {
+        Value::Array(values.iter().cloned().chain([record()]).collect())
     }
 
     #[test]
     fn parses_metadata_values_and_flash() {
-        let fields = hash(&["@f", "x", "cart", "y", "@zz", "new"]);
-        let reply = Value::Array(vec![Value::Int(99), fields]);
+        let newer = bulk(b"\xc1zz".to_vec());
+        let values = hash(&[flash(b"x"), bulk(stamped("cart", b"y")), newer]);
+        let reply = Value::Array(vec![Value::Int(99), values]);
         let loaded = loaded(reply).expect("valid").expect("present");
         assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99 });
         assert_eq!(loaded.packed.record_id(), 3);
         assert_eq!(loaded.flash, b"x");
-        assert_eq!(loaded.loose.len(), 1);
+        assert_eq!(
+            loaded.loose.into_iter().collect::<Vec<_>>(),
+            [("cart".into(), Some(b"y".to_vec()))]
+        );
     }
 
     #[test]
     fn odd_shapes_are_corrupt_not_panics() {
+        let short = bulk(vec![0, 1]);
         for reply in [
             Value::Int(1),
             Value::Array(vec![]),
             Value::Array(vec![Value::Int(1), Value::Int(2)]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@p"), bulk("short")])]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("a"), bulk("b")])]),
-            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk("@f"), bulk("x")])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![short])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![bulk(stamped("a", b"b"))])]),
+            Value::Array(vec![Value::Int(1), Value::Array(vec![flash(b"x")])]),
+            Value::Array(vec![Value::Int(1), hash(&[record()])]),
+            Value::Array(vec![Value::Int(1), hash(&[Value::Int(5)])]),
         ] {
             assert!(matches!(loaded(reply), Err(Error::Corrupt(_))));
         }
@@ -208,13 +207,15 @@ mod tests {
 
     #[test]
     fn errors_name_the_shape_of_a_reply_never_its_data() {
-        let secret = bulk("csrf-SECRET-value");
+        let secret = bulk(b"csrf-SECRET-value".to_vec());
         let errors = [
             snapshot(vec![secret.clone(), Value::Int(5)], 1000, 100).map(|_| ()),
+            snapshot(vec![hash(std::slice::from_ref(&secret)), Value::Int(950)], 1000, 100)
+                .map(|_| ()),
             loaded(secret.clone()).map(|_| ()),
             loaded(Value::Array(vec![
                 Value::Int(1),
-                Value::Array(vec![bulk("a"), Value::Array(vec![secret])]),
+                Value::Array(vec![Value::Array(vec![secret])]),
             ]))
             .map(|_| ()),
         ];
@@ -227,10 +228,10 @@ mod tests {
 
     #[test]
     fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
-        let session = hash(&["a", "b"]);
-        let with_flash = hash(&["@f", "x"]);
-        let read = |fields: &Value, pttl: i64| {
-            snapshot(vec![fields.clone(), Value::Int(pttl)], 1000, 100).expect("valid")
+        let session = hash(&[bulk(stamped("a", b"b"))]);
+        let with_flash = hash(&[flash(b"x")]);
+        let read = |values: &Value, pttl: i64| {
+            snapshot(vec![values.clone(), Value::Int(pttl)], 1000, 100).expect("valid")
         };
         assert!(matches!(read(&session, 950), Snapshot::Fresh(_)));
         assert!(matches!(read(&session, 900), Snapshot::NeedsScript { .. }), "touch due");
@@ -239,10 +240,10 @@ mod tests {
         assert!(matches!(read(&Value::Array(vec![]), -2), Snapshot::Missing));
         let Snapshot::Fresh(loaded) = read(&with_flash, 950) else { panic!("fresh") };
         assert_eq!(loaded.flash, b"x", "the flash messages read");
-        let Snapshot::NeedsScript { fields, pttl } = read(&with_flash, 900) else { panic!() };
-        let kept = Loaded::from_fields(pttl, fields).expect("valid");
+        let Snapshot::NeedsScript { values, pttl } = read(&with_flash, 900) else { panic!() };
+        let kept = Loaded::from_values(pttl, values).expect("valid");
         assert_eq!((kept.flash, pttl), (b"x".to_vec(), 900), "kept for a popping load");
-        let foreign = Value::Array(vec![bulk("some"), bulk("hash")]);
+        let foreign = Value::Array(vec![bulk(b"some".to_vec()), bulk(b"hash".to_vec())]);
         let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));
     }

@@ -9,7 +9,7 @@ use crate::scripts::SCRIPTS;
 use crate::session::Session;
 use crate::store::{collided, SessionStore, TOKEN_ATTEMPTS};
 use crate::token::Token;
-use crate::{codec, keys};
+use crate::{codec, fields, keys};
 
 impl SessionStore {
     /// Writes the attributes changed since load, and deletes the removed ones; nothing else.
@@ -60,7 +60,10 @@ impl SessionStore {
         // The view goes only where the script compares it: a checked save, a compaction.
         let view = if checked || packed.is_some() { session.view() } else { Vec::new() };
         call.arg(set.len()).arg(view.len());
-        for (name, value) in set.into_iter().chain(view) {
+        for (name, value) in set {
+            call.arg(name).arg(fields::stamped(name, value));
+        }
+        for (name, value) in view {
             call.arg(name).arg(value);
         }
         call.arg(deleted);

@@ -147,7 +147,8 @@ async fn the_save_script_never_compacts_from_a_partial_view() {
     eval.arg(record).arg("").arg(0).arg(1).arg("a0").arg(&[0u8][..]);
     let reply: Vec<i64> = eval.query_async(&mut conn).await.expect("eval");
     let a1: Option<Vec<u8>> = conn.hget(&key, "a1").await.expect("hget");
-    assert_eq!((reply[0], a1), (1, Some(vec![1])), "a delta, and a1 kept");
+    let stamped = vec![0xa2, b'a', b'1', 1]; // the value 1, stamped with its name (src/fields.rs)
+    assert_eq!((reply[0], a1), (1, Some(stamped)), "a delta, and a1 kept");
 }
 
 /// Names that overlap (`a` in `ca`, `xa`, `ab`), and values made of them, so that the substring

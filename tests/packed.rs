@@ -113,7 +113,7 @@ async fn a_partial_load_removes_a_packed_attribute_with_a_tombstone() {
     store.save(&mut partial).await.expect("save");
     let tombstone: Vec<u8> =
         redis.conn().await.hget(&redis.keys().await[0], "a2").await.expect("hget");
-    assert!(tombstone.is_empty(), "an empty field hides the packed value");
+    assert_eq!(tombstone, [0xa2, b'a', b'2'], "the name alone hides the packed value");
     let loaded = store.load(&token).await.expect("load").expect("live");
     assert_eq!(loaded.get::<usize>("a2").expect("decode"), None);
     assert_eq!(loaded.names().count(), 5);
@@ -161,6 +161,23 @@ async fn the_attribute_limit_counts_packed_and_loose_attributes() {
     b.insert("two", &2).expect("fits in b's own view");
     let err = store.save(&mut b).await.expect_err("the script counts what Redis holds");
     assert!(matches!(err, Error::TooLarge { limit: "attributes", size: 9, max: 8 }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_tombstone_is_not_counted_as_an_attribute() {
+    // A tombstone holds its name and no value (src/fields.rs): the script's exact count must
+    // read it as a removed attribute, or a session at its limit could never take a new one.
+    let redis = support::any_server();
+    let session = support::saved_with(&redis.store(), 5).await; // a0 .. a4, packed
+    let token = session.token().expose().to_owned();
+    let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(5)));
+    let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
+    partial.remove("a0");
+    store.save(&mut partial).await.expect("a tombstone hides the packed a0");
+    let mut loaded = reload(&store, &session).await;
+    loaded.insert("new", &1).expect("four attributes and one more");
+    store.save(&mut loaded).await.expect("five fit");
+    assert_eq!(sorted_names(&reload(&store, &session).await), ["a1", "a2", "a3", "a4", "new"]);
 }
 
 #[tokio::test]
