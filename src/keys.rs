@@ -1,7 +1,7 @@
 //! Redis keys, derived from tokens so that Redis never holds a usable token.
 //!
 //! A session's key is the configured prefix and the first 96 bits of the SHA-256 of the
-//! token's secret, base64url (16 characters); in a Redis Cluster (or with
+//! token's secret (after a label naming the hash's layout), base64url (16 characters); in a Redis Cluster (or with
 //! [`Config::hash_tags`]) the token's hash tag, in braces, sits between them. An AOF file, an
 //! RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot
 //! be turned back into a cookie: forging one for a key means a 96-bit preimage. A collision
@@ -45,8 +45,15 @@ pub(crate) fn fingerprint(token: &Token) -> String {
     URL_SAFE_NO_PAD.encode(&digest(token)[..FINGERPRINT_BYTES])
 }
 
+/// Hashed ahead of the secret. It names the layout of the hash a key holds, so that when the
+/// layout changes the keys change too: a fleet halfway through an upgrade then keeps two sets of
+/// sessions (those of the old build are not found by the new one, and expire) rather than two
+/// builds that misread each other's fields. Layout 2: each value says which field it is
+/// (fields.rs).
+const LAYOUT: &[u8] = b"redis-sessions layout 2\0";
+
 fn digest(token: &Token) -> [u8; 32] {
-    Sha256::digest(token.secret().as_bytes()).into()
+    Sha256::new().chain_update(LAYOUT).chain_update(token.secret().as_bytes()).finalize().into()
 }
 
 #[cfg(test)]
@@ -63,6 +70,14 @@ mod tests {
         let print = fingerprint(&token);
         assert_eq!(print.len(), 8);
         assert!(key.starts_with(&format!("s:{print}")), "the fingerprint begins the key's hash");
+    }
+
+    #[test]
+    fn the_layout_is_hashed_with_the_secret() {
+        let token = Token::generate().expect("entropy");
+        let layout_1 = Sha256::digest(token.secret().as_bytes());
+        let key = session_key(&Config::default().with_key_prefix("s:"), &token);
+        assert_ne!(&key[2..], URL_SAFE_NO_PAD.encode(&layout_1[..KEY_HASH_BYTES]), "a new key");
     }
 
     #[test]
