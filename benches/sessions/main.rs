@@ -271,9 +271,17 @@ async fn run_stores(
         prepared.push((name, store, tokens, memory, totals, progress(name, args)));
     }
     let per_round = args.cycles / args.rounds.max(1);
-    for _ in 0..args.rounds.max(1) {
+    for number in 0..args.rounds.max(1) {
+        // ABBA: every other round the stores go in the other order, so that whatever the
+        // store before leaves behind (its AOF's fsync, a cooler or warmer CPU) falls on both.
+        if number % 2 == 1 {
+            prepared.reverse();
+        }
         for (_, store, tokens, _, totals, bar) in prepared.iter_mut() {
             round(store, tokens, per_round, args, bar, conn, totals).await;
+        }
+        if number % 2 == 1 {
+            prepared.reverse();
         }
     }
     let cycles = per_round * args.rounds.max(1);
