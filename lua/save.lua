@@ -53,21 +53,6 @@
 --          differ from the view, and the delta is written instead). The checks compare
 --          content and a record id that never repeats, not a counter, so a write lost in a
 --          failover or a restore cannot make another request's change look like the client's.
--- The stamp that opens a loose attribute's value: its name as a MessagePack string (see
--- src/fields.rs). A load reads values without names (HVALS), so each value names itself. A
--- tombstone, a removed attribute that hides the record's value, is the stamp alone.
-local function stamp(name)
-  local n = #name
-  if n < 32 then
-    return string.char(160 + n) .. name
-  elseif n < 256 then
-    return '\217' .. string.char(n) .. name
-  elseif n < 65536 then
-    return '\218' .. big_endian(n, 2) .. name
-  end
-  return '\219' .. big_endian(n, 4) .. name
-end
-
 -- The value's MessagePack in `stored`, the loose field `name` as a save stamped it: '' for a
 -- tombstone.
 local function loose_value(name, stored)
@@ -79,28 +64,6 @@ end
 local FIRST = 9 -- ARGV index of the first name to set
 local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
 local NONE = '\193' -- in a 'read' view: the name was not set
-
--- The attributes before and after this save, counted exactly from the packed record and the
--- loose fields; nil when the record is malformed.
-local function exact_count(key, packed, last_set, last_seen)
-  local live = record_values(packed)
-  if not live then return nil end
-  local fields = redis.call('HGETALL', key)
-  for i = 1, #fields, 2 do
-    if string.byte(fields[i], 1) ~= 64 then -- not '@'
-      live[fields[i]] = loose_value(fields[i], fields[i + 1]) ~= '' or nil
-    end
-  end
-  local function size()
-    local n = 0
-    for _ in pairs(live) do n = n + 1 end
-    return n
-  end
-  local before = size()
-  for i = FIRST, last_set, 2 do live[ARGV[i]] = true end
-  for i = last_seen + 1, #ARGV do live[ARGV[i]] = nil end
-  return before, size()
-end
 
 local key = KEYS[1]
 -- The packed record's length: 0 when there is no record. Its content is read on first need.
@@ -133,64 +96,68 @@ local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
 
--- The names of the loose fields when they are exactly the client's view (ARGV[last_set + 1 ..
--- last_seen]), for a compaction to delete; false otherwise.
-local function as_viewed()
-  local want, count = {}, 0
-  for i = last_set + 1, last_seen, 2 do
-    want[ARGV[i]], count = ARGV[i + 1], count + 1
-  end
-  local fields, loose = redis.call('HGETALL', key), {}
-  for i = 1, #fields, 2 do
-    if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
-      if want[fields[i]] ~= loose_value(fields[i], fields[i + 1]) then
-        return false
-      end
-      loose[#loose + 1] = fields[i]
-    end
-  end
-  return #loose == count and loose
-end
-
--- True when every attribute of a 'read' view still has the value the client read: a loose
--- field wins, a tombstone is a removed attribute, else the record holds it or nothing does.
-local function read_unchanged()
-  local names = {}
-  for i = last_set + 1, last_seen, 2 do
-    names[#names + 1] = ARGV[i]
-  end
-  local loose = {}
-  for from = 1, #names, CHUNK do
-    local part = redis.call('HMGET', key, unpack(names, from, math.min(from + CHUNK - 1, #names)))
-    for j = 1, #part do
-      loose[from + j - 1] = part[j]
-    end
-  end
-  local in_record -- the record's attributes, parsed once if a name has no loose field
-  for k, name in ipairs(names) do
-    local value = loose[k] and loose_value(name, loose[k])
-    if value == '' then
-      value = NONE
-    elseif not value then
-      in_record = in_record or record_values(record()) or {}
-      value = in_record[name] or NONE
-    end
-    if value ~= ARGV[last_set + 2 * k] then return false end
-  end
-  return true
-end
-
 -- The stored record's id, or -1 when this save has not read the record.
 local function known_id()
   return packed and record_id(packed) or -1
 end
 
 local unchanged = false -- truthy when nothing changed; a whole view's: the loose field names
-if ARGV[1] == 'read' then
-  unchanged = read_unchanged()
-elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
-  -- The client's record is the stored one, and so are its loose fields.
-  unchanged = tonumber(ARGV[6]) == record_id(record()) and as_viewed()
+if ARGV[1] ~= '' or ARGV[5] ~= '' then
+  -- Only a checked save or a compaction compares a view, so only they define its functions:
+  -- a Lua closure is made each time its definition runs, and a plain delta needs neither.
+  -- The names of the loose fields when they are exactly the client's view (ARGV[last_set + 1 ..
+  -- last_seen]), for a compaction to delete; false otherwise.
+  local function as_viewed()
+    local want, count = {}, 0
+    for i = last_set + 1, last_seen, 2 do
+      want[ARGV[i]], count = ARGV[i + 1], count + 1
+    end
+    local fields, loose = redis.call('HGETALL', key), {}
+    for i = 1, #fields, 2 do
+      if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
+        if want[fields[i]] ~= loose_value(fields[i], fields[i + 1]) then
+          return false
+        end
+        loose[#loose + 1] = fields[i]
+      end
+    end
+    return #loose == count and loose
+  end
+
+  -- True when every attribute of a 'read' view still has the value the client read: a loose
+  -- field wins, a tombstone is a removed attribute, else the record holds it or nothing does.
+  local function read_unchanged()
+    local names = {}
+    for i = last_set + 1, last_seen, 2 do
+      names[#names + 1] = ARGV[i]
+    end
+    local loose = {}
+    for from = 1, #names, CHUNK do
+      local part = redis.call('HMGET', key, unpack(names, from, math.min(from + CHUNK - 1, #names)))
+      for j = 1, #part do
+        loose[from + j - 1] = part[j]
+      end
+    end
+    local in_record -- the record's attributes, parsed once if a name has no loose field
+    for k, name in ipairs(names) do
+      local value = loose[k] and loose_value(name, loose[k])
+      if value == '' then
+        value = NONE
+      elseif not value then
+        in_record = in_record or record_values(record()) or {}
+        value = in_record[name] or NONE
+      end
+      if value ~= ARGV[last_set + 2 * k] then return false end
+    end
+    return true
+  end
+
+  if ARGV[1] == 'read' then
+    unchanged = read_unchanged()
+  elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
+    -- The client's record is the stored one, and so are its loose fields.
+    unchanged = tonumber(ARGV[6]) == record_id(record()) and as_viewed()
+  end
 end
 if ARGV[1] ~= '' and not unchanged then
   return {-1, known_id()}
@@ -219,6 +186,28 @@ else
   local others = n > 0 and redis.call('HLEN', key) - 1 or nil -- nil: nothing added
   if others and math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
       and record_count(record()) + others + n > max then
+    -- The attributes before and after this save, counted exactly from the packed record and the
+    -- loose fields; nil when the record is malformed.
+    local function exact_count(key, packed, last_set, last_seen)
+      local live = record_values(packed)
+      if not live then return nil end
+      local fields = redis.call('HGETALL', key)
+      for i = 1, #fields, 2 do
+        if string.byte(fields[i], 1) ~= 64 then -- not '@'
+          live[fields[i]] = loose_value(fields[i], fields[i + 1]) ~= '' or nil
+        end
+      end
+      local function size()
+        local n = 0
+        for _ in pairs(live) do n = n + 1 end
+        return n
+      end
+      local before = size()
+      for i = FIRST, last_set, 2 do live[ARGV[i]] = true end
+      for i = last_seen + 1, #ARGV do live[ARGV[i]] = nil end
+      return before, size()
+    end
+
     local before, after = exact_count(key, record(), last_set, last_seen)
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
@@ -235,17 +224,34 @@ else
   -- A removed name the record may hold (a plain substring test of its entries, not of its
   -- header's times: a false match only costs a tombstone) gets a tombstone; any other is
   -- deleted. The client applies the same test to the same record to keep its view exact.
-  local deleted = {}
-  for i = last_seen + 1, #ARGV do
-    if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
-      writes[#writes + 1] = ARGV[i]
-      writes[#writes + 1] = stamp(ARGV[i])
-    else
-      deleted[#deleted + 1] = ARGV[i]
+  if #ARGV > last_seen then
+    -- The stamp that opens a loose attribute's value: its name as a MessagePack string (see
+    -- src/fields.rs). A load reads values without names (HVALS), so each value names itself. A
+    -- tombstone, a removed attribute that hides the record's value, is the stamp alone.
+    local function stamp(name)
+      local n = #name
+      if n < 32 then
+        return string.char(160 + n) .. name
+      elseif n < 256 then
+        return '\217' .. string.char(n) .. name
+      elseif n < 65536 then
+        return '\218' .. big_endian(n, 2) .. name
+      end
+      return '\219' .. big_endian(n, 4) .. name
     end
-  end
-  for from = 1, #deleted, CHUNK do
-    redis.call('HDEL', key, unpack(deleted, from, math.min(from + CHUNK - 1, #deleted)))
+
+    local deleted = {}
+    for i = last_seen + 1, #ARGV do
+      if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
+        writes[#writes + 1] = ARGV[i]
+        writes[#writes + 1] = stamp(ARGV[i])
+      else
+        deleted[#deleted + 1] = ARGV[i]
+      end
+    end
+    for from = 1, #deleted, CHUNK do
+      redis.call('HDEL', key, unpack(deleted, from, math.min(from + CHUNK - 1, #deleted)))
+    end
   end
 end
 
