@@ -49,8 +49,8 @@ pub(crate) fn fingerprint(token: &Token) -> String {
 /// layout changes the keys change too: a fleet halfway through an upgrade then keeps two sets of
 /// sessions (those of the old build are not found by the new one, and expire) rather than two
 /// builds that misread each other's fields. Layout 2: each value says which field it is
-/// (fields.rs).
-const LAYOUT: &[u8] = b"redis-sessions layout 2\0";
+/// (fields.rs). Short, so that with the 43-character secret it fits SHA-256's one 64-byte block.
+const LAYOUT: &[u8] = b"layout 2\0";
 
 fn digest(token: &Token) -> [u8; 32] {
     Sha256::new().chain_update(LAYOUT).chain_update(token.secret().as_bytes()).finalize().into()
@@ -73,8 +73,10 @@ mod tests {
     }
 
     #[test]
-    fn the_layout_is_hashed_with_the_secret() {
+    fn the_layout_is_hashed_with_the_secret_in_one_block() {
+        // 55 bytes are the most one 64-byte block holds after SHA-256's padding.
         let token = Token::generate().expect("entropy");
+        assert!(LAYOUT.len() + token.secret().len() <= 55);
         let layout_1 = Sha256::digest(token.secret().as_bytes());
         let key = session_key(&Config::default().with_key_prefix("s:"), &token);
         assert_ne!(&key[2..], URL_SAFE_NO_PAD.encode(&layout_1[..KEY_HASH_BYTES]), "a new key");
