@@ -142,7 +142,10 @@ pub(crate) fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match what {
         Read::All => pipe.cmd("HVALS").arg(key),
-        Read::Only(names) => pipe.cmd("HMGET").arg(key).arg(&reply::METADATA[..]).arg(names),
+        Read::Only(names) => {
+            let hmget = pipe.cmd("HMGET").arg(key).arg(&reply::METADATA[..]);
+            reply::hmget_names(names).fold(hmget, |hmget, name| hmget.arg(name))
+        }
     };
     pipe.cmd("PTTL").arg(key);
     pipe

@@ -26,11 +26,17 @@ pub(crate) fn hmget_as_hvals(replies: Vec<Value>, names: &[&str]) -> Result<Vec<
     else {
         return corrupt("HMGET did not answer an array");
     };
-    if values.len() != METADATA.len() + names.len() {
+    if values.len() != METADATA.len() + hmget_names(names).count() {
         return corrupt("HMGET answered the wrong number of values");
     }
     let values = values.into_iter().filter(|value| *value != Value::Nil).collect();
     Ok(vec![Value::Array(values), pttl])
+}
+
+/// The names a partial load reads besides the metadata: a metadata name among them (`load_only`
+/// of `@p`) would read the record twice.
+pub(crate) fn hmget_names<'a>(names: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
+    names.iter().copied().filter(|name| !METADATA.contains(name))
 }
 
 /// A session as a load read it: metadata, packed record, loose fields and flash.

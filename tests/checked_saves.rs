@@ -111,6 +111,8 @@ async fn reserved_names_are_never_attributes_of_a_partial_load() {
         .push_flash(&store.load(&token).await.expect("load").expect("live"), "hi")
         .await
         .expect("push");
+    let record = store.load_only(&token, &["@p"]).await.expect("the record read once, not twice");
+    assert_eq!(record.expect("live").get::<u8>("@p").expect("get"), None, "not an attribute");
     let mut partial = store.load_only(&token, &["@f", "a0"]).await.expect("load").expect("live");
     assert_eq!(partial.get::<u8>("@f").expect("get"), None, "read, but not an attribute");
     assert!(!partial.remove("@p"), "not read, and not an attribute: nothing to delete");
