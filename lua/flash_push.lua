@@ -4,7 +4,7 @@
 -- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f (after its
 --          tag, '\193f', which tells a load reading values alone that this is flash: see
 --          src/fields.rs), and a run of MessagePack values needs no separator
--- ARGV[2]  the most bytes field @f may hold
+-- ARGV[2]  the most bytes of pending messages (the field holds them and its 2-byte tag)
 --
 -- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute
 --          deadline); minus the bytes that would be pending when that is over the limit

@@ -16,9 +16,9 @@
 -- ARGV[7]  n, the number of attributes to set
 -- ARGV[8]  m, the number of name, value pairs of the client's view (sent with a checked save
 --          or a compaction). For a whole session, the loose fields it loaded or last saved,
---          their values without the stamps (an empty value for a tombstone); for ARGV[1] = 'read', each name it read with the value
---          it read, wherever it was stored, or '\193' (0xc1, never valid MessagePack) when it
---          was not set
+--          their values without the stamps (an empty value for a tombstone); for ARGV[1] =
+--          'read', each name it read with the value it read, wherever it was stored, or '\193'
+--          (0xc1, never valid MessagePack) when it was not set
 -- ARGV[9 .. 8+2n]           name, value pairs to set, each value stamped with its name
 --                           (src/fields.rs)
 -- ARGV[9+2n .. 8+2n+2m]     the view's pairs
@@ -40,9 +40,9 @@
 --          (nothing written). A save that does not read the record does not check it: the next
 --          load does.
 -- Writes   delta: one HSET of the changed attributes and of a tombstone (the name's stamp
---          alone) for each removed attribute the packed record may hold, which hides it; HDEL of the other
---          removed names (both in chunks of 1000 arguments, under Lua's unpack limit). No
---          version is written, so a delta appends only the attributes to the AOF.
+--          alone) for each removed attribute the packed record may hold, which hides it; HDEL
+--          of the other removed names (both in chunks of 1000 arguments, under Lua's unpack
+--          limit). No version is written, so a delta appends only the attributes to the AOF.
 --          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
 --          the client's view (so ARGV[5] is exactly the stored session plus this save's
 --          changes): HDEL of every loose field, then HSET @p (with a new id). Either
@@ -186,10 +186,10 @@ else
   local others = n > 0 and redis.call('HLEN', key) - 1 or nil -- nil: nothing added
   if others and math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
       and record_count(record()) + others + n > max then
-    -- The attributes before and after this save, counted exactly from the packed record and the
-    -- loose fields; nil when the record is malformed.
-    local function exact_count(key, packed, last_set, last_seen)
-      local live = record_values(packed)
+    -- The attributes before and after this save, counted exactly from the packed record and
+    -- the loose fields; nil when the record is malformed.
+    local function exact_count()
+      local live = record_values(record())
       if not live then return nil end
       local fields = redis.call('HGETALL', key)
       for i = 1, #fields, 2 do
@@ -208,7 +208,7 @@ else
       return before, size()
     end
 
-    local before, after = exact_count(key, record(), last_set, last_seen)
+    local before, after = exact_count()
     if not before then
       return redis.error_reply('CORRUPT packed record is malformed')
     end
@@ -229,15 +229,15 @@ else
     -- src/fields.rs). A load reads values without names (HVALS), so each value names itself. A
     -- tombstone, a removed attribute that hides the record's value, is the stamp alone.
     local function stamp(name)
-      local n = #name
-      if n < 32 then
-        return string.char(160 + n) .. name
-      elseif n < 256 then
-        return '\217' .. string.char(n) .. name
-      elseif n < 65536 then
-        return '\218' .. big_endian(n, 2) .. name
+      local len = #name
+      if len < 32 then
+        return string.char(160 + len) .. name
+      elseif len < 256 then
+        return '\217' .. string.char(len) .. name
+      elseif len < 65536 then
+        return '\218' .. big_endian(len, 2) .. name
       end
-      return '\219' .. big_endian(n, 4) .. name
+      return '\219' .. big_endian(len, 4) .. name
     end
 
     local deleted = {}

@@ -3,10 +3,9 @@
 //! Why the value says it: a load then reads the values only (`HVALS`), not the names too
 //! (`HGETALL`). Each field is one more value for Redis to reply and for the client to parse and
 //! allocate, and a session mostly holds the packed record and one to four loose fields: reading
-//! their names as well nearly doubled the values per load. Measured on this project's 2-core
-//! machine with 64 tasks on one multiplexed connection, a hash of the record and two loose
-//! fields read with `HVALS` + `PTTL` instead of `HGETALL` + `PTTL` cost the client 0.4 to 1.2 µs
-//! less per read, and Redis up to 0.5 µs less (`docs/design.md`).
+//! their names as well nearly doubled the values per load. Counted with callgrind, a read of the
+//! record and two loose fields costs Redis 10,800 instructions instead of 12,200, and a benchmark
+//! cycle costs the client 31,100 instead of 33,100 (`docs/design.md`, "Loads read values").
 //!
 //! The first byte of a value tells its field:
 //! - `0x00`: the packed record (`@p`, packed.rs), whose header opens with the creation time as
@@ -14,8 +13,8 @@
 //! - A MessagePack string (`0xa0..=0xbf`, `0xd9..=0xdb`): a loose attribute. The string is the
 //!   attribute's name (the field's own name) and the value's MessagePack follows; nothing
 //!   follows for a removed attribute (a tombstone that hides the record's value). This *stamp*
-//!   costs a save one byte more than the name in the AOF (lua/save.lua writes it for
-//!   tombstones, `stamped` here for values).
+//!   costs a save's AOF entry the name's length and one byte (two from 32 bytes, three from
+//!   256; lua/save.lua writes it for tombstones, `stamped` here for values).
 //! - `0xc1` (never valid MessagePack), then a byte that names the metadata: `f` for the
 //!   pending flash messages (`@f`). Metadata this version does not know (a newer one's) is
 //!   skipped.
