@@ -21,6 +21,9 @@
 //!
 //! Anything else is not a session's field: the load refuses the hash as corrupt.
 
+use rmp::decode::read_str_from_slice;
+use rmp::encode::write_str;
+
 use crate::error::{Error, Result};
 
 /// The first bytes of the flash messages' field: metadata, `f`.
@@ -40,7 +43,7 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    /// Tells what `value` is by its first bytes, and takes it apart without copying its bytes.
+    /// Tells what `value` is by its first bytes, and takes it apart in place (no new buffer).
     ///
     /// # Errors
     ///
@@ -55,10 +58,9 @@ impl Field {
             }
             Some(0xc1) => Ok(Field::Unknown),
             Some(_) => {
-                let (start, end) = stamp_bounds(&value).ok_or_else(not_a_field)?;
-                let name = std::str::from_utf8(&value[start..end]).map_err(|_| not_a_field())?;
-                let name = name.to_owned();
-                value.drain(..end);
+                let (name, rest) = read_str_from_slice(&value).map_err(|_| not_a_field())?;
+                let (name, stamp_length) = (name.to_owned(), value.len() - rest.len());
+                value.drain(..stamp_length);
                 Ok(Field::Loose(name, (!value.is_empty()).then_some(value)))
             }
             None => Err(not_a_field()),
@@ -69,30 +71,10 @@ impl Field {
 /// `value` stamped with `name`, as a save stores it in the loose field `name`.
 pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + name.len() + value.len());
-    let len = name.len();
-    match len {
-        0..32 => out.push(0xa0 | len as u8),
-        32..256 => out.extend_from_slice(&[0xd9, len as u8]),
-        256..65_536 => out.extend([0xda].into_iter().chain((len as u16).to_be_bytes())),
-        _ => out.extend([0xdb].into_iter().chain((len as u32).to_be_bytes())),
-    }
-    out.extend_from_slice(name.as_bytes());
+    // Writing to a Vec cannot fail, and a name is at most 65,535 bytes (session.rs).
+    let _ = write_str(&mut out, name);
     out.extend_from_slice(value);
     out
-}
-
-/// Where the name of a stamped value starts and ends; `None` when `value` does not open with a
-/// whole MessagePack string.
-fn stamp_bounds(value: &[u8]) -> Option<(usize, usize)> {
-    let (start, len): (usize, usize) = match *value.first()? {
-        marker @ 0xa0..=0xbf => (1, usize::from(marker & 0x1f)),
-        0xd9 => (2, usize::from(*value.get(1)?)),
-        0xda => (3, usize::from(u16::from_be_bytes(value.get(1..3)?.try_into().ok()?))),
-        0xdb => (5, usize::try_from(u32::from_be_bytes(value.get(1..5)?.try_into().ok()?)).ok()?),
-        _ => return None,
-    };
-    let end = start.checked_add(len).filter(|&end| end <= value.len())?;
-    Some((start, end))
 }
 
 fn not_a_field() -> Error {
