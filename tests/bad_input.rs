@@ -221,9 +221,7 @@ async fn a_save_that_swaps_one_attribute_for_another_fits_at_the_limit() {
 async fn a_session_over_a_lowered_limit_can_still_shrink_and_change() {
     let redis = support::any_server();
     let mut session = redis.store().create().await.expect("create");
-    for i in 0..5 {
-        session.insert(&format!("a{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut session, "a", 5);
     redis.store().save(&mut session).await.expect("save");
 
     let lowered = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(2)));
@@ -259,9 +257,7 @@ async fn a_save_of_the_largest_allowed_number_of_attributes_works() {
     // Partial loads never compact, so both saves go through the delta path and its chunked
     // HSET and HDEL (Lua's unpack limit is about 8000 values).
     let mut session = store.load_only(&token, &[]).await.expect("load").expect("live");
-    for i in 0..4000 {
-        session.insert(&format!("k{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut session, "k", 4000);
     store.save(&mut session).await.expect("one save of 4000 attributes");
     let names: Vec<String> = (0..4000).map(|i| format!("k{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();

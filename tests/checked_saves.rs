@@ -71,16 +71,12 @@ async fn a_lost_compaction_cannot_let_another_compaction_be_folded_over() {
     let token = support::saved_with(&store, 6).await.token().expose().to_owned();
     let restore = snapshot(&redis).await;
     let mut a = store.load(&token).await.expect("load").expect("live");
-    for i in 0..5 {
-        a.insert(&format!("b{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut a, "b", 5);
     store.save(&mut a).await.expect("A compacts, about to be lost");
     restore.await;
 
     let mut c = store.load(&token).await.expect("load").expect("live");
-    for i in 0..5 {
-        c.insert(&format!("c{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut c, "c", 5);
     store.save(&mut c).await.expect("C compacts");
 
     assert!(a.remove("a0"), "removing a packed attribute compacts");

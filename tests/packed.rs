@@ -72,9 +72,7 @@ async fn a_compaction_never_drops_a_save_that_raced_it() {
     let mut racing = reload(&store, &session).await;
     racing.insert("a0", &"from the racing request").expect("insert");
     store.save(&mut racing).await.expect("save");
-    for i in 0..6 {
-        compacting.insert(&format!("b{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut compacting, "b", 6);
     compacting.remove("a1");
     store.save(&mut compacting).await.expect("falls back to a delta");
 
@@ -125,9 +123,7 @@ async fn a_partial_load_writes_a_name_it_did_not_read_even_if_the_record_agrees(
     let store = redis.store();
     let mut session = store.create().await.expect("create");
     session.insert("role", &"user").expect("insert");
-    for i in 0..5 {
-        session.insert(&format!("a{i}"), &i).expect("insert");
-    }
+    support::insert_numbered(&mut session, "a", 5);
     store.save(&mut session).await.expect("packed, role = user");
     let token = session.token().expose().to_owned();
     let mut promote = store.load(&token).await.expect("load").expect("live");
@@ -285,4 +281,31 @@ async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it(
     let session = reload(&store, &session).await;
     assert_eq!(session.get::<String>("a0").expect("decode").as_deref(), Some("changed"));
     assert_eq!(session.get::<u32>("a1").expect("decode"), None, "removed");
+}
+
+#[tokio::test]
+async fn stamps_agree_between_the_scripts_and_the_client_at_every_length_marker() {
+    // A stamp's MessagePack length marker grows at 32 and 256 bytes. save.lua writes the
+    // tombstone's stamp and measures stamps where it compares; the client writes the values'
+    // stamps and reads both: a disagreement loses the tombstone or makes a checked save conflict.
+    let redis = support::any_server();
+    let store = redis.store();
+    for len in [31, 32, 255, 256] {
+        let name = "n".repeat(len);
+        let mut session = support::saved_with(&store, 4).await;
+        session.insert(&name, &1).expect("insert");
+        store.save(&mut session).await.expect("five loose fields: compacted");
+        let token = session.token().expose().to_owned();
+        let mut partial = store.load_only(&token, &[&name]).await.expect("load").expect("live");
+        assert!(partial.remove(&name));
+        store.save(&mut partial).await.expect("the script's tombstone");
+        let mut loaded = store.load(&token).await.expect("load").expect("live");
+        assert_eq!(loaded.get::<u8>(&name).expect("decode"), None, "{len}: removed");
+        loaded.insert(&name, &2).expect("insert");
+        store.save(&mut loaded).await.expect("the client's stamp");
+        loaded.insert("a0", &9).expect("insert");
+        store.save_checked(&mut loaded).await.expect("the script reads the client's stamp");
+        let loaded = store.load(&token).await.expect("load").expect("live");
+        assert_eq!(loaded.get::<u8>(&name).expect("decode"), Some(2), "{len}");
+    }
 }

@@ -313,9 +313,14 @@ pub async fn replicas_caught_up(conn: &mut MultiplexedConnection, timeout: Durat
 /// into the packed record by that first save).
 pub async fn saved_with(store: &SessionStore, n: usize) -> Session {
     let mut session = store.create().await.expect("create");
-    for i in 0..n {
-        session.insert(&format!("a{i}"), &i).expect("insert");
-    }
+    insert_numbered(&mut session, "a", n);
     store.save(&mut session).await.expect("save");
     session
+}
+
+/// Inserts `{prefix}0` .. `{prefix}{n-1}`, each set to its index.
+pub fn insert_numbered(session: &mut Session, prefix: &str, n: usize) {
+    for i in 0..n {
+        session.insert(&format!("{prefix}{i}"), &i).expect("insert");
+    }
 }
