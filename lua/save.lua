@@ -53,6 +53,7 @@
 --          differ from the view, and the delta is written instead). The checks compare
 --          content and a record id that never repeats, not a counter, so a write lost in a
 --          failover or a restore cannot make another request's change look like the client's.
+
 -- The value's MessagePack in `stored`, the loose field `name` as a save stamped it: '' for a
 -- tombstone.
 local function loose_value(name, stored)
@@ -105,6 +106,7 @@ local unchanged = false -- truthy when nothing changed; a whole view's: the loos
 if ARGV[1] ~= '' or ARGV[5] ~= '' then
   -- Only a checked save or a compaction compares a view, so only they define its functions:
   -- a Lua closure is made each time its definition runs, and a plain delta needs neither.
+
   -- The names of the loose fields when they are exactly the client's view (ARGV[last_set + 1 ..
   -- last_seen]), for a compaction to delete; false otherwise.
   local function as_viewed()

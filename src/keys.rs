@@ -1,15 +1,15 @@
 //! Redis keys, derived from tokens so that Redis never holds a usable token.
 //!
-//! A session's key is the configured prefix and the first 96 bits of the SHA-256 of the
-//! token's secret (after a label naming the hash's layout), base64url (16 characters); in a Redis Cluster (or with
-//! [`Config::hash_tags`]) the token's hash tag, in braces, sits between them. An AOF file, an
-//! RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot
-//! be turned back into a cookie: forging one for a key means a 96-bit preimage. A collision
-//! cannot merge two sessions either, since create and regenerate never write over an existing
-//! key (the new session draws another token). Every command that names a key, in the AOF and
-//! the replication stream, is 6 bytes shorter than with 128 bits (and 27 than with all 256).
-//! The braces make every key of one session (and of its regenerated successor) hash to the
-//! same Cluster slot; a single server needs no slot, and its keys are 6 bytes shorter again.
+//! A session's key is the configured prefix and the first 96 bits of the SHA-256 of the token's
+//! secret (after a label naming the hash's layout), base64url (16 characters); in a Redis Cluster
+//! (or with [`Config::hash_tags`]) the token's hash tag, in braces, sits between them. An AOF file,
+//! an RDB dump, `MONITOR`, `SLOWLOG` or a replica therefore shows only hashes, and a hash cannot be
+//! turned back into a cookie: forging one for a key means a 96-bit preimage. A collision cannot
+//! merge two sessions either, since create and regenerate never write over an existing key (the new
+//! session draws another token). Every command that names a key, in the AOF and the replication
+//! stream, is 6 bytes shorter than with 128 bits (and 27 than with all 256). The braces make every
+//! key of one session (and of its regenerated successor) hash to the same Cluster slot; a single
+//! server needs no slot, and its keys are 6 bytes shorter again.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;

@@ -2,14 +2,14 @@
 //!
 //! Why one field: every field of a hash costs Redis reply entries (two on `HGETALL`, one on
 //! `HVALS`) and costs the client as many parsed values and allocations, so a session of ten
-//! attributes read as ten fields cost about three times what one blob costs. Why not only one field: a blob
-//! rewritten whole on every save loses concurrent updates and writes the whole session to the
-//! AOF. So a session is this packed record (field `@p`) plus *loose* fields, one per attribute
-//! changed since the record was packed; a loose field wins over the record, and one that holds
-//! only its name (fields.rs) is a removed attribute. Saves write loose fields (a delta); a save that would leave more
-//! than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds them into a new
-//! record instead, and only if Redis still holds the record and the loose fields it loaded
-//! (save.lua).
+//! attributes read as ten fields cost about three times what one blob costs. Why not only one
+//! field: a blob rewritten whole on every save loses concurrent updates and writes the whole
+//! session to the AOF. So a session is this packed record (field `@p`) plus *loose* fields, one per
+//! attribute changed since the record was packed; a loose field wins over the record, and one that
+//! holds only its name (fields.rs) is a removed attribute. Saves write loose fields (a delta); a
+//! save that would leave more than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds
+//! them into a new record instead, and only if Redis still holds the record and the loose fields it
+//! loaded (save.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
 //! never change, and the record's id, which only a compaction changes: as fields of
@@ -18,9 +18,9 @@
 //!
 //! Format (big-endian), chosen so the scripts can read it with `string.byte` (lua/record.lua):
 //! `created: u64` (its first byte is 0 before the year 2,280,000, which tells a load that this
-//! value is the record: fields.rs) and `deadline: u64` (ms since the epoch, server clock), `count: u16`,
-//! `id: u32` (0 for a new session, then random per compaction), then per attribute
-//! `name length: u16, name, value length: u32, value`.
+//! value is the record: fields.rs) and `deadline: u64` (ms since the epoch, server clock),
+//! `count: u16`, `id: u32` (0 for a new session, then random per compaction), then per
+//! attribute `name length: u16, name, value length: u32, value`.
 
 use crate::error::{Error, Result};
 

@@ -44,7 +44,7 @@ pub(crate) fn hmget_names<'a>(names: &'a [&'a str]) -> impl Iterator<Item = &'a 
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
     pub(crate) packed: Packed,
-    /// Loose fields (see packed.rs); `None` for an empty one, a removed attribute.
+    /// Loose fields (see packed.rs); `None` for a tombstone (a stamp alone), a removed attribute.
     pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) flash: Vec<u8>,
 }
