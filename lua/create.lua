@@ -7,7 +7,8 @@
 -- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
 --          which a 256-bit secret makes practically impossible; the caller draws a new token).
 -- Writes   HSET @p (a packed record of no attributes, whose header holds the creation time,
---          the deadline and id 0) on KEYS[1], then PEXPIRE min(idle, absolute).
+--          the deadline and id 0) and @t (the expiry, see record.lua) on KEYS[1], then
+--          PEXPIREAT that expiry: now + min(idle, absolute).
 -- Atomic   the EXISTS check and the write run as one script, so a collision can never merge two
 --          sessions. The clock is the server's (TIME), so app servers' clocks do not matter.
 local key = KEYS[1]
@@ -18,6 +19,7 @@ local now = server_ms()
 local idle = tonumber(ARGV[1])
 local absolute = tonumber(ARGV[2])
 local deadline = now + absolute
-redis.call('HSET', key, '@p', record_header(now, deadline))
-redis.call('PEXPIRE', key, math.min(idle, absolute))
+local expires = now + math.min(idle, absolute)
+redis.call('HSET', key, '@p', record_header(now, deadline), '@t', expiry_field(expires))
+redis.call('PEXPIREAT', key, expires)
 return {now, deadline}

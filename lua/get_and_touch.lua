@@ -2,11 +2,12 @@
 -- and optionally pop its flash messages, all in one round trip.
 --
 -- The store runs it (src/load.rs, src/flash_pop.rs) when:
---   - a load must write: the expiry is due to slide, or the key has no TTL;
+--   - a load must write: the expiry is due to slide, or the hash records no expiry (@t);
 --   - flash messages are to be popped where a MULTI/EXEC cannot (a Redis Cluster, or a server
 --     out of memory), by a load or by pop_flash.
--- Other loads read HVALS + PTTL without a script (a popping one on one server in a MULTI/EXEC
--- that also deletes @f), which is safe because every script caps the TTL at the deadline.
+-- Other loads read HVALS without a script (a popping one on one server in a MULTI/EXEC that
+-- also deletes @f), which is safe because every script caps the TTL at the deadline, and judge
+-- from @t whether the expiry is due (src/server_clock.rs).
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms
@@ -14,50 +15,73 @@
 --          timeout has been used up, so most reads write nothing (nothing in the AOF, nothing
 --          in the replication stream)
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
+-- ARGV[4]  '1' when a plain read judged from @t that the expiry is due (or @t missing): the
+--          clock is read then, to slide the TTL or to correct @t; '0' for a pop alone, which
+--          reads the clock only for a key without a TTL, when the expiry is due, or when @t is
+--          missing
 --
 -- Reply    false (nil) when there is no live session; else {pttl_ms, {value, ...}}, the
 --          values of every field of the hash alike, each of which says what it is
 --          (src/fields.rs): the packed record (@p, whose header holds the creation time, the
---          deadline and the record's id), flash (@f) and loose attributes; @f is in the reply
---          whether or not it was popped, so a load that leaves it knows it is pending.
--- Writes   nothing inside the throttle window; when due, PEXPIRE min(idle, deadline - now);
+--          deadline and the record's id), the expiry (@t), flash (@f) and loose attributes;
+--          @f is in the reply whether or not it was popped, so a load that leaves it knows it
+--          is pending. @t is as this script left it.
+-- Writes   nothing inside the throttle window; when due, HSET @t and PEXPIREAT of the new
+--          expiry, min(now + idle, deadline); HSET @t alone when @t is missing or disagrees
+--          with the TTL by more than SLACK ms (a hash from before @t, or a TTL set by hand);
 --          when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks a readable packed record (foreign data under
 --          our prefix); nothing is written then.
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
+local SLACK = 2 -- ms: PTTL and TIME are read at slightly different instants
 local key = KEYS[1]
 local values = redis.call('HVALS', key)
 if #values == 0 then
   return false
 end
--- A value's first byte says its field: 0 the record, 0xc1 followed by 'f' the flash messages.
-local deadline, flash
-for _, value in ipairs(values) do
+-- A value's first byte says its field: 0 the record; 0xc1 metadata, followed by 'f' for the
+-- flash messages, 't' for the expiry.
+local deadline, flash, expires, expiry_at
+for i, value in ipairs(values) do
   local kind = string.byte(value, 1)
   if kind == 0 then
     deadline = record_deadline(value)
-  elseif kind == 193 and string.byte(value, 2) == 102 then
-    flash = true
+  elseif kind == 193 then
+    local tag = string.byte(value, 2)
+    if tag == 102 then
+      flash = true
+    elseif tag == 116 then
+      expires, expiry_at = field_expiry(value), i
+    end
   end
 end
 if not deadline then
   return redis.error_reply('CORRUPT session hash has no packed record')
 end
--- Every write caps the TTL at the deadline, so a key with a TTL is within it: the clock is
--- read only for a key without one, or to slide the TTL (not for a pop alone).
+-- Every write caps the TTL at the deadline, so a key with a TTL is within it: the deadline
+-- is checked only for a key without one, or to slide the TTL.
 local idle = tonumber(ARGV[1])
 local pttl = redis.call('PTTL', key)
-if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
+local due = pttl < 0 or idle - pttl >= tonumber(ARGV[2])
+if due or ARGV[4] == '1' or not expires then
   local now = server_ms()
-  if now >= deadline then
-    return false
+  if due then
+    if now >= deadline then
+      return false
+    end
+    local ttl = math.min(idle, deadline - now)
+    if ttl > pttl then
+      redis.call('PEXPIREAT', key, now + ttl)
+      pttl = ttl
+    end
   end
-  local ttl = math.min(idle, deadline - now)
-  if ttl > pttl then
-    redis.call('PEXPIRE', key, ttl)
-    pttl = ttl
+  -- Plain loads judge by @t, so it must say when the key expires.
+  if not expires or math.abs(expires - (now + pttl)) > SLACK then
+    local field = expiry_field(now + pttl)
+    redis.call('HSET', key, '@t', field)
+    values[expiry_at or #values + 1] = field
   end
 end
 if flash and ARGV[3] == '1' then

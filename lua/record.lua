@@ -23,17 +23,37 @@ local function record_header(created, deadline)
   return big_endian(created, 8) .. big_endian(deadline, 8) .. big_endian(0, 2) .. big_endian(0, 4)
 end
 
+-- The big-endian number at bytes from .. from + width - 1 of `s`.
+local function read_big_endian(s, from, width)
+  local n = 0
+  for i = from, from + width - 1 do
+    n = n * 256 + string.byte(s, i)
+  end
+  return n
+end
+
 -- The number at bytes from .. from + width - 1 of a record's header; nil when the record is
 -- missing or shorter than a header.
 local function record_number(record, from, width)
   if not record or #record < RECORD_HEADER then
     return nil
   end
-  local n = 0
-  for i = from, from + width - 1 do
-    n = n * 256 + string.byte(record, i)
+  return read_big_endian(record, from, width)
+end
+
+-- Field @t records the key's expiry: 0xc1 't', then ms on the server's clock as a u64
+-- big-endian (src/fields.rs). Plain loads judge from it, not from PTTL, whether the idle expiry
+-- is due to slide (src/server_clock.rs), so every script that sets the TTL writes it too.
+local function expiry_field(at)
+  return '\193t' .. big_endian(at, 8)
+end
+
+-- The expiry an @t value records; nil when `value` is not one (or is cut short).
+local function field_expiry(value)
+  if #value ~= 10 or string.sub(value, 1, 2) ~= '\193t' then
+    return nil
   end
-  return n
+  return read_big_endian(value, 3, 8)
 end
 
 local function record_deadline(record)

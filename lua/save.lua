@@ -46,7 +46,8 @@
 --          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
 --          the client's view (so ARGV[5] is exactly the stored session plus this save's
 --          changes): HDEL of every loose field, then HSET @p (with a new id). Either
---          way PEXPIRE only when the idle expiry is due, as in get-and-touch.
+--          way, only when the idle expiry is due (as in get-and-touch), @t in the same HSET
+--          and PEXPIREAT of the new expiry.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, two saves that change different attributes both
 --          survive, and a compaction can never drop a concurrent save (its loose field would
@@ -257,13 +258,19 @@ else
   end
 end
 
-for from = 1, #writes, CHUNK do
-  redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
-end
+local expires -- the new expiry, when the TTL slides: recorded in @t with the other writes
 if sliding then
   local ttl = math.min(idle, deadline - now)
   if ttl > pttl then
-    redis.call('PEXPIRE', key, ttl)
+    expires = now + ttl
+    writes[#writes + 1] = '@t'
+    writes[#writes + 1] = expiry_field(expires)
   end
+end
+for from = 1, #writes, CHUNK do
+  redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+end
+if expires then
+  redis.call('PEXPIREAT', key, expires)
 end
 return {compacting and 2 or 1, known_id()}

@@ -16,8 +16,11 @@
 //!   costs a save's AOF entry the name's length and one byte (two from 32 bytes, three from
 //!   256; lua/save.lua writes it for tombstones, `stamped` here for values).
 //! - `0xc1` (never valid MessagePack), then a byte that names the metadata: `f` for the
-//!   pending flash messages (`@f`). Metadata this version does not know (a newer one's) is
-//!   skipped.
+//!   pending flash messages (`@f`); `t` for the key's expiry (`@t`), a big-endian u64 of ms on
+//!   the server's clock, which the scripts keep equal to the key's own (server_clock.rs says
+//!   why). Metadata this version does not know (a newer one's) is skipped, and so is an
+//!   expiry of the wrong length: the load then treats it as missing, and the script that
+//!   runs because of that rewrites it.
 //!
 //! Anything else is not a session's field: the load refuses the hash as corrupt.
 
@@ -29,6 +32,9 @@ use crate::error::{Error, Result};
 /// The first bytes of the flash messages' field: metadata, `f`.
 pub(crate) const FLASH_TAG: &[u8] = b"\xc1f";
 
+/// The first bytes of the expiry's field: metadata, `t`; then 8 bytes.
+pub(crate) const EXPIRY_TAG: &[u8] = b"\xc1t";
+
 /// What one value of a session's hash is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -38,6 +44,9 @@ pub(crate) enum Field {
     Loose(String, Option<Vec<u8>>),
     /// The pending flash messages, concatenated MessagePack values.
     Flash(Vec<u8>),
+    /// When the key expires: ms on the server's clock, as the last script to set its TTL
+    /// recorded it.
+    Expiry(u64),
     /// Metadata of a newer version of this crate: not ours to read.
     Unknown,
 }
@@ -56,7 +65,7 @@ impl Field {
                 value.drain(..FLASH_TAG.len());
                 Ok(Field::Flash(value))
             }
-            Some(0xc1) => Ok(Field::Unknown),
+            Some(0xc1) => Ok(expiry(&value).map_or(Field::Unknown, Field::Expiry)),
             Some(_) => {
                 let (name, rest) = read_str_from_slice(&value).map_err(|_| not_a_field())?;
                 let (name, stamp_length) = (name.to_owned(), value.len() - rest.len());
@@ -75,6 +84,12 @@ pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     let _ = write_str(&mut out, name);
     out.extend_from_slice(value);
     out
+}
+
+/// The expiry `value` records, when it is an expiry field of the right length.
+fn expiry(value: &[u8]) -> Option<u64> {
+    let ms = value.strip_prefix(EXPIRY_TAG)?;
+    Some(u64::from_be_bytes(ms.try_into().ok()?))
 }
 
 fn not_a_field() -> Error {
@@ -104,6 +119,10 @@ mod tests {
         assert_eq!(Field::parse(flash).expect("valid"), Field::Flash(b"\xa1x".to_vec()));
         assert_eq!(Field::parse(FLASH_TAG.to_vec()).expect("valid"), Field::Flash(vec![]));
         assert_eq!(Field::parse(b"\xc1z?".to_vec()).expect("valid"), Field::Unknown);
+        let expiry = [EXPIRY_TAG, &1_800_000_000_123u64.to_be_bytes()].concat();
+        assert_eq!(Field::parse(expiry.clone()).expect("valid"), Field::Expiry(1_800_000_000_123));
+        let cut_short = expiry[..9].to_vec();
+        assert_eq!(Field::parse(cut_short).expect("skipped"), Field::Unknown, "as if missing");
     }
 
     #[test]

@@ -38,41 +38,38 @@ impl SessionStore {
         if self.pool.is_cluster() {
             return self.fetch_popping_by_script(key).await;
         }
-        let replies = match self.run_read(&popping_read(key)).await {
+        let (values, rule) = match self.timed_read(popping_read(key)).await {
             Err(e) if out_of_memory(&e) => {
                 debug!(error = %e, "out of memory, transaction aborted: popping with get-and-touch");
                 return self.fetch_popping_by_script(key).await;
             }
-            replies => replies?,
+            read => read?,
         };
-        let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
-        match reply::snapshot(replies, idle, touch_after)? {
+        match reply::snapshot(values, rule)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) => Ok(Some((loaded, false))), // its flash: what was popped
-            Snapshot::NeedsScript { values, pttl } => self.touch_popped(key, values, pttl).await,
+            Snapshot::NeedsScript(read) => self.touch_popped(key, read).await,
         }
     }
 
     /// The touch a popping read found due. The read has taken the messages, so losing the
     /// session now would lose them: when get-and-touch finds no session (a regenerate or destroy
-    /// since the read) or fails, and the read saw a TTL (so the session was within its deadline
-    /// then), the load serves the session as read, messages included; the touch waits for the
-    /// next load. (A script that timed out may still have run and popped messages pushed since
-    /// the read: those are lost, as with any pop whose reply is lost.)
-    async fn touch_popped(
-        &self,
-        key: &str,
-        values: Vec<Value>,
-        pttl: i64,
-    ) -> Result<Option<(Loaded, bool)>> {
-        let mut read = Loaded::from_values(pttl, values)?; // its flash: what the read popped
-        match self.get_and_touch(key, true).await {
+    /// since the read) or fails, and the read found the session unexpired (by the expiry the
+    /// hash records, so within its deadline then), the load serves the session as read,
+    /// messages included; the touch waits for the next load. (A script that timed out may
+    /// still have run and popped messages pushed since the read: those are lost, as with any
+    /// pop whose reply is lost.)
+    async fn touch_popped(&self, key: &str, mut read: Loaded) -> Result<Option<(Loaded, bool)>> {
+        // `read`'s flash: what the read popped.
+        match self.get_and_touch(key, true, true).await {
             Ok(Some(mut loaded)) => {
                 // Popped by the read, then any pushed since, popped by the script.
                 loaded.flash = [std::mem::take(&mut read.flash), loaded.flash].concat();
                 Ok(Some((loaded, true)))
             }
-            other if read.flash.is_empty() || pttl < 0 => Ok(other?.map(|loaded| (loaded, true))),
+            other if read.flash.is_empty() || read.meta.ttl_ms <= 0 => {
+                Ok(other?.map(|loaded| (loaded, true)))
+            }
             other => {
                 let touch = other.map(|loaded| loaded.is_some());
                 warn!(?touch, "the touch after a popping read failed: serving the read");
@@ -84,13 +81,19 @@ impl SessionStore {
     /// A popping load without a transaction: the plain read, then get-and-touch when messages
     /// are pending (or a touch is due).
     async fn fetch_popping_by_script(&self, key: &str) -> Result<Option<(Loaded, bool)>> {
-        let replies = self.run_read(&read_pipeline(key, Read::All)).await?;
-        let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
-        match reply::snapshot(replies, idle, touch_after)? {
+        let (values, rule) = self.timed_read(read_pipeline(key, Read::All)).await?;
+        match reply::snapshot(values, rule)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) if loaded.flash.is_empty() => Ok(Some((loaded, false))),
-            _ => Ok(self.get_and_touch(key, true).await?.map(|loaded| (loaded, true))),
+            Snapshot::Fresh(_) => self.pop_by_script(key, false).await,
+            Snapshot::NeedsScript(_) => self.pop_by_script(key, true).await,
         }
+    }
+
+    /// Get-and-touch, popping; `judged_due` as for [`SessionStore::get_and_touch`].
+    async fn pop_by_script(&self, key: &str, judged_due: bool) -> Result<Option<(Loaded, bool)>> {
+        let loaded = self.get_and_touch(key, true, judged_due).await?;
+        Ok(loaded.map(|loaded| (loaded, true)))
     }
 
     /// Takes the pending flash messages of the session at `key`, still encoded.
@@ -104,7 +107,8 @@ impl SessionStore {
                 Err(_) => {}
             }
         }
-        Ok(self.get_and_touch(key, true).await?.map(|loaded| loaded.flash).unwrap_or_default())
+        let loaded = self.get_and_touch(key, true, false).await?;
+        Ok(loaded.map(|loaded| loaded.flash).unwrap_or_default())
     }
 }
 
@@ -130,7 +134,7 @@ fn out_of_memory(error: &Error) -> bool {
     !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "OOM")
 }
 
-/// `HVALS`, `PTTL` and `HDEL @f` as one transaction.
+/// `HVALS` and `HDEL @f` as one transaction (and `TIME`, when the read carries it).
 fn popping_read(key: &str) -> redis::Pipeline {
     let mut pipe = read_pipeline(key, Read::All);
     pipe.atomic().cmd("HDEL").arg(key).arg("@f").ignore();

@@ -21,8 +21,10 @@
 //! - `session.rs`: [`Session`], attributes plus the delta a save writes.
 //! - `store.rs`: [`SessionStore`]: construction, create, destroy, and the path of every
 //!   operation to Redis (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
-//! - `load.rs`: loads: a plain pipelined read, and the get-and-touch script only when a write
-//!   is due.
+//! - `load.rs`: loads: a plain read of one command, and the get-and-touch script only when a
+//!   write is due.
+//! - `server_clock.rs`: the server's time as estimated here, from a `TIME` a read carries once
+//!   a second, so that a plain load judges the expiry the hash records without a `PTTL`.
 //! - `writes.rs`: delta saves, regenerate-and-migrate, flash push (and `pop_flash`, which
 //!   `flash_pop.rs` carries out).
 //! - `flash_pop.rs`: popping flash messages: the load's read as a `MULTI` transaction that
@@ -57,6 +59,7 @@ mod packed;
 mod pool;
 mod reply;
 mod scripts;
+mod server_clock;
 mod session;
 mod store;
 mod tls;

@@ -1,22 +1,25 @@
 //! Loading sessions: get-and-touch, mostly without a script.
 //!
-//! A load reads the hash's values and its TTL in one pipeline (`HVALS` + `PTTL`, or `HMGET` of
-//! the packed record and the loose fields a request names): each value says which field it is
-//! (fields.rs), so the names need not cross the network. Nothing is written, and
-//! no script runs, unless something must be written. When the idle expiry is due to slide (once
-//! per touch window) or the key has no TTL, the get-and-touch script does the read, the checks
-//! and the writes atomically. A load that pops flash messages deletes them with its read, in
-//! one transaction (flash_pop.rs). Reading without a script is safe because every write caps
-//! the TTL at the absolute deadline: a key that still exists with a TTL is within its deadline.
-//! And it is cheap: the plain read costs Redis about 2 µs, get-and-touch about 6 (see the
-//! README's Performance section).
+//! A load reads the hash's values with one command (`HVALS`, or `HMGET` of the metadata and
+//! the loose fields a request names): each value says which field it is (fields.rs), so the
+//! names need not cross the network. One of them is the key's expiry (`@t`), which every
+//! script that sets the TTL records, so the load judges from it and the server's time as
+//! estimated here (server_clock.rs) whether the idle expiry is due to slide, without a `PTTL`.
+//! Nothing is written, and no script runs, unless something must be written. When the expiry is
+//! due (once per touch window), or the hash records none, the get-and-touch script does the
+//! read, the checks and the writes atomically, on the server's clock. A load that pops flash
+//! messages deletes them with its read, in one transaction (flash_pop.rs). Reading without a
+//! script is safe because every write caps the TTL, and the expiry it records, at the
+//! absolute deadline: a key that still exists is within its deadline, and one whose TTL was
+//! removed by hand is served only until the expiry it records. And it is cheap: the plain read
+//! costs Redis about 2 µs, get-and-touch about 6 (see the README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument};
 
 use crate::error::Result;
 use crate::keys;
-use crate::reply::{self, Loaded, Snapshot};
+use crate::reply::{self, Loaded, Snapshot, TouchRule};
 use crate::scripts::SCRIPTS;
 use crate::session::Session;
 use crate::store::SessionStore;
@@ -114,30 +117,52 @@ impl SessionStore {
         if pop_flash {
             return self.fetch_popping(key).await;
         }
-        let (idle, touch_after) = (self.config.idle_ms(), self.config.touch_after_ms());
-        let replies = self.run_read(&read_pipeline(key, what)).await?;
-        let replies = match what {
-            Read::All => replies,
-            Read::Only(names) => reply::hmget_as_hvals(replies, names)?,
+        let (values, rule) = self.timed_read(read_pipeline(key, what)).await?;
+        let values = match what {
+            Read::All => values,
+            Read::Only(names) => reply::hmget_as_hvals(values, names)?,
         };
-        match reply::snapshot(replies, idle, touch_after)? {
+        match reply::snapshot(values, rule)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) => Ok(Some((loaded, false))),
-            Snapshot::NeedsScript { .. } => {
-                Ok(self.get_and_touch(key, false).await?.map(|loaded| (loaded, true)))
+            Snapshot::NeedsScript(_) => {
+                Ok(self.get_and_touch(key, false, true).await?.map(|loaded| (loaded, true)))
             }
         }
     }
 
-    /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`.
-    pub(crate) async fn get_and_touch(&self, key: &str, pop_flash: bool) -> Result<Option<Loaded>> {
+    /// Sends a plain read, with `TIME` when the clock is due for a sync (server_clock.rs): the
+    /// values it read, and the rule to judge their expiry by.
+    pub(crate) async fn timed_read(&self, mut pipe: redis::Pipeline) -> Result<(Value, TouchRule)> {
+        let sent = self.clock.claim_sync();
+        if sent.is_some() {
+            pipe.cmd("TIME");
+        }
+        let (values, time) = reply::read_replies(self.run_read(&pipe).await?, sent.is_some())?;
+        if let Some((sent, time)) = sent.zip(time) {
+            self.clock.sync(sent, time)?;
+        }
+        let (idle_ms, touch_after_ms) = (self.config.idle_ms(), self.config.touch_after_ms());
+        Ok((values, TouchRule { now_ms: self.clock.now_ms(), idle_ms, touch_after_ms }))
+    }
+
+    /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`. `judged_due`
+    /// when a plain read judged from `@t` that the expiry is due: the script then checks `@t`
+    /// against the TTL (which a pop alone does not, to spare it the clock).
+    pub(crate) async fn get_and_touch(
+        &self,
+        key: &str,
+        pop_flash: bool,
+        judged_due: bool,
+    ) -> Result<Option<Loaded>> {
         let mut call = SCRIPTS.get_and_touch.call(&[key]);
-        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()).arg(u8::from(pop_flash));
+        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
+        call.arg(u8::from(pop_flash)).arg(u8::from(judged_due));
         reply::loaded(self.run::<Value>(&call).await?)
     }
 }
 
-/// `HVALS` (or `HMGET` of the metadata and `names`) and `PTTL`, all on one key.
+/// `HVALS` (or `HMGET` of the metadata and `names`).
 pub(crate) fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
     let mut pipe = redis::pipe();
     match what {
@@ -147,6 +172,5 @@ pub(crate) fn read_pipeline(key: &str, what: Read<'_>) -> redis::Pipeline {
             reply::hmget_names(names).fold(hmget, |hmget, name| hmget.arg(name))
         }
     };
-    pipe.cmd("PTTL").arg(key);
     pipe
 }

@@ -1,5 +1,5 @@
 //! Turning load replies into a session, strictly: the plain read's (`HVALS` or `HMGET`, and
-//! `PTTL`) and the get-and-touch script's.
+//! `TIME` once a second) and the get-and-touch script's.
 //!
 //! The reply comes from Redis and the hash it read may hold anything (a foreign writer under our
 //! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
@@ -14,23 +14,30 @@ use crate::fields::Field;
 use crate::packed::Packed;
 use crate::session::Metadata;
 
-/// The field a partial load reads besides the attributes it asks for: the packed record, whose
-/// header holds the creation time, the deadline and the record's id.
-pub(crate) const METADATA: [&str; 1] = ["@p"];
+/// The fields a partial load reads besides the attributes it asks for: the packed record, whose
+/// header holds the creation time, the deadline and the record's id, and the expiry.
+pub(crate) const METADATA: [&str; 2] = ["@p", "@t"];
 
-/// Turns the replies to `HMGET key @p names...` and `PTTL` into the shape of `HVALS`'s (the
-/// values of the fields that exist), so one parser serves both.
-pub(crate) fn hmget_as_hvals(replies: Vec<Value>, names: &[&str]) -> Result<Vec<Value>> {
-    let [Value::Array(values), pttl] =
-        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {values, pttl}"))?
-    else {
+/// Splits a plain read's replies into the values it read and, when it carried `TIME`
+/// (`timed`), the server's answer.
+pub(crate) fn read_replies(replies: Vec<Value>, timed: bool) -> Result<(Value, Option<Value>)> {
+    let mut replies = replies.into_iter();
+    match (replies.next(), replies.next(), replies.next()) {
+        (Some(values), time, None) if time.is_some() == timed => Ok((values, time)),
+        _ => corrupt("the read's replies are not {values, TIME}"),
+    }
+}
+
+/// Turns the reply to `HMGET key @p @t names...` into the shape of `HVALS`'s (the values of
+/// the fields that exist), so one parser serves both.
+pub(crate) fn hmget_as_hvals(values: Value, names: &[&str]) -> Result<Value> {
+    let Value::Array(values) = values else {
         return corrupt("HMGET did not answer an array");
     };
     if values.len() != METADATA.len() + hmget_names(names).count() {
         return corrupt("HMGET answered the wrong number of values");
     }
-    let values = values.into_iter().filter(|value| *value != Value::Nil).collect();
-    Ok(vec![Value::Array(values), pttl])
+    Ok(Value::Array(values.into_iter().filter(|value| *value != Value::Nil).collect()))
 }
 
 /// The names a partial load reads besides the metadata: a metadata name among them (`load_only`
@@ -47,40 +54,62 @@ pub(crate) struct Loaded {
     /// Loose fields (see packed.rs); `None` for a tombstone (a stamp alone), a removed attribute.
     pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
     pub(crate) flash: Vec<u8>,
+    /// When the key expires, as the hash records it (`@t`): ms on the server's clock.
+    pub(crate) expires_ms: Option<u64>,
 }
 
-/// What a plain read (`HVALS` + `PTTL`, no script) found.
+/// What a plain read (`HVALS`, no script) found.
 #[derive(Debug)]
 pub(crate) enum Snapshot {
     /// No session under the key.
     Missing,
     /// A session that needs nothing written: serve it as it is.
     Fresh(Loaded),
-    /// A session that needs the get-and-touch script: its expiry is due to slide, or it has
-    /// no TTL. The read's values and TTL stay for a popping load, which may have to serve the
-    /// session as read (see flash_pop.rs).
-    NeedsScript { values: Vec<Value>, pttl: i64 },
+    /// A session that needs the get-and-touch script: its expiry is due to slide, or the hash
+    /// records none (or the clock has no estimate yet). The session as read stays for a
+    /// popping load, which may have to serve it (see flash_pop.rs).
+    NeedsScript(Loaded),
+}
+
+/// What a plain read judges a session's expiry by: the server's time as estimated here
+/// (server_clock.rs), and the configured idle timeout and touch threshold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TouchRule {
+    pub(crate) now_ms: Option<u64>,
+    pub(crate) idle_ms: u64,
+    pub(crate) touch_after_ms: u64,
+}
+
+impl TouchRule {
+    /// The TTL of a session read now, as `PTTL` would answer: -1 when the hash records no
+    /// expiry or the clock has no estimate, and 0 once expired (by the estimate, which is never
+    /// behind the server's clock: the script decides).
+    fn ttl_ms(&self, loaded: &Loaded) -> i64 {
+        let Some((now, expires)) = self.now_ms.zip(loaded.expires_ms) else { return -1 };
+        let expires = expires.min(loaded.meta.deadline_ms.max(0) as u64);
+        i64::try_from(expires.saturating_sub(now)).unwrap_or(i64::MAX)
+    }
 }
 
 /// When a read must slide the expiry: the same rule as get_and_touch.lua.
-pub(crate) fn touch_due(pttl: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
-    pttl < 0 || (idle_ms as i64).saturating_sub(pttl) >= touch_after_ms as i64
+pub(crate) fn touch_due(ttl_ms: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
+    ttl_ms < 0 || (idle_ms as i64).saturating_sub(ttl_ms) >= touch_after_ms as i64
 }
 
-/// Parses the replies to `HVALS key` and `PTTL key`, and decides whether the script must run.
-pub(crate) fn snapshot(replies: Vec<Value>, idle_ms: u64, touch_after_ms: u64) -> Result<Snapshot> {
-    let [Value::Array(values), Value::Int(pttl)] =
-        <[Value; 2]>::try_from(replies).or_else(|_| corrupt("reply is not {values, pttl}"))?
-    else {
-        return corrupt("reply is not {values, pttl}");
+/// Parses the values of a plain read (`HVALS key`), and decides whether the script must run.
+pub(crate) fn snapshot(values: Value, rule: TouchRule) -> Result<Snapshot> {
+    let Value::Array(values) = values else {
+        return corrupt(format!("HVALS answered {}", shape(&values)));
     };
-    if values.is_empty() || pttl == -2 {
+    if values.is_empty() {
         return Ok(Snapshot::Missing);
     }
-    if touch_due(pttl, idle_ms, touch_after_ms) {
-        return Ok(Snapshot::NeedsScript { values, pttl });
-    }
-    Loaded::from_values(pttl, values).map(Snapshot::Fresh)
+    let mut loaded = Loaded::from_values(values)?;
+    loaded.meta.ttl_ms = rule.ttl_ms(&loaded);
+    Ok(match touch_due(loaded.meta.ttl_ms, rule.idle_ms, rule.touch_after_ms) {
+        true => Snapshot::NeedsScript(loaded),
+        false => Snapshot::Fresh(loaded),
+    })
 }
 
 /// Parses the script's reply: `false` (no session) or `{pttl, {value, ...}}`.
@@ -95,15 +124,18 @@ pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     else {
         return corrupt("reply is not {pttl, values}");
     };
-    Loaded::from_values(ttl_ms, values).map(Some)
+    let mut loaded = Loaded::from_values(values)?;
+    loaded.meta.ttl_ms = ttl_ms;
+    Ok(Some(loaded))
 }
 
 impl Loaded {
     /// Sorts the values of a session's hash into metadata, attributes and flash.
-    pub(crate) fn from_values(ttl_ms: i64, values: Vec<Value>) -> Result<Self> {
+    /// Its TTL is left at -1 for the caller to set.
+    pub(crate) fn from_values(values: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
-        let (meta, flash) = (empty_meta(ttl_ms), Vec::new());
-        let mut loaded = Loaded { meta, packed, loose, flash };
+        let (meta, flash, expires_ms) = (empty_meta(), Vec::new(), None);
+        let mut loaded = Loaded { meta, packed, loose, flash, expires_ms };
         for value in values {
             loaded.add(Field::parse(bulk(value)?)?)?;
         }
@@ -117,6 +149,7 @@ impl Loaded {
     fn add(&mut self, field: Field) -> Result<()> {
         match field {
             Field::Flash(messages) => self.flash = messages,
+            Field::Expiry(ms) => self.expires_ms = Some(ms),
             Field::Record(_) if self.packed.times().is_some() => {
                 return corrupt("session hash has two packed records");
             }
@@ -128,8 +161,8 @@ impl Loaded {
     }
 }
 
-fn empty_meta(ttl_ms: i64) -> Metadata {
-    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms }
+fn empty_meta() -> Metadata {
+    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms: -1 }
 }
 
 fn bulk(value: Value) -> Result<Vec<u8>> {
@@ -159,7 +192,7 @@ fn corrupt<T>(why: impl Into<String>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{stamped, FLASH_TAG};
+    use crate::fields::{stamped, EXPIRY_TAG, FLASH_TAG};
 
     fn bulk(bytes: Vec<u8>) -> Value {
         Value::BulkString(bytes)
@@ -215,9 +248,9 @@ mod tests {
     fn errors_name_the_shape_of_a_reply_never_its_data() {
         let secret = bulk(b"csrf-SECRET-value".to_vec());
         let errors = [
-            snapshot(vec![secret.clone(), Value::Int(5)], 1000, 100).map(|_| ()),
-            snapshot(vec![hash(std::slice::from_ref(&secret)), Value::Int(950)], 1000, 100)
-                .map(|_| ()),
+            snapshot(secret.clone(), rule()).map(|_| ()),
+            snapshot(hash(std::slice::from_ref(&secret)), rule()).map(|_| ()),
+            read_replies(vec![secret.clone(); 3], true).map(|_| ()),
             loaded(secret.clone()).map(|_| ()),
             loaded(Value::Array(vec![
                 Value::Int(1),
@@ -232,25 +265,53 @@ mod tests {
         }
     }
 
+    /// The touch rule at the server's time 1,000 (estimated), idle timeout 1,000, threshold 100.
+    fn rule() -> TouchRule {
+        TouchRule { now_ms: Some(1_000), idle_ms: 1_000, touch_after_ms: 100 }
+    }
+
+    fn expiry(at: u64) -> Value {
+        bulk([EXPIRY_TAG, &at.to_be_bytes()].concat())
+    }
+
+    /// A packed record created at 1 with its deadline far off.
+    fn long_lived() -> Value {
+        bulk(Packed::encode((1, 1_000_000), 3, std::iter::empty()))
+    }
+
     #[test]
     fn a_snapshot_goes_to_the_script_only_when_something_must_be_written() {
-        let session = hash(&[bulk(stamped("a", b"b"))]);
-        let with_flash = hash(&[flash(b"x")]);
-        let read = |values: &Value, pttl: i64| {
-            snapshot(vec![values.clone(), Value::Int(pttl)], 1000, 100).expect("valid")
+        let read = |values: &[Value], rule: TouchRule| {
+            snapshot(Value::Array(values.to_vec()), rule).expect("valid")
         };
-        assert!(matches!(read(&session, 950), Snapshot::Fresh(_)));
-        assert!(matches!(read(&session, 900), Snapshot::NeedsScript { .. }), "touch due");
-        assert!(matches!(read(&session, -1), Snapshot::NeedsScript { .. }), "no TTL");
-        assert!(matches!(read(&session, -2), Snapshot::Missing), "gone meanwhile");
-        assert!(matches!(read(&Value::Array(vec![]), -2), Snapshot::Missing));
-        let Snapshot::Fresh(loaded) = read(&with_flash, 950) else { panic!("fresh") };
-        assert_eq!(loaded.flash, b"x", "the flash messages read");
-        let Snapshot::NeedsScript { values, pttl } = read(&with_flash, 900) else { panic!() };
-        let kept = Loaded::from_values(pttl, values).expect("valid");
-        assert_eq!((kept.flash, pttl), (b"x".to_vec(), 900), "kept for a popping load");
+        let session = |at: u64| [long_lived(), bulk(stamped("a", b"b")), expiry(at)];
+        let Snapshot::Fresh(fresh) = read(&session(1_950), rule()) else { panic!("fresh") };
+        assert_eq!(fresh.meta.ttl_ms, 950, "the TTL as PTTL would answer it");
+        assert!(matches!(read(&session(1_900), rule()), Snapshot::NeedsScript(_)), "due");
+        assert!(matches!(read(&session(900), rule()), Snapshot::NeedsScript(_)), "expired");
+        let no_expiry = [long_lived()];
+        assert!(matches!(read(&no_expiry, rule()), Snapshot::NeedsScript(_)), "none recorded");
+        let unsynced = TouchRule { now_ms: None, ..rule() };
+        assert!(matches!(read(&session(1_950), unsynced), Snapshot::NeedsScript(_)), "no clock");
+        assert!(matches!(read(&[], rule()), Snapshot::Missing));
+        let capped = [record(), expiry(1_950)]; // its deadline, 2, is long past
+        assert!(matches!(read(&capped, rule()), Snapshot::NeedsScript(_)), "deadline first");
+        let with_flash = [long_lived(), flash(b"x"), expiry(1_900)];
+        let Snapshot::NeedsScript(kept) = read(&with_flash, rule()) else { panic!("due") };
+        assert_eq!((kept.flash, kept.meta.ttl_ms), (b"x".to_vec(), 900), "kept for a pop");
         let foreign = Value::Array(vec![bulk(b"some".to_vec()), bulk(b"hash".to_vec())]);
-        let err = snapshot(vec![foreign, Value::Int(950)], 1000, 100).expect_err("corrupt");
+        let err = snapshot(foreign, rule()).expect_err("corrupt");
         assert!(matches!(err, Error::Corrupt(_)));
+    }
+
+    #[test]
+    fn a_read_replies_with_its_values_and_time_only_when_it_asked() {
+        let (values, time) = (Value::Array(vec![]), Value::Array(vec![]));
+        assert!(matches!(read_replies(vec![values.clone()], false), Ok((_, None))));
+        let timed = read_replies(vec![values.clone(), time.clone()], true);
+        assert!(matches!(timed, Ok((_, Some(_)))));
+        for (replies, timed) in [(vec![values.clone(), time], false), (vec![values], true)] {
+            assert!(matches!(read_replies(replies, timed), Err(Error::Corrupt(_))));
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::keys;
 use crate::pool::Pool;
 use crate::scripts::{Call, SCRIPTS};
+use crate::server_clock::ServerClock;
 use crate::session::{Metadata, Session};
 use crate::token::Token;
 
@@ -42,6 +43,8 @@ pub(crate) const TOKEN_ATTEMPTS: usize = 3;
 pub struct SessionStore {
     pub(crate) pool: Pool,
     pub(crate) config: Arc<Config>,
+    /// The server's time as estimated here, which plain loads judge expiry by.
+    pub(crate) clock: Arc<ServerClock>,
 }
 
 impl SessionStore {
@@ -53,7 +56,8 @@ impl SessionStore {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let pool = Pool::build(&config)?;
-        Ok(SessionStore { pool, config: Arc::new(config) })
+        let clock = Arc::new(ServerClock::new());
+        Ok(SessionStore { pool, config: Arc::new(config), clock })
     }
 
     /// A store for `config`, checked at start-up: connects once, and reads the server's

@@ -1,0 +1,119 @@
+//! The expiry each session's hash records (field `@t`), by which a plain load judges whether
+//! the idle expiry is due without asking Redis for the TTL (src/server_clock.rs).
+
+mod support;
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use tokio::time::sleep;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// The expiry `@t` records (`None` when missing or malformed), and the key's own, both in ms
+/// on the server's clock.
+async fn expiries(conn: &mut MultiplexedConnection, key: &str) -> (Option<u64>, i64) {
+    let field: Option<Vec<u8>> = conn.hget(key, "@t").await.expect("hget");
+    let recorded = field.and_then(|field| match field.as_slice() {
+        [0xc1, b't', ms @ ..] => Some(u64::from_be_bytes(ms.try_into().ok()?)),
+        _ => None,
+    });
+    let actual: i64 = redis::cmd("PEXPIRETIME").arg(key).query_async(conn).await.expect("ttl");
+    (recorded, actual)
+}
+
+/// Asserts that `@t` says when the key expires; returns that.
+async fn assert_recorded(conn: &mut MultiplexedConnection, key: &str, after: &str) -> i64 {
+    let (recorded, actual) = expiries(conn, key).await;
+    assert!(actual > 0, "{after}: the key has a TTL");
+    assert_eq!(recorded, Some(actual as u64), "{after}: @t is the key's expiry");
+    actual
+}
+
+#[tokio::test]
+async fn every_script_that_sets_the_ttl_records_it() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_idle_timeout(ms(1000)).with_touch_threshold(0.5));
+    let mut session = store.create().await.expect("create");
+    let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
+    let created = assert_recorded(&mut conn, &key, "create").await;
+
+    sleep(ms(600)).await;
+    store.load(session.token().expose()).await.expect("load").expect("live");
+    let touched = assert_recorded(&mut conn, &key, "a touch").await;
+    assert!(touched >= created + 600, "the touch slid it: {created} -> {touched}");
+
+    sleep(ms(600)).await;
+    session.insert("x", &1).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let saved = assert_recorded(&mut conn, &key, "a save that slides").await;
+    assert!(saved >= touched + 600, "the save slid it: {touched} -> {saved}");
+
+    store.regenerate(&mut session).await.expect("regenerate");
+    let key = redis.keys().await.remove(0);
+    assert_eq!(assert_recorded(&mut conn, &key, "regenerate").await, saved, "moved along");
+}
+
+#[tokio::test]
+async fn a_plain_load_is_one_command_and_the_clock_is_synced_once_a_second() {
+    let redis = support::own_server(&[]);
+    let store = redis.store();
+    let session = store.create().await.expect("create");
+    redis.reset_stats().await;
+
+    for _ in 0..10 {
+        assert!(store.load(session.token().expose()).await.expect("load").is_some());
+    }
+
+    assert_eq!(redis.command_calls("hvals").await, 10, "ten reads ran");
+    assert_eq!(redis.command_calls("pttl").await, 0, "judged from @t");
+    let syncs = redis.command_calls("time").await;
+    assert!((1..=2).contains(&syncs), "the first read synced the clock, not each: {syncs}");
+    assert_eq!(redis.script_calls().await, 0);
+}
+
+#[tokio::test]
+async fn a_hash_without_a_recorded_expiry_gets_one_from_its_next_load() {
+    let redis = support::own_server(&[]);
+    let store = redis.store();
+    let session = store.create().await.expect("create");
+    let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
+    let _: () = conn.hdel(&key, "@t").await.expect("as a hash from before @t");
+    redis.reset_stats().await;
+
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let scripts = redis.script_calls().await; // EVALSHA, and EVAL after a NOSCRIPT
+    assert!(scripts >= 1, "get-and-touch wrote it");
+    assert_recorded(&mut conn, &key, "the load").await;
+    assert!(loaded.metadata().ttl_ms > 0, "the script's TTL");
+    for _ in 0..5 {
+        store.load(session.token().expose()).await.expect("load").expect("live");
+    }
+    assert_eq!(redis.script_calls().await, scripts, "the next loads were plain reads");
+}
+
+#[tokio::test]
+async fn a_ttl_set_by_hand_is_what_the_recorded_expiry_comes_to_say() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(|c| c.with_idle_timeout(ms(1000)).with_touch_threshold(0.5));
+    let session = store.create().await.expect("create");
+    let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
+    let _: () = conn.pexpire(&key, 60_000).await.expect("a TTL set by hand");
+    sleep(ms(600)).await; // @t now says a touch is due; the TTL says it is not
+    redis.reset_stats().await;
+
+    store.load(session.token().expose()).await.expect("load").expect("live");
+    let scripts = redis.script_calls().await; // EVALSHA, and EVAL after a NOSCRIPT
+    assert!(scripts >= 1, "the load asked the script");
+    assert_eq!(redis.command_calls("pexpireat").await, 0, "which did not shorten the TTL");
+    let actual = assert_recorded(&mut conn, &key, "the script").await;
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl > 50_000, "the hand-set TTL stands: {pttl} ({actual})");
+    for _ in 0..5 {
+        store.load(session.token().expose()).await.expect("load").expect("live");
+    }
+    assert_eq!(redis.script_calls().await, scripts, "no script for each load since");
+}
