@@ -28,7 +28,8 @@
 --          is pending. @t is as this script left it.
 -- Writes   nothing inside the throttle window; when due, HSET @t and PEXPIREAT of the new
 --          expiry, min(now + idle, deadline); HSET @t alone when @t is missing or disagrees
---          with the TTL by more than SLACK ms (a hash from before @t, or a TTL set by hand);
+--          with the TTL by more than SLACK ms (a hash from before @t, or a TTL set by hand),
+--          unless the server is out of memory;
 --          when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks a readable packed record (foreign data under
 --          our prefix); nothing is written then.
@@ -77,11 +78,13 @@ if due or ARGV[4] == '1' or not expires then
       pttl = ttl
     end
   end
-  -- Plain loads judge by @t, so it must say when the key expires.
+  -- Plain loads judge by @t, so it must say when the key expires. pcall: a server out of
+  -- memory refuses an HSET as a script's first write, and the repair can wait for a later load.
   if not expires or math.abs(expires - (now + pttl)) > SLACK then
     local field = expiry_field(now + pttl)
-    redis.call('HSET', key, '@t', field)
-    values[expiry_at or #values + 1] = field
+    if type(redis.pcall('HSET', key, '@t', field)) == 'number' then -- not an error reply
+      values[expiry_at or #values + 1] = field
+    end
   end
 end
 if flash and ARGV[3] == '1' then

@@ -1,7 +1,7 @@
 //! Popping flash messages: a transaction on one server, get-and-touch on a Cluster.
 //!
 //! On one server a popping load sends its plain read as a transaction that also deletes the
-//! messages: `MULTI`, `HVALS`, `PTTL`, `HDEL @f`, `EXEC`. Nothing runs between the read and
+//! messages: `MULTI`, `HVALS`, `HDEL @f`, `EXEC` (and `TIME` when the read carries it). Nothing runs between the read and
 //! the delete, so no other request can read the same messages, and none pushed later is deleted
 //! unread; the pop costs neither a second round trip nor a script. (On Redis 7 an `HDEL` that
 //! deletes nothing reaches neither the AOF nor replicas; Redis 6.2 still appends an empty
@@ -13,8 +13,9 @@
 //! load reads as a plain load does, and takes pending messages with get-and-touch, whose
 //! redirections redis-rs follows. So does a load whose transaction a server out of memory
 //! aborted: under `noeviction` it refuses every command queued in a `MULTI`, the read included,
-//! while it still runs plain reads and scripts that only delete or set TTLs. Other refusals
-//! reach the caller.
+//! while it still runs plain reads and scripts that only delete or set TTLs (get-and-touch's
+//! repair of a missing `@t` is an `HSET`, which it then skips). Other refusals reach the
+//! caller.
 //!
 //! Delivery is at most once, as it is for any pop: messages whose reply is lost with a broken
 //! connection or a timeout are gone (the read is retried on a new connection, and the retry

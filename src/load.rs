@@ -10,9 +10,10 @@
 //! read, the checks and the writes atomically, on the server's clock. A load that pops flash
 //! messages deletes them with its read, in one transaction (flash_pop.rs). Reading without a
 //! script is safe because every write caps the TTL, and the expiry it records, at the
-//! absolute deadline: a key that still exists is within its deadline, and one whose TTL was
-//! removed by hand is served only until the expiry it records. And it is cheap: the plain read
-//! costs Redis about 2 µs, get-and-touch about 6 (see the README's Performance section).
+//! absolute deadline: a key that still exists with a TTL is within its deadline, and one whose
+//! TTL was removed by hand goes to the script (which checks the deadline) once the expiry it
+//! records is due. And it is cheap: the plain read costs Redis about 2 µs, get-and-touch about
+//! 6 (see the README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument};

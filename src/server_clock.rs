@@ -10,8 +10,10 @@
 //! once per [`SYNC_EVERY`] (one read claims it). The estimate is the server's time that `TIME`
 //! answered plus the time elapsed since the read was *sent*, on this process's monotonic
 //! clock. The server read its clock after the read was sent, so the estimate runs ahead of
-//! the server by at most a round trip, never behind (but for drift between two syncs: NTP
-//! slews a clock by at most 0.5 ms a second). Ahead is the safe side: a load runs get-and-touch a little early, and the script,
+//! the server by at most a round trip, never behind, but for what happens between two syncs:
+//! drift (NTP slews a clock by at most 0.5 ms a second), a step forward of the server's clock,
+//! or this host being suspended (the monotonic clock stops); each lasts until the next sync, a
+//! second later at most, and a touch window is minutes. Ahead is the safe side: a load runs get-and-touch a little early, and the script,
 //! on the server's own clock, writes nothing that is not due. This machine's wall clock is
 //! never read, so its skew and its steps do not matter. On a Redis Cluster, `TIME` goes to
 //! the node of the key read with it: the nodes' clocks are assumed to agree (as NTP keeps
@@ -87,17 +89,23 @@ impl ServerClock {
     }
 }
 
+/// The most seconds a `TIME` reply may say (the year 36,800): bounded, so that no sum here can
+/// overflow.
+const MAX_SECONDS: u64 = 1 << 40;
+
 /// The µs since the epoch in a reply to `TIME`: seconds and microseconds, as strings.
 fn time_us(time: Value) -> Result<i64> {
     let number = |value: &Value| match value {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse::<i64>().ok(),
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?.parse::<u64>().ok(),
         _ => None,
     };
     match time {
-        Value::Array(parts) if parts.len() == 2 => {
-            let (seconds, micros) = (number(&parts[0]), number(&parts[1]));
-            seconds.zip(micros).and_then(|(s, us)| s.checked_mul(1_000_000)?.checked_add(us))
-        }
+        Value::Array(parts) if parts.len() == 2 => match (number(&parts[0]), number(&parts[1])) {
+            (Some(s), Some(us)) if s <= MAX_SECONDS && us < 1_000_000 => {
+                Some((s * 1_000_000 + us) as i64)
+            }
+            _ => None,
+        },
         _ => None,
     }
     .ok_or_else(|| Error::Corrupt("TIME did not answer seconds and microseconds".into()))
@@ -140,7 +148,9 @@ mod tests {
     #[test]
     fn a_reply_that_is_not_times_is_corrupt_and_keeps_the_estimate() {
         let clock = ServerClock::new();
-        for reply in [Value::Nil, time("x", "1"), time("1", "1.5"), Value::Array(vec![])] {
+        let absurd = [time("-1", "0"), time("9223372036854775807", "0"), time("1", "1000000")];
+        let odd = [Value::Nil, time("x", "1"), time("1", "1.5"), Value::Array(vec![])];
+        for reply in odd.into_iter().chain(absurd) {
             let err = clock.sync(Instant::now(), reply).expect_err("corrupt");
             assert!(matches!(err, Error::Corrupt(_)));
         }

@@ -97,8 +97,9 @@ async fn out_of_memory_pops_go_to_the_script() {
     // Out of memory under noeviction, Redis aborts every transaction but runs plain reads and
     // scripts that only delete or set TTLs. No touch is due, so only the fallback runs a script.
     set_maxmemory(&redis, 1).await;
-    // A first read syncs the store's clock (TIME, src/server_clock.rs), and the next is due
-    // only after a second: the TIME counted below can only be a script's.
+    // A first read syncs the store's clock (TIME, src/server_clock.rs), and the next sync is
+    // due only a second later: within that, any TIME counted below is a script's.
+    let synced = std::time::Instant::now();
     store.load(&other).await.expect("load").expect("live");
     redis.reset_stats().await;
     let by_load = store.load_and_pop_flash(&token).await;
@@ -110,7 +111,8 @@ async fn out_of_memory_pops_go_to_the_script() {
 
     assert!(load_scripts >= 1, "the load's transaction was refused, get-and-touch popped");
     assert!(scripts > load_scripts, "so was pop_flash's");
-    assert_eq!(clock_reads, 0, "a pop with a TTL and no touch due needs no clock");
+    let syncs = synced.elapsed().as_secs() as i64; // at most one a second since
+    assert!(clock_reads <= syncs, "a pop with no touch due reads no clock: {clock_reads}");
     let mut by_load = by_load.expect("popped").expect("live");
     assert_eq!(by_load.take_flash::<String>().expect("decode"), ["saved"]);
     assert_eq!(by_pop.expect("popped"), ["saved"]);
@@ -131,7 +133,7 @@ async fn a_popping_load_past_the_deadline_of_a_key_without_a_ttl_serves_nothing(
     record[8..16].copy_from_slice(&1_000u64.to_be_bytes());
     let _: () = conn.hset(&key, "@p", record).await.expect("deadline in 1970");
 
-    // The read pops the message, then get-and-touch finds the session dead: no TTL told the
-    // read it was live, so the load does not serve what it read.
+    // The read pops the message, then get-and-touch finds the session dead: the read judged it
+    // due (the recorded expiry is capped at the deadline), so the load does not serve it.
     assert!(store.load_and_pop_flash(&token).await.expect("load").is_none());
 }
