@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
+use redis_sessions::{Session, SessionStore};
 use tokio::time::sleep;
 
 fn ms(n: u64) -> Duration {
@@ -39,6 +40,15 @@ async fn assert_recorded(conn: &mut MultiplexedConnection, key: &str, after: &st
     let recorded = recorded.unwrap_or_else(|| panic!("{after}: @t is missing")) as i64;
     assert!((recorded - actual).abs() <= 2, "{after}: @t {recorded}, the key's {actual}");
     recorded
+}
+
+/// Asserts that the next loads of `session` are plain reads: no script runs.
+async fn assert_plain_loads(redis: &support::TestRedis, store: &SessionStore, session: &Session) {
+    let scripts = redis.script_calls().await;
+    for _ in 0..5 {
+        store.load(session.token().expose()).await.expect("load").expect("live");
+    }
+    assert_eq!(redis.script_calls().await, scripts, "the next loads ran no script");
 }
 
 #[tokio::test]
@@ -95,12 +105,8 @@ async fn a_hash_without_a_recorded_expiry_gets_one_from_its_next_load() {
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     assert!(redis.script_calls().await >= 1, "get-and-touch wrote it");
     assert_recorded(&mut conn, &key, "the load").await;
-    let scripts = redis.script_calls().await; // and the test's own script, which reads it
     assert!(loaded.metadata().ttl_ms > 0, "the script's TTL");
-    for _ in 0..5 {
-        store.load(session.token().expose()).await.expect("load").expect("live");
-    }
-    assert_eq!(redis.script_calls().await, scripts, "the next loads were plain reads");
+    assert_plain_loads(&redis, &store, &session).await;
 }
 
 #[tokio::test]
@@ -117,13 +123,9 @@ async fn a_ttl_set_by_hand_is_what_the_recorded_expiry_comes_to_say() {
     assert!(redis.script_calls().await >= 1, "the load asked the script");
     assert_eq!(redis.command_calls("pexpireat").await, 0, "which did not shorten the TTL");
     let actual = assert_recorded(&mut conn, &key, "the script").await;
-    let scripts = redis.script_calls().await; // and the test's own script, which reads it
     let pttl: i64 = conn.pttl(&key).await.expect("pttl");
     assert!(pttl > 50_000, "the hand-set TTL stands: {pttl} ({actual})");
-    for _ in 0..5 {
-        store.load(session.token().expose()).await.expect("load").expect("live");
-    }
-    assert_eq!(redis.script_calls().await, scripts, "no script for each load since");
+    assert_plain_loads(&redis, &store, &session).await;
 }
 
 #[tokio::test]
