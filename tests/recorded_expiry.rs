@@ -93,13 +93,22 @@ async fn a_plain_load_is_one_command_and_the_clock_is_synced_once_a_second() {
     assert_eq!(redis.script_calls().await, 0);
 }
 
-#[tokio::test]
-async fn a_hash_without_a_recorded_expiry_gets_one_from_its_next_load() {
-    let redis = support::own_server(&[]);
+/// A store and a new session whose hash has no `@t`, as one written before it, its key, and a
+/// connection to look at it.
+async fn without_recorded_expiry(
+    redis: &support::TestRedis,
+) -> (SessionStore, Session, String, MultiplexedConnection) {
     let store = redis.store();
     let session = store.create().await.expect("create");
     let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
     let _: () = conn.hdel(&key, "@t").await.expect("as a hash from before @t");
+    (store, session, key, conn)
+}
+
+#[tokio::test]
+async fn a_hash_without_a_recorded_expiry_gets_one_from_its_next_load() {
+    let redis = support::own_server(&[]);
+    let (store, session, key, mut conn) = without_recorded_expiry(&redis).await;
     redis.reset_stats().await;
 
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
@@ -131,10 +140,7 @@ async fn a_ttl_set_by_hand_is_what_the_recorded_expiry_comes_to_say() {
 #[tokio::test]
 async fn out_of_memory_a_missing_expiry_waits_and_the_load_still_serves() {
     let redis = support::own_server(&[]);
-    let store = redis.store();
-    let session = store.create().await.expect("create");
-    let (key, mut conn) = (redis.keys().await.remove(0), redis.conn().await);
-    let _: () = conn.hdel(&key, "@t").await.expect("as a hash from before @t");
+    let (store, session, key, mut conn) = without_recorded_expiry(&redis).await;
     let maxmemory =
         |bytes: &str| redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
     let _: () = maxmemory("1").query_async(&mut conn).await.expect("out of memory");
