@@ -12,8 +12,8 @@
 //! script is safe because every write caps the TTL, and the expiry it records, at the
 //! absolute deadline: a key that still exists with a TTL is within its deadline, and one whose
 //! TTL was removed by hand goes to the script (which checks the deadline) once the expiry it
-//! records is due. And it is cheap: the plain read costs Redis about 2 µs, get-and-touch about
-//! 6 (see the README's Performance section).
+//! records is due. And it is cheap: the plain read costs Redis about 1.5 µs, get-and-touch
+//! about 6 (see the README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument};
@@ -149,7 +149,8 @@ impl SessionStore {
 
     /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`. `judged_due`
     /// when a plain read judged from `@t` that the expiry is due: the script then checks `@t`
-    /// against the TTL (which a pop alone does not, to spare it the clock).
+    /// against the TTL, which a pop alone does only when a touch is due or `@t` is missing (to
+    /// spare it the clock).
     pub(crate) async fn get_and_touch(
         &self,
         key: &str,

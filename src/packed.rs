@@ -13,8 +13,8 @@
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
 //! never change, and the record's id, which only a compaction changes: as fields of
-//! their own they cost every load six more reply values (parsed and allocated one by one by the
-//! client, written one by one by Redis).
+//! their own they cost every load three more reply values (parsed and allocated one by one by
+//! the client, written one by one by Redis).
 //!
 //! Format (big-endian), chosen so the scripts can read it with `string.byte` (lua/record.lua):
 //! `created: u64` (its first byte is 0 before the year 2,280,000, which tells a load that this

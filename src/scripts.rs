@@ -78,7 +78,7 @@ pub(crate) struct Scripts {
 
 /// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
 /// (the packed record: its header's fields, its entries as a table, and
-/// `past_deadline_reply`).
+/// `past_deadline_reply`; and the expiry field `@t`).
 macro_rules! with_helpers {
     ($name:literal) => {
         concat!(
