@@ -89,11 +89,12 @@ impl TouchRule {
         let expires = expires.min(loaded.meta.deadline_ms.max(0) as u64);
         i64::try_from(expires.saturating_sub(now)).unwrap_or(i64::MAX)
     }
-}
 
-/// When a read must slide the expiry: the same rule as get_and_touch.lua.
-pub(crate) fn touch_due(ttl_ms: i64, idle_ms: u64, touch_after_ms: u64) -> bool {
-    ttl_ms < 0 || (idle_ms as i64).saturating_sub(ttl_ms) >= touch_after_ms as i64
+    /// Whether a session with `ttl_ms` left must go to the script: the same rule as
+    /// get_and_touch.lua.
+    fn due(&self, ttl_ms: i64) -> bool {
+        ttl_ms < 0 || (self.idle_ms as i64).saturating_sub(ttl_ms) >= self.touch_after_ms as i64
+    }
 }
 
 /// Parses the values of a plain read (`HVALS key`), and decides whether the script must run.
@@ -106,7 +107,7 @@ pub(crate) fn snapshot(values: Value, rule: TouchRule) -> Result<Snapshot> {
     }
     let mut loaded = Loaded::from_values(values)?;
     loaded.meta.ttl_ms = rule.ttl_ms(&loaded);
-    Ok(match touch_due(loaded.meta.ttl_ms, rule.idle_ms, rule.touch_after_ms) {
+    Ok(match rule.due(loaded.meta.ttl_ms) {
         true => Snapshot::NeedsScript(loaded),
         false => Snapshot::Fresh(loaded),
     })
