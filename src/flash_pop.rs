@@ -1,12 +1,12 @@
 //! Popping flash messages: a transaction on one server, get-and-touch on a Cluster.
 //!
 //! On one server a popping load sends its plain read as a transaction that also deletes the
-//! messages: `MULTI`, `HVALS`, `HDEL @f`, `EXEC` (and `TIME` when the read carries it). Nothing runs between the read and
-//! the delete, so no other request can read the same messages, and none pushed later is deleted
-//! unread; the pop costs neither a second round trip nor a script. (On Redis 7 an `HDEL` that
-//! deletes nothing reaches neither the AOF nor replicas; Redis 6.2 still appends an empty
-//! `MULTI`/`EXEC`.) [`pop_flash`](SessionStore::pop_flash) sends `HGET @f` + `HDEL @f` the same
-//! way.
+//! messages: `MULTI`, `HVALS`, `HDEL @f`, `EXEC` (and `TIME` when the read carries it). Nothing
+//! runs between the read and the delete, so no other request can read the same messages, and
+//! none pushed later is deleted unread; the pop costs neither a second round trip nor a script.
+//! (On Redis 7 an `HDEL` that deletes nothing reaches neither the AOF nor replicas; Redis 6.2
+//! still appends an empty `MULTI`/`EXEC`.) [`pop_flash`](SessionStore::pop_flash) sends
+//! `HGET @f` + `HDEL @f` the same way.
 //!
 //! A Redis Cluster gets no transaction: during a slot migration or a failover Redis aborts it
 //! (`EXECABORT` after `MOVED` or `ASK`), and redis-rs follows neither inside one. There a popping

@@ -7,18 +7,18 @@
 //! a load compares it with this estimate of the server's time: one command, and the answer is
 //! in the values it reads anyway.
 //!
-//! How the estimate is kept: a read carries `TIME` when there is no estimate yet, and then
-//! once per [`SYNC_EVERY`] (one read claims it). The estimate is the server's time that `TIME`
-//! answered plus the time elapsed since the read was *sent*, on this process's monotonic
-//! clock. The server read its clock after the read was sent, so the estimate runs ahead of
-//! the server by at most a round trip, never behind, but for what happens between two syncs:
-//! drift (NTP slews a clock by at most 0.5 ms a second), a step forward of the server's clock,
-//! or this host being suspended (the monotonic clock stops); each lasts until the next sync, a
-//! second later at most, and a touch window is minutes. Ahead is the safe side: a load runs get-and-touch a little early, and the script,
-//! on the server's own clock, writes nothing that is not due. This machine's wall clock is
-//! never read, so its skew and its steps do not matter. On a Redis Cluster, `TIME` goes to
-//! the node of the key read with it: the nodes' clocks are assumed to agree (as NTP keeps
-//! them) to well within the touch window.
+//! How the estimate is kept: a read carries `TIME` when there is no estimate yet, and then once per
+//! [`SYNC_EVERY`] (one read claims it). The estimate is the server's time that `TIME` answered plus
+//! the time elapsed since the read was *sent*, on this process's monotonic clock. The server read
+//! its clock after the read was sent, so the estimate runs ahead of the server by at most a round
+//! trip, never behind, but for what happens between two syncs: drift (NTP slews a clock by at most
+//! 0.5 ms a second), a step forward of the server's clock, or this host being suspended (the
+//! monotonic clock stops); each lasts until the next sync, a second later at most, and a touch
+//! window is minutes. Ahead is the safe side: a load runs get-and-touch a little early, and the
+//! script, on the server's own clock, writes nothing that is not due. This machine's wall clock is
+//! never read, so its skew and its steps do not matter. On a Redis Cluster, `TIME` goes to the node
+//! of the key read with it: the nodes' clocks are assumed to agree (as NTP keeps them) to well
+//! within the touch window.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
