@@ -167,7 +167,7 @@ impl Config {
 
     /// True when the URL asks for TLS (`rediss://`).
     pub(crate) fn is_tls(&self) -> bool {
-        self.url.starts_with("rediss://")
+        scheme(&self.url) == Some("rediss")
     }
 
     /// Sets the key prefix. Default `"session:"`.
@@ -294,12 +294,14 @@ impl Config {
     /// [`Error::Config`] naming the first invalid setting.
     pub fn validate(&self) -> Result<()> {
         let fail = |why: &str| Err(Error::Config(why.to_owned()));
-        let scheme = if self.is_tls() { "rediss://" } else { "redis://" };
-        if !self.seed_urls().all(|url| url.starts_with(scheme)) {
+        let first = scheme(&self.url);
+        if !matches!(first, Some("redis" | "rediss"))
+            || !self.seed_urls().all(|url| scheme(url) == first)
+        {
             return fail("url (and cluster_nodes) must all start with redis:// or all rediss://");
         }
-        if self.seed_urls().any(|url| url.ends_with("#insecure")) {
-            return fail("certificate verification cannot be switched off (#insecure)");
+        for url in self.seed_urls() {
+            check_url(url)?;
         }
         if self.tls.is_custom() && !self.is_tls() {
             return fail("tls certificates are set but the url is not rediss://");
@@ -351,14 +353,47 @@ impl fmt::Debug for Config {
     }
 }
 
-/// The URL with its password replaced by `***`, for logs.
+/// The URL's scheme as redis-rs reads it (lower case, surrounding white space ignored).
+fn scheme(url: &str) -> Option<&'static str> {
+    match redis::parse_redis_url(url)?.scheme() {
+        "redis" => Some("redis"),
+        "rediss" => Some("rediss"),
+        _ => Some("other"),
+    }
+}
+
+/// Refuses a URL that redis-rs cannot read, or that it reads as TLS without certificate checks.
+///
+/// The check reads the connection information redis-rs will connect with, not the text: the
+/// URL parser drops tabs and newlines anywhere and trims spaces and control characters at the
+/// ends, so `#insec\nure` and `#insecure ` both mean `#insecure` to it. This crate does not
+/// enable redis-rs' `tls-rustls-insecure`, but Cargo merges features, so another crate of the
+/// application may: then such a URL would really switch certificate checks off.
+fn check_url(url: &str) -> Result<()> {
+    use redis::{ConnectionAddr, IntoConnectionInfo};
+    // The error names what is wrong with the URL, never the URL (it may hold a password).
+    let info =
+        url.into_connection_info().map_err(|e| Error::Config(format!("bad Redis URL: {e}")))?;
+    if let ConnectionAddr::TcpTls { insecure: true, .. } = info.addr() {
+        return Err(Error::Config(
+            "certificate verification cannot be switched off (#insecure)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The URL with its user name and password replaced by `***`, for logs. All of the user
+/// information goes: in `redis://secret@host` redis-rs reads `secret` as a user name, but it is
+/// often a password written without its colon.
 pub(crate) fn redact_url(url: &str) -> String {
     match redis::parse_redis_url(url) {
-        Some(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+        Some(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username("***");
+            }
             parsed.to_string()
         }
-        Some(parsed) => parsed.to_string(),
         None => "<unparsable url>".to_owned(),
     }
 }
@@ -391,6 +426,18 @@ mod tests {
             let err = serde_json::from_str::<Config>(json).expect_err("unknown field");
             assert!(err.to_string().contains("unknown field"), "{err}");
         }
+    }
+
+    #[test]
+    fn debug_hides_every_part_of_the_user_information() {
+        for url in ["redis://SECRET@cache:6379", "redis://user:SECRET@cache", "redis://:SECRET@h"] {
+            let config = Config::from_url(url).with_cluster(true);
+            let config = Config { cluster_nodes: vec![url.to_owned()], ..config };
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("SECRET"), "{shown}");
+            assert!(shown.contains("***@"), "{shown}");
+        }
+        assert!(format!("{:?}", Config::default()).contains("redis://127.0.0.1:6379"));
     }
 
     #[test]

@@ -55,9 +55,29 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused() {
 
 #[test]
 fn certificate_checks_cannot_be_switched_off_by_url() {
-    let config = redis_sessions::Config::from_url("rediss://127.0.0.1:6380/#insecure");
-    let err = SessionStore::new(config).expect_err("no insecure mode");
-    assert!(matches!(&err, Error::Config(why) if why.contains("insecure")), "{err:?}");
+    // The URL parser drops tabs and newlines anywhere and trims spaces and control characters
+    // at the ends: each of these means `#insecure` to redis-rs.
+    let insecure = [
+        "rediss://127.0.0.1:6380/#insecure",
+        "rediss://127.0.0.1:6380/#insecure ",
+        "rediss://127.0.0.1:6380/#insec\nure",
+        "rediss://127.0.0.1:6380/#in\tsecure",
+        "rediss://127.0.0.1:6380/#insecure\r\n",
+        " rediss://127.0.0.1:6380/#insecure",
+    ];
+    for url in insecure {
+        let err = SessionStore::new(redis_sessions::Config::from_url(url)).expect_err(url);
+        assert!(matches!(&err, Error::Config(why) if why.contains("insecure")), "{url:?}: {err:?}");
+        // A cluster's seeds are checked alike, whichever of them says it.
+        let seeds = ["rediss://127.0.0.1:7000", url];
+        let err = SessionStore::new(redis_sessions::Config::for_cluster(seeds)).expect_err(url);
+        assert!(matches!(&err, Error::Config(why) if why.contains("insecure")), "{url:?}: {err:?}");
+    }
+    // Any other fragment is refused as well, with a cause that names no part of the URL.
+    let url = "rediss://:hunter2@127.0.0.1:6380/#INSECURE";
+    let err = SessionStore::new(redis_sessions::Config::from_url(url)).expect_err("fragment");
+    assert!(matches!(&err, Error::Config(why) if why.contains("fragment")), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[test]
