@@ -3,8 +3,8 @@
 //! A token is 47 base64url characters: a 4-character Cluster hash tag (3 random bytes) followed
 //! by a 43-character secret (32 bytes, 256 bits, from the operating system's CSPRNG). The tag
 //! is not secret; it only picks the Redis Cluster slot, and a regenerated token keeps it so the
-//! session's old and new keys share one slot. The secret never leaves this process except in
-//! the cookie: Redis stores only its SHA-256 (see [`crate::keys`]).
+//! session's old and new keys share one slot. The token never leaves this process except in
+//! the cookie: Redis stores only a SHA-256 of all of it, tag included (see [`crate::keys`]).
 //!
 //! Parsing is strict: anything that is not exactly a token this crate could have made is
 //! rejected before a key is derived, so garbage cookies never cost a round trip.

@@ -44,6 +44,15 @@ async fn a_malformed_token_never_reaches_redis() {
 }
 
 #[tokio::test]
+async fn a_token_with_any_one_character_changed_opens_nothing() {
+    let redis = support::any_server();
+    for hash_tags in [false, true] {
+        let store = redis.store_with(|config| config.with_hash_tags(hash_tags));
+        support::assert_altered_tokens_open_nothing(&store).await;
+    }
+}
+
+#[tokio::test]
 async fn corrupt_bytes_break_only_their_own_attribute() {
     let redis = support::any_server();
     let store = redis.store();

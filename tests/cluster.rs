@@ -53,6 +53,13 @@ async fn a_regenerated_session_stays_in_its_slot() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_any_one_character_changed_opens_nothing() {
+    let cluster = support::cluster::start(false);
+    let store = SessionStore::new(cluster.config()).expect("store");
+    support::assert_altered_tokens_open_nothing(&store).await;
+}
+
 /// The one key of this test that exists now.
 async fn key_of(cluster: &support::cluster::TestCluster) -> String {
     let mut found: Vec<String> = cluster.keys_by_master().await.concat();

@@ -324,3 +324,31 @@ pub fn insert_numbered(session: &mut Session, prefix: &str, n: usize) {
         session.insert(&format!("{prefix}{i}"), &i).expect("insert");
     }
 }
+
+/// Saves a session, then loads every token that differs from its token in one character (and is
+/// still well-formed): none of them opens it, or anything else. Tags included: a cookie's every
+/// character counts.
+pub async fn assert_altered_tokens_open_nothing(store: &SessionStore) {
+    const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut session = store.create().await.expect("create");
+    session.insert("user", &"ada").expect("insert");
+    store.save(&mut session).await.expect("save");
+    let token = session.token().expose().to_owned();
+    let mut tried_in_tag = 0;
+    for at in 0..token.len() {
+        for &other in BASE64URL.iter().filter(|&&c| c != token.as_bytes()[at]) {
+            let mut altered = token.clone().into_bytes();
+            altered[at] = other;
+            let altered = String::from_utf8(altered).expect("ASCII");
+            if redis_sessions::Token::parse(&altered).is_none() {
+                continue; // not a token this crate could have made (the secret's trailing bits)
+            }
+            tried_in_tag += usize::from(at < 4);
+            let loaded = store.load(&altered).await.expect("load");
+            assert!(loaded.is_none(), "a token altered at character {at} opened a session");
+        }
+    }
+    assert_eq!(tried_in_tag, 4 * 63, "every alteration of the tag was tried");
+    let loaded = store.load(&token).await.expect("load").expect("the real token still opens it");
+    assert_eq!(loaded.get::<String>("user").expect("decode").as_deref(), Some("ada"));
+}
