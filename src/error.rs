@@ -1,8 +1,10 @@
 //! The crate's one error type.
 //!
 //! Every fallible call returns [`Error`]. Variants that wrap another error keep it as
-//! [`std::error::Error::source`], so callers and error reporters see the whole chain. No variant
-//! carries a session token: error text is safe to log.
+//! [`std::error::Error::source`], so callers and error reporters see the whole chain, and their
+//! Display names the cause too, so that an application that logs `{e}` alone learns what went
+//! wrong. No variant carries a session token, and no text names a password: error text is safe
+//! to log.
 
 use std::fmt;
 
@@ -14,10 +16,21 @@ pub enum Error {
     Config(String),
     /// Waited longer than the wait timeout for a connection that another operation was opening.
     PoolTimeout,
-    /// Redis answered with an error, or the connection failed.
+    /// Redis answered with an error (out of memory, say), or the connection failed.
     Redis(redis::RedisError),
     /// Redis did not answer within the configured command timeout.
     Timeout(redis::RedisError),
+    /// No connection to Redis could be opened: refused, unreachable, not within the connect
+    /// timeout, or closed by the server as it opened (a server at its `maxclients` does that).
+    Connect(redis::RedisError),
+    /// Redis refused the credentials (none given where a password is required, or a wrong
+    /// one) or a permission (an ACL that denies a command or a key). The configuration must
+    /// change: retrying does not help.
+    Auth(redis::RedisError),
+    /// The TLS handshake with Redis failed: the server's certificate was refused (an unknown
+    /// issuer, a wrong name, expired or not yet valid: a misconfiguration, or an interception)
+    /// or the server refused ours. The configuration must change: retrying does not help.
+    Tls(redis::RedisError),
     /// The operating system's random source failed, so no token could be drawn.
     Entropy(getrandom::Error),
     /// The session no longer exists: it expired, was destroyed, or was moved to a new token by
@@ -67,8 +80,19 @@ impl fmt::Display for Error {
         match self {
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
             Error::PoolTimeout => f.write_str("no Redis connection available in time"),
-            Error::Redis(_) => f.write_str("Redis command failed"),
+            Error::Redis(e) if server_code(e).as_deref() == Some("OOM") => f.write_str(
+                "Redis is out of memory (used memory over maxmemory): the write was refused",
+            ),
+            Error::Redis(e) => write!(f, "Redis command failed: {}", Cause(e)),
             Error::Timeout(_) => f.write_str("Redis did not answer within the command timeout"),
+            Error::Connect(e) if e.is_timeout() => {
+                f.write_str("cannot connect to Redis: no answer within the connect timeout")
+            }
+            Error::Connect(e) => write!(f, "cannot connect to Redis: {}", Cause(e)),
+            Error::Auth(e) => {
+                write!(f, "Redis refused the credentials or permission: {}", Cause(e))
+            }
+            Error::Tls(e) => write!(f, "TLS handshake with Redis failed: {}", Cause(e)),
             Error::Entropy(_) => f.write_str("the operating system's random source failed"),
             Error::SessionGone => f.write_str("the session no longer exists"),
             Error::Conflict => write!(f, "session changed concurrently since it was read"),
@@ -85,25 +109,44 @@ impl fmt::Display for Error {
 }
 
 impl Error {
-    /// True when Redis could not be reached or did not answer in time: the request may succeed
-    /// later unchanged (a web layer answers 503). False for errors about the session or the data.
+    /// True when Redis could not be reached, did not answer in time, or refused for a passing
+    /// reason (out of memory, loading, a failover): the request may succeed later unchanged (a
+    /// web layer answers 503). False for errors about the session or the data, and for
+    /// misconfigurations that retrying cannot mend ([`Error::Auth`], [`Error::Tls`]).
     ///
     /// ```
     /// assert!(!redis_sessions::Error::SessionGone.is_unavailable());
     /// ```
     pub fn is_unavailable(&self) -> bool {
         match self {
-            Error::PoolTimeout | Error::Timeout(_) => true,
+            Error::PoolTimeout | Error::Timeout(_) | Error::Connect(_) => true,
             Error::Redis(e) => {
                 e.is_io_error()
                     || e.is_connection_dropped()
-                    || e.is_connection_refusal()
                     || matches!(
-                        e.code(),
-                        Some("LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+                        server_code(e).as_deref(),
+                        Some(
+                            "LOADING"
+                                | "TRYAGAIN"
+                                | "CLUSTERDOWN"
+                                | "MASTERDOWN"
+                                | "MOVED"
+                                | "ASK"
+                                | "OOM"
+                                | "BUSY"
+                        )
                     )
             }
             _ => false,
+        }
+    }
+
+    /// The error for a failure to open a connection: [`Error::Connect`], unless the server
+    /// refused the credentials or the TLS handshake failed.
+    pub(crate) fn connecting(e: redis::RedisError) -> Self {
+        match Error::from(e) {
+            Error::Redis(e) | Error::Timeout(e) => Error::Connect(e),
+            other => other,
         }
     }
 }
@@ -111,7 +154,11 @@ impl Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Redis(e) | Error::Timeout(e) => Some(e),
+            Error::Redis(e)
+            | Error::Timeout(e)
+            | Error::Connect(e)
+            | Error::Auth(e)
+            | Error::Tls(e) => Some(e),
             Error::Entropy(e) => Some(e),
             Error::Encode { source, .. } => Some(source),
             Error::Decode { source, .. } => Some(source),
@@ -122,15 +169,56 @@ impl std::error::Error for Error {
 
 impl From<redis::RedisError> for Error {
     /// Server replies that mean "this key is not one of our sessions" become
-    /// [`Error::Corrupt`]; everything else stays a Redis error.
+    /// [`Error::Corrupt`]; refused credentials or permissions [`Error::Auth`]; a failed TLS
+    /// handshake [`Error::Tls`]; everything else stays a Redis error.
     fn from(e: redis::RedisError) -> Self {
         match server_code(&e).as_deref() {
             Some("CORRUPT") | Some("WRONGTYPE") => Error::Corrupt(e.to_string()),
+            Some("NOAUTH" | "WRONGPASS" | "NOPERM") => Error::Auth(e),
+            _ if e.kind() == redis::ErrorKind::AuthenticationFailed => Error::Auth(e),
             _ if e.kind() == redis::ErrorKind::UnexpectedReturnType => {
                 Error::Corrupt(e.to_string())
             }
+            _ if tls_failure(&e).is_some() => Error::Tls(e),
             _ if e.is_timeout() => Error::Timeout(e),
             _ => Error::Redis(e),
+        }
+    }
+}
+
+/// The rustls error behind a failed TLS handshake. redis-rs keeps it in an `Arc`, inside an I/O
+/// error whose own `source` skips it, so it is looked for by hand.
+fn tls_failure(e: &redis::RedisError) -> Option<&rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let source = std::error::Error::source(e)?;
+    let source = source.downcast_ref::<Shared>().map_or(source, |shared| &**shared as _);
+    let io = source.downcast_ref::<std::io::Error>()?;
+    io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// A Redis error as the end of a sentence: the server's code and message, or the failure of
+/// the connection, cut where a server's message would go on to quote the command's arguments
+/// (which may hold session data).
+struct Cause<'a>(&'a redis::RedisError);
+
+impl fmt::Display for Cause<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        if let Some(tls) = tls_failure(e) {
+            return write!(f, "{tls}");
+        }
+        let cut = |detail: &str| {
+            detail.split(", with args beginning with").next().unwrap_or_default().to_owned()
+        };
+        match (e.code(), e.clone().into_server_errors()) {
+            (Some(code), _) => write!(f, "{code} {}", cut(e.detail().unwrap_or_default())),
+            (None, Some(errors)) => match errors.first() {
+                Some((_, error)) => {
+                    write!(f, "{} {}", error.code(), cut(error.details().unwrap_or_default()))
+                }
+                None => write!(f, "{e}"),
+            },
+            (None, None) => write!(f, "{e}"),
         }
     }
 }

@@ -60,29 +60,38 @@ impl SessionStore {
         Ok(SessionStore { pool, config: Arc::new(config), clock })
     }
 
-    /// A store for `config`, checked at start-up: connects once, and reads the server's
-    /// eviction and persistence settings, logging a warning for each that can lose sessions
-    /// (see [`check_server`](Self::check_server)).
+    /// A store for `config`, checked at start-up: connects once, runs a script on a key under
+    /// the prefix (so credentials and permissions are checked now, not at the first request),
+    /// and reads the server's eviction and persistence settings, logging a warning for each
+    /// that can lose sessions (see [`check_server`](Self::check_server)).
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] as for [`new`](Self::new); connection errors when Redis cannot be
-    /// reached. A server that refuses `CONFIG` is not an error.
+    /// [`Error::Config`] as for [`new`](Self::new); [`Error::Auth`] when Redis refuses the
+    /// credentials (none given where a password is required, or a wrong one) or denies a
+    /// command or key the store needs; [`Error::Tls`] when the TLS handshake fails; connection
+    /// errors when Redis cannot be reached. A server that refuses `CONFIG` alone is not an
+    /// error.
     pub async fn connect(config: Config) -> Result<Self> {
         let store = SessionStore::new(config)?;
         store.check_server().await?;
         Ok(store)
     }
 
-    /// Reads the server's `maxmemory-policy`, `appendonly`, `appendfsync` and `save` settings
-    /// and warns (through `tracing`, and in the result) about an eviction policy that can evict
-    /// live sessions and about persistence being off. Where managed Redis blocks `CONFIG`, the
+    /// Checks that the store can work, then reads the server's `maxmemory-policy`,
+    /// `appendonly`, `appendfsync` and `save` settings and warns (through `tracing`, and in the
+    /// result) about an eviction policy that can evict live sessions and about persistence
+    /// being off. The check runs a script that deletes a key under the prefix that no session
+    /// can have (`<prefix>probe`): it writes nothing, yet needs what every operation needs
+    /// (the scripts, the key pattern, a write command). Where managed Redis blocks `CONFIG`, the
     /// settings it could not read are `None` and nothing is warned.
     ///
     /// # Errors
     ///
-    /// Connection errors as for [`create`](Self::create).
+    /// As for [`connect`](Self::connect).
     pub async fn check_server(&self) -> Result<ServerAdvice> {
+        // Session keys end in 16 base64url characters (keys.rs): a 5-character name is none.
+        self.destroy_key(&format!("{}probe", self.config.key_prefix)).await?;
         advice::check(&self.pool).await
     }
 
@@ -95,8 +104,10 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::Redis`], [`Error::Timeout`] or [`Error::PoolTimeout`] when Redis cannot be
-    /// reached ([`Error::is_unavailable`] tells them apart from the others).
+    /// [`Error::Connect`], [`Error::Redis`], [`Error::Timeout`] or [`Error::PoolTimeout`] when
+    /// Redis cannot be reached or refuses for a passing reason ([`Error::is_unavailable`] tells
+    /// them apart from the others); [`Error::Auth`] and [`Error::Tls`] when it refuses the
+    /// configuration.
     #[instrument(level = "debug", name = "session.create", skip_all)]
     pub async fn create(&self) -> Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {

@@ -98,19 +98,43 @@ impl TlsConfig {
         self != &TlsConfig::default()
     }
 
-    /// The certificates in the form redis-rs takes them, files read.
+    /// The certificates in the form redis-rs takes them, files read, and a client certificate
+    /// checked against its key.
     pub(crate) fn certificates(&self) -> Result<TlsCertificates> {
         let client_tls = match (&self.client_cert, &self.client_key) {
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: cert.read("client certificate")?,
-                client_key: key.read("client key")?,
-            }),
+            (Some(cert), Some(key)) => {
+                let (client_cert, client_key) =
+                    (cert.read("client certificate")?, key.read("client key")?);
+                check_client_key(&client_cert, &client_key)?;
+                Some(ClientTlsConfig { client_cert, client_key })
+            }
             (None, None) => None,
             _ => return Err(Error::Config("client_cert and client_key go together".into())),
         };
         let root_cert = self.ca_cert.as_ref().map(|ca| ca.read("CA certificate")).transpose()?;
         Ok(TlsCertificates { client_tls, root_cert })
     }
+}
+
+/// Refuses a client certificate that is not PEM, or whose key is not the private key of its
+/// first certificate: redis-rs would take either, and fail at the first connection. The errors
+/// name the problem, never the key's bytes.
+fn check_client_key(cert: &[u8], key: &[u8]) -> Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::Config("the client certificate is not PEM".into()))?;
+    if certs.is_empty() {
+        return Err(Error::Config("the client certificate file holds no certificate".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|_| Error::Config("the client key is not a PEM private key".into()))?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
+        Error::Config(format!("the client key does not fit the client certificate: {e}"))
+    })?;
+    Ok(())
 }
 
 /// Makes rustls' ring provider the process default unless one is already installed, so a

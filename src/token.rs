@@ -91,6 +91,7 @@ impl Token {
     }
 
     /// The secret part, still base64url-encoded.
+    #[cfg(test)]
     pub(crate) fn secret(&self) -> &str {
         &self.text[TAG_CHARS..]
     }

@@ -33,9 +33,9 @@ async fn mutual_tls_works_with_the_client_certificate_and_refuses_without_it() {
     let without = SessionStore::new(redis.tls_config(certs.ca_only())).expect("store");
     let started = std::time::Instant::now();
     let err = without.create().await.expect_err("the server wants a client certificate");
-    assert!(err.is_unavailable(), "{err:?}");
-    let text = chain(&err);
-    assert!(text.contains("CertificateRequired"), "clear error: {text}");
+    // A misconfiguration, not an outage: no 503, no retry. Display alone names the cause.
+    assert!(matches!(err, Error::Tls(_)) && !err.is_unavailable(), "{err:?}");
+    assert!(err.to_string().contains("CertificateRequired"), "clear error: {err}");
     assert!(started.elapsed() < Duration::from_secs(3), "refused promptly");
 }
 
@@ -50,7 +50,27 @@ async fn a_server_certificate_from_an_unknown_ca_is_refused() {
         let err = store.create().await.expect_err("untrusted server");
         let text = chain(&err);
         assert!(text.contains("invalid peer certificate"), "clear error: {text}");
+        assert!(matches!(err, Error::Tls(_)) && !err.is_unavailable(), "{err:?}");
+        let shown = err.to_string();
+        assert!(shown.contains("invalid peer certificate"), "the cause in Display: {shown}");
     }
+}
+
+#[test]
+fn a_client_key_that_does_not_fit_its_certificate_is_refused_when_the_store_is_built() {
+    let (certs, other) = (Certificates::new(), Certificates::new());
+    let read = |p: &std::path::PathBuf| std::fs::read_to_string(p).expect("read pem");
+    let mismatched = certs.ca_only().with_client_cert(
+        redis_sessions::Pem::Inline(read(&certs.client_crt)),
+        redis_sessions::Pem::Inline(read(&other.client_key)),
+    );
+    let config = redis_sessions::Config::from_url("rediss://127.0.0.1:1").with_tls(mismatched);
+    let err = SessionStore::new(config).expect_err("a key of another certificate");
+    assert!(matches!(&err, Error::Config(why) if why.contains("does not fit")), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains("PRIVATE KEY"), "no key material: {err:?}");
+    let config =
+        redis_sessions::Config::from_url("rediss://127.0.0.1:1").with_tls(certs.with_client_cert());
+    assert!(SessionStore::new(config).is_ok(), "the right key");
 }
 
 #[test]
