@@ -6,8 +6,9 @@
 --   - flash messages are to be popped where a MULTI/EXEC cannot (a Redis Cluster, or a server
 --     out of memory), by a load or by pop_flash.
 -- Other loads read HVALS without a script (a popping one on one server in a MULTI/EXEC that
--- also deletes @f), which is safe because every script caps the TTL at the deadline, and judge
--- from @t whether the expiry is due (src/server_clock.rs).
+-- also deletes @f), and judge from @t, which every script caps at the deadline, and from the
+-- deadline in the record whether the expiry is due (src/server_clock.rs): past either, they
+-- come here.
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms
@@ -15,28 +16,24 @@
 --          timeout has been used up, so most reads write nothing (nothing in the AOF, nothing
 --          in the replication stream)
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
--- ARGV[4]  '1' when a plain read judged from @t that the expiry is due (or @t missing): the
---          clock is read then, to slide the TTL or to correct @t; '0' for a pop alone, which
---          reads the clock only for a key without a TTL, when the expiry is due, or when @t is
---          missing
 --
--- Reply    false (nil) when there is no live session; else {pttl_ms, {value, ...}}, the
+-- Reply    false (nil) when there is no live session (none, or past its absolute deadline,
+--          whatever its TTL says); else {pttl_ms, {value, ...}}, the
 --          values of every field of the hash alike, each of which says what it is
 --          (src/fields.rs): the packed record (@p, whose header holds the creation time, the
 --          deadline and the record's id), the expiry (@t), flash (@f) and loose attributes;
 --          @f is in the reply whether or not it was popped, so a load that leaves it knows it
 --          is pending. @t is as this script left it.
 -- Writes   nothing inside the throttle window; when due, HSET @t and PEXPIREAT of the new
---          expiry, min(now + idle, deadline); HSET @t alone when @t is missing or disagrees
---          with the TTL by more than SLACK ms (a hash from before @t, or a TTL set by hand),
---          unless the server is out of memory;
---          when popping and messages are pending, HDEL @f.
+--          expiry, min(now + idle, deadline), and the same when the TTL runs past the
+--          deadline (cut back to it); HSET @t alone when @t is missing or disagrees with the
+--          TTL by more than SLACK ms (a hash from before @t, or a TTL set by hand), unless the
+--          server is out of memory; when popping and messages are pending, HDEL @f.
 -- Errors   'CORRUPT ...' when the hash lacks a readable packed record (foreign data under
 --          our prefix); nothing is written then.
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
-local SLACK = 2 -- ms: PTTL and TIME are read at slightly different instants
 local key = KEYS[1]
 local values = redis.call('HVALS', key)
 if #values == 0 then
@@ -61,33 +58,35 @@ end
 if not deadline then
   return redis.error_reply('CORRUPT session hash has no packed record')
 end
--- Every write caps the TTL at the deadline, so a key with a TTL is within it: the deadline
--- is checked only for a key without one, or to slide the TTL.
+-- The deadline holds whatever the TTL says (an EXPIRE by hand, a RESTORE or a MIGRATE may set
+-- one past it), so the clock is read on every run: a load runs this script at most once per
+-- touch window.
+local now = server_ms()
+if now >= deadline then
+  return false
+end
 local idle = tonumber(ARGV[1])
 local pttl = redis.call('PTTL', key)
-local due = pttl < 0 or idle - pttl >= tonumber(ARGV[2])
-if due or ARGV[4] == '1' or not expires then
-  local now = server_ms()
-  if due then
-    if now >= deadline then
-      return false
-    end
-    local ttl = math.min(idle, deadline - now)
-    if ttl > pttl then
-      redis.call('PEXPIREAT', key, now + ttl)
-      pttl = ttl
-    end
+local limit = deadline - now
+local ttl = pttl
+if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
+  ttl = math.max(pttl, math.min(idle, limit)) -- a touch extends the TTL, never shortens it
+end
+ttl = math.min(ttl, limit)
+-- Plain loads judge by @t, so it must say when the key expires. The HSET goes first, in a
+-- pcall: a server out of memory refuses an HSET as a script's first write (so @t never grows a
+-- hash past maxmemory), and the repair can wait for a later load; the PEXPIREAT, which grows
+-- nothing, is made regardless.
+if ttl ~= pttl or not expires or math.abs(expires - (now + ttl)) > SLACK then
+  local field = expiry_field(now + ttl)
+  if type(redis.pcall('HSET', key, '@t', field)) == 'number' then -- not an error reply
+    values[expiry_at or #values + 1] = field
   end
-  -- Plain loads judge by @t, so it must say when the key expires. pcall: a server out of
-  -- memory refuses an HSET as a script's first write, and the repair can wait for a later load.
-  if not expires or math.abs(expires - (now + pttl)) > SLACK then
-    local field = expiry_field(now + pttl)
-    if type(redis.pcall('HSET', key, '@t', field)) == 'number' then -- not an error reply
-      values[expiry_at or #values + 1] = field
-    end
-  end
+end
+if ttl ~= pttl then
+  redis.call('PEXPIREAT', key, now + ttl)
 end
 if flash and ARGV[3] == '1' then
   redis.call('HDEL', key, '@f')
 end
-return {pttl, values}
+return {ttl, values}

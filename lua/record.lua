@@ -89,21 +89,43 @@ local function record_values(record)
   return values
 end
 
--- nil while the session at `key` is within its deadline; otherwise the reply a script gives
--- instead: 0 past the deadline, a CORRUPT error when the record's header is unreadable. Only a
--- key without a TTL is checked: every write caps the TTL at the deadline, so a key with one is
--- within it.
-local function past_deadline_reply(key)
-  if redis.call('PTTL', key) >= 0 then
-    return nil
+-- PTTL and TIME are read at slightly different instants, so an expiry worked out from the two
+-- may be this many ms off the one a script set.
+local SLACK = 2
+
+-- The absolute deadline of the session at `key`, whose TTL is `pttl`, when the TTL cannot vouch
+-- for it; nil when it can. Every script that sets the TTL caps it at the deadline and records
+-- it in @t, so a key whose TTL is still the one @t records expires by its deadline, and the
+-- record, the hash's largest value, need not be read. Any other TTL, or none (an EXPIRE or a
+-- PERSIST by hand, a RESTORE or a MIGRATE with a TTL), may run past the deadline: then
+-- `record()` is read for it. The second result is a CORRUPT error reply when the record has no
+-- readable header.
+local function unvouched_deadline(key, pttl, now, record)
+  if pttl >= 0 then
+    local recorded = field_expiry(redis.call('HGET', key, '@t') or '')
+    if recorded and now + pttl <= recorded + SLACK then
+      return nil
+    end
   end
-  local deadline = record_deadline(redis.call('HGET', key, '@p'))
+  local deadline = record_deadline(record())
   if not deadline then
-    return redis.error_reply('CORRUPT packed record has no header')
+    return nil, redis.error_reply('CORRUPT packed record has no header')
   end
-  if server_ms() >= deadline then
+  return deadline
+end
+
+-- nil while the session at `key` is within its absolute deadline, whatever its TTL says;
+-- otherwise the reply a script gives instead: 0 past the deadline, a CORRUPT error when the
+-- record's header is unreadable.
+local function past_deadline_reply(key)
+  local now = server_ms()
+  local record = function() return redis.call('HGET', key, '@p') end
+  local deadline, corrupt = unvouched_deadline(key, redis.call('PTTL', key), now, record)
+  if corrupt then
+    return corrupt
+  end
+  if deadline and now >= deadline then
     return 0
   end
   return nil
 end
-

@@ -9,51 +9,60 @@
 -- ARGV[2]  idle timeout, ms
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
--- ARGV[5]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[6]  the id of the packed record the client loaded (in its header: a random number
+-- ARGV[5]  the most bytes of attribute names and values a session may hold, all together
+-- ARGV[6]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
+-- ARGV[7]  the id of the packed record the client loaded (in its header: a random number
 --          drawn at each compaction, so it never repeats), or '' when the client knows the
 --          record changed since
--- ARGV[7]  n, the number of attributes to set
--- ARGV[8]  m, the number of name, value pairs of the client's view (sent with a checked save
+-- ARGV[8]  n, the number of attributes to set
+-- ARGV[9]  m, the number of name, value pairs of the client's view (sent with a checked save
 --          or a compaction). For a whole session, the loose fields it loaded or last saved,
 --          their values without the stamps (an empty value for a tombstone); for ARGV[1] =
 --          'read', each name it read with the value it read, wherever it was stored, or '\193'
 --          (0xc1, never valid MessagePack) when it was not set
--- ARGV[9 .. 8+2n]           name, value pairs to set, each value stamped with its name
+-- ARGV[10 .. 9+2n]          name, value pairs to set, each value stamped with its name
 --                           (src/fields.rs)
--- ARGV[9+2n .. 8+2n+2m]     the view's pairs
--- ARGV[9+2n+2m ..]          names to remove
+-- ARGV[10+2n .. 9+2n+2m]    the view's pairs
+-- ARGV[10+2n+2m ..]         names to remove
 --
--- Reply    {1, id} saved the delta; {2, id} compacted (wrote ARGV[5], whose id is returned);
---          {0, 0} no live session (expired, destroyed or regenerated away: a save never
---          resurrects one); {-1, id} a checked save found the session changed; {-2, count}
---          the save would take the session over the attribute limit. Only replies 1 and 2
---          wrote. The id is the stored record's, or -1 when the save did not read the record.
--- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL, and the number of
---          fields when the save sets attributes. The record itself (about 800 bytes in the
---          benchmark) only where the save needs its content: its id for a checked save or a
---          compaction, its entries for a removed name, a 'read' view or an exact count, its
---          deadline when the TTL slides. Copying it into Lua was the largest part of a plain
---          save: 1.7 of 5.9 to 6.6 µs (docs/design.md).
+-- Reply    {1, id} saved the delta; {2, id} compacted (wrote ARGV[6], whose id is returned);
+--          {0, 0} no live session (expired, destroyed, regenerated away, or past its absolute
+--          deadline whatever its TTL says: a save never resurrects one); {-1, id} a checked
+--          save found the session changed; {-2, count} the save would take the session over
+--          the attribute limit, {-3, bytes} over the byte limit. Only replies 1 and 2 wrote.
+--          The id is the stored record's, or -1 when the save did not read the record.
+-- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL, the server's
+--          time and @t, and when the save sets attributes the field names and the loose
+--          fields' lengths. The record itself, the hash's largest value, only where the save
+--          needs its content: its id for a checked save or a compaction, its entries for a
+--          removed name, a 'read' view or an exact count, its deadline when the TTL slides or
+--          is not one @t records (record.lua's unvouched_deadline).
 -- Errors   'CORRUPT ...' when the packed record is shorter than its header, when an exact count
---          finds its entries malformed, or when ARGV[5] has no header or keeps the stored id
+--          finds its entries malformed, or when ARGV[6] has no header or keeps the stored id
 --          (nothing written). A save that does not read the record does not check it: the next
 --          load does.
 -- Writes   delta: one HSET of the changed attributes and of a tombstone (the name's stamp
---          alone) for each removed attribute the packed record may hold, which hides it; HDEL
---          of the other removed names (both in chunks of 1000 arguments, under Lua's unpack
---          limit). No version is written, so a delta appends only the attributes to the AOF.
---          Compaction, only when the record is still ARGV[6]'s and the loose fields are still
---          the client's view (so ARGV[5] is exactly the stored session plus this save's
---          changes): HDEL of every loose field, then HSET @p (with a new id). Either
---          way, only when the idle expiry is due (as in get-and-touch), @t in the same HSET
---          and PEXPIREAT of the new expiry.
+--          alone) for each removed attribute the packed record may hold, which hides it; then
+--          HDEL of the other removed names (both in chunks of 1000 arguments, under Lua's
+--          unpack limit). No version is written, so a delta appends only the attributes to the
+--          AOF. Compaction, only when the record is still ARGV[7]'s and the loose fields are
+--          still the client's view (so ARGV[6] is exactly the stored session plus this save's
+--          changes): HSET @p (with a new id), then HDEL of every loose field. Either way, when
+--          the idle expiry is due (as in get-and-touch) or the TTL runs past the deadline, @t
+--          in the same HSET and PEXPIREAT of the new expiry, capped at the deadline.
+-- Memory   the HSET is always the first write. Redis refuses a script for want of memory only
+--          at its first write that can grow memory, and lets every later write through: were
+--          an HDEL first, a save out of memory would grow the session past `maxmemory`. So a
+--          save that sets anything is refused whole (an OOM error, nothing written), and one
+--          that only deletes names goes through.
 -- Atomic   every check runs before the first write, and the script runs alone: a conflicting
 --          or oversized save writes nothing, two saves that change different attributes both
 --          survive, and a compaction can never drop a concurrent save (its loose field would
---          differ from the view, and the delta is written instead). The checks compare
---          content and a record id that never repeats, not a counter, so a write lost in a
---          failover or a restore cannot make another request's change look like the client's.
+--          differ from the view, and the delta is written instead). The limits are checked
+--          against what is stored, so concurrent saves cannot pass them together. The checks
+--          compare content and a record id that never repeats, not a counter, so a write lost
+--          in a failover or a restore cannot make another request's change look like the
+--          client's.
 
 -- The value's MessagePack in `stored`, the loose field `name` as a save stamped it: '' for a
 -- tombstone.
@@ -63,7 +72,7 @@ local function loose_value(name, stored)
   return string.sub(stored, stamp_length + 1)
 end
 
-local FIRST = 9 -- ARGV index of the first name to set
+local FIRST = 10 -- ARGV index of the first name to set
 local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
 local NONE = '\193' -- in a 'read' view: the name was not set
 
@@ -81,20 +90,25 @@ local function record()
   packed = packed or redis.call('HGET', key, '@p')
   return packed
 end
--- Every write caps the TTL at the deadline, so a key with a TTL is within its deadline: the
--- deadline and the clock are needed only for a key without one, or to slide the TTL.
+-- The deadline, read from the record when the TTL slides or is not one a script set (and
+-- capped at the deadline): the absolute deadline holds whatever the TTL says.
 local pttl = redis.call('PTTL', key)
 local idle = tonumber(ARGV[2])
 local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
-local now, deadline
+local now = server_ms()
+local deadline, corrupt
 if sliding then
   deadline = record_deadline(record())
-  now = server_ms()
-  if now >= deadline then
-    return {0, 0}
+else
+  deadline, corrupt = unvouched_deadline(key, pttl, now, record)
+  if corrupt then
+    return corrupt
   end
 end
-local n, m = tonumber(ARGV[7]), tonumber(ARGV[8])
+if deadline and now >= deadline then
+  return {0, 0}
+end
+local n, m = tonumber(ARGV[8]), tonumber(ARGV[9])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
 
@@ -104,7 +118,7 @@ local function known_id()
 end
 
 local unchanged = false -- truthy when nothing changed; a whole view's: the loose field names
-if ARGV[1] ~= '' or ARGV[5] ~= '' then
+if ARGV[1] ~= '' or ARGV[6] ~= '' then
   -- Only a checked save or a compaction compares a view, so only they define its functions:
   -- a Lua closure is made each time its definition runs, and a plain delta needs neither.
 
@@ -157,68 +171,88 @@ if ARGV[1] ~= '' or ARGV[5] ~= '' then
 
   if ARGV[1] == 'read' then
     unchanged = read_unchanged()
-  elseif ARGV[1] == 'all' or ARGV[5] ~= '' then
+  elseif ARGV[1] == 'all' or ARGV[6] ~= '' then
     -- The client's record is the stored one, and so are its loose fields.
-    unchanged = tonumber(ARGV[6]) == record_id(record()) and as_viewed()
+    unchanged = tonumber(ARGV[7]) == record_id(record()) and as_viewed()
   end
 end
 if ARGV[1] ~= '' and not unchanged then
   return {-1, known_id()}
 end
-local writes = {}
+local writes, deletes = {}, {} -- fields to set (one HSET), then fields to delete (HDEL)
 
 -- Compaction: the record replaces every loose field.
 -- Only a view of the whole session (not 'read') can vouch that nothing else changed.
-local compacting = ARGV[5] ~= '' and ARGV[1] ~= 'read' and unchanged
+local compacting = ARGV[6] ~= '' and ARGV[1] ~= 'read' and unchanged
 if compacting then
-  local new_id = record_id(ARGV[5])
+  local new_id = record_id(ARGV[6])
   if not new_id or new_id == record_id(record()) then
     return redis.error_reply('CORRUPT the new packed record has no header or keeps the stored id')
   end
-  local loose = unchanged -- as_viewed's list of the loose fields, which the record replaces
-  for from = 1, #loose, CHUNK do
-    redis.call('HDEL', key, unpack(loose, from, math.min(from + CHUNK - 1, #loose)))
-  end
-  packed = ARGV[5]
-  writes = {'@p', ARGV[5]}
+  packed = ARGV[6]
+  writes = {'@p', ARGV[6]}
+  deletes = unchanged -- as_viewed's list of the loose fields, which the record replaces
 else
-  -- Upper bounds of the count: first one from the record's length (an entry takes at least
-  -- MIN_ENTRY bytes), then the record's own count; each adds every other field (@f among
-  -- them) and n. Only a save that could reach the limit reads the record and counts exactly.
-  local max = tonumber(ARGV[4])
-  local others = n > 0 and redis.call('HLEN', key) - 1 or nil -- nil: nothing added
-  if others and math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n > max
-      and record_count(record()) + others + n > max then
-    -- The attributes before and after this save, counted exactly from the packed record and
-    -- the loose fields; nil when the record is malformed.
-    local function exact_count()
-      local live = record_values(record())
-      if not live then return nil end
-      local fields = redis.call('HGETALL', key)
-      for i = 1, #fields, 2 do
-        if string.byte(fields[i], 1) ~= 64 then -- not '@'
-          live[fields[i]] = loose_value(fields[i], fields[i + 1]) ~= '' or nil
+  -- Only a save that sets attributes can grow the session past a limit. Each limit is first
+  -- bounded from above without reading the record; only a save that could break one counts
+  -- exactly. The count: from the record's length (an entry takes at least MIN_ENTRY bytes),
+  -- then from its header's count, each plus every other field (@t and @f among them) and n.
+  -- The bytes: the record's entries, every loose field and what this save sets, each of
+  -- which holds at least its names' and values' bytes.
+  if n > 0 then
+    local names = redis.call('HKEYS', key)
+    local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
+    local others = #names - 1
+    local count_over = math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n
+        > max_count and record_count(record()) + others + n > max_count
+    local bytes = record_length - RECORD_HEADER
+    for i = FIRST, last_set do
+      bytes = bytes + #ARGV[i]
+    end
+    for k = 1, #names do
+      if bytes > max_bytes then break end
+      if string.byte(names[k], 1) ~= 64 then -- not '@': a loose field
+        bytes = bytes + redis.call('HSTRLEN', key, names[k])
+      end
+    end
+    if count_over or bytes > max_bytes then
+      -- The attributes and their bytes before and after this save, counted exactly from the
+      -- packed record and the loose fields; nil when the record is malformed.
+      local function exact_sizes()
+        local live = record_values(record())
+        if not live then return nil end
+        local fields = redis.call('HGETALL', key)
+        for i = 1, #fields, 2 do
+          if string.byte(fields[i], 1) ~= 64 then -- not '@'
+            local value = loose_value(fields[i], fields[i + 1])
+            live[fields[i]] = value ~= '' and value or nil
+          end
         end
+        local function size()
+          local count, total = 0, 0
+          for name, value in pairs(live) do
+            count, total = count + 1, total + #name + #value
+          end
+          return count, total
+        end
+        local count, total = size()
+        for i = FIRST, last_set, 2 do live[ARGV[i]] = loose_value(ARGV[i], ARGV[i + 1]) end
+        for i = last_seen + 1, #ARGV do live[ARGV[i]] = nil end
+        return count, total, size()
       end
-      local function size()
-        local n = 0
-        for _ in pairs(live) do n = n + 1 end
-        return n
-      end
-      local before = size()
-      for i = FIRST, last_set, 2 do live[ARGV[i]] = true end
-      for i = last_seen + 1, #ARGV do live[ARGV[i]] = nil end
-      return before, size()
-    end
 
-    local before, after = exact_count()
-    if not before then
-      return redis.error_reply('CORRUPT packed record is malformed')
-    end
-    -- Only a save that adds attributes can break the limit: one that shrinks or keeps a
-    -- session over a (since lowered) limit goes on.
-    if after > before and after > max then
-      return {-2, after}
+      local count_before, bytes_before, count_after, bytes_after = exact_sizes()
+      if not count_before then
+        return redis.error_reply('CORRUPT packed record is malformed')
+      end
+      -- Only a save that grows the session can break a limit: one that shrinks or keeps a
+      -- session over a (since lowered) limit goes on.
+      if count_after > count_before and count_after > max_count then
+        return {-2, count_after}
+      end
+      if bytes_after > bytes_before and bytes_after > max_bytes then
+        return {-3, bytes_after}
+      end
     end
   end
   for i = FIRST, last_set do
@@ -243,25 +277,28 @@ else
       return '\219' .. big_endian(len, 4) .. name
     end
 
-    local deleted = {}
     for i = last_seen + 1, #ARGV do
       if string.find(record(), ARGV[i], RECORD_HEADER + 1, true) then
         writes[#writes + 1] = ARGV[i]
         writes[#writes + 1] = stamp(ARGV[i])
       else
-        deleted[#deleted + 1] = ARGV[i]
+        deletes[#deletes + 1] = ARGV[i]
       end
-    end
-    for from = 1, #deleted, CHUNK do
-      redis.call('HDEL', key, unpack(deleted, from, math.min(from + CHUNK - 1, #deleted)))
     end
   end
 end
 
-local expires -- the new expiry, when the TTL slides: recorded in @t with the other writes
-if sliding then
-  local ttl = math.min(idle, deadline - now)
-  if ttl > pttl then
+-- The new expiry, recorded in @t with the other writes: slid when due, and capped at the
+-- deadline when the TTL runs past it.
+local expires
+if deadline then
+  local limit = deadline - now
+  local ttl = pttl
+  if sliding then
+    ttl = math.max(pttl, math.min(idle, limit))
+  end
+  ttl = math.min(ttl, limit)
+  if ttl ~= pttl then
     expires = now + ttl
     writes[#writes + 1] = '@t'
     writes[#writes + 1] = expiry_field(expires)
@@ -269,6 +306,9 @@ if sliding then
 end
 for from = 1, #writes, CHUNK do
   redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+end
+for from = 1, #deletes, CHUNK do
+  redis.call('HDEL', key, unpack(deletes, from, math.min(from + CHUNK - 1, #deletes)))
 end
 if expires then
   redis.call('PEXPIREAT', key, expires)

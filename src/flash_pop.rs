@@ -62,7 +62,7 @@ impl SessionStore {
     /// pop whose reply is lost.)
     async fn touch_popped(&self, key: &str, mut read: Loaded) -> Result<Option<(Loaded, bool)>> {
         // `read`'s flash: what the read popped.
-        match self.get_and_touch(key, true, true).await {
+        match self.get_and_touch(key, true).await {
             Ok(Some(mut loaded)) => {
                 // Popped by the read, then any pushed since, popped by the script.
                 loaded.flash = [std::mem::take(&mut read.flash), loaded.flash].concat();
@@ -86,14 +86,13 @@ impl SessionStore {
         match reply::snapshot(values, rule)? {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) if loaded.flash.is_empty() => Ok(Some((loaded, false))),
-            Snapshot::Fresh(_) => self.pop_by_script(key, false).await,
-            Snapshot::NeedsScript(_) => self.pop_by_script(key, true).await,
+            Snapshot::Fresh(_) | Snapshot::NeedsScript(_) => self.pop_by_script(key).await,
         }
     }
 
-    /// Get-and-touch, popping; `judged_due` as for [`SessionStore::get_and_touch`].
-    async fn pop_by_script(&self, key: &str, judged_due: bool) -> Result<Option<(Loaded, bool)>> {
-        let loaded = self.get_and_touch(key, true, judged_due).await?;
+    /// Get-and-touch, popping.
+    async fn pop_by_script(&self, key: &str) -> Result<Option<(Loaded, bool)>> {
+        let loaded = self.get_and_touch(key, true).await?;
         Ok(loaded.map(|loaded| (loaded, true)))
     }
 
@@ -108,7 +107,7 @@ impl SessionStore {
                 Err(_) => {}
             }
         }
-        let loaded = self.get_and_touch(key, true, false).await?;
+        let loaded = self.get_and_touch(key, true).await?;
         Ok(loaded.map(|loaded| loaded.flash).unwrap_or_default())
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! A session store is an easy place for a bug (or an attacker filling a cart) to grow one key
 //! without bound, and a huge hash makes every HVALS slow for everyone on that Redis. The
-//! limits are checked on the client when a value is inserted, and the attribute count again
-//! inside the save script, so a refused change never reaches Redis.
+//! limits are checked on the client when a value is inserted, so a change this client can tell
+//! is too big never reaches Redis, and the attribute count and the session's bytes again inside
+//! the save script, against what is stored: saves of several requests cannot together take a
+//! session past a limit that each of them kept on its own.
 
 use serde::Deserialize;
 

@@ -127,7 +127,7 @@ impl SessionStore {
             Snapshot::Missing => Ok(None),
             Snapshot::Fresh(loaded) => Ok(Some((loaded, false))),
             Snapshot::NeedsScript(_) => {
-                Ok(self.get_and_touch(key, false, true).await?.map(|loaded| (loaded, true)))
+                Ok(self.get_and_touch(key, false).await?.map(|loaded| (loaded, true)))
             }
         }
     }
@@ -149,19 +149,11 @@ impl SessionStore {
         Ok((values, TouchRule { now_ms: self.clock.now_ms(), idle_ms, touch_after_ms }))
     }
 
-    /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`. `judged_due`
-    /// when a plain read judged from `@t` that the expiry is due: the script then checks `@t`
-    /// against the TTL, which a pop alone does only when a touch is due or `@t` is missing (to
-    /// spare it the clock).
-    pub(crate) async fn get_and_touch(
-        &self,
-        key: &str,
-        pop_flash: bool,
-        judged_due: bool,
-    ) -> Result<Option<Loaded>> {
+    /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`.
+    pub(crate) async fn get_and_touch(&self, key: &str, pop_flash: bool) -> Result<Option<Loaded>> {
         let mut call = SCRIPTS.get_and_touch.call(&[key]);
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
-        call.arg(u8::from(pop_flash)).arg(u8::from(judged_due));
+        call.arg(u8::from(pop_flash));
         reply::loaded(self.run::<Value>(&call).await?)
     }
 }

@@ -50,7 +50,7 @@ impl SessionStore {
             (true, false) => "read",
         });
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
-        call.arg(self.config.limits.max_attributes);
+        call.arg(self.config.limits.max_attributes).arg(self.config.limits.max_session_bytes);
         call.arg(packed.as_deref().unwrap_or_default());
         match session.view_record_id() {
             Some(id) => call.arg(id),
@@ -75,7 +75,8 @@ impl SessionStore {
             }
             (0, _) => Err(Error::SessionGone),
             (-1, _) => Err(Error::Conflict),
-            (-2, count) => Err(too_many_attributes(count, self.config.limits.max_attributes)),
+            (-2, count) => Err(over_limit("attributes", count, self.config.limits.max_attributes)),
+            (-3, bytes) => Err(over_limit("session", bytes, self.config.limits.max_session_bytes)),
             (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }
     }
@@ -159,6 +160,8 @@ impl SessionStore {
     }
 }
 
-fn too_many_attributes(count: i64, max: usize) -> Error {
-    Error::TooLarge { limit: "attributes", size: usize::try_from(count).unwrap_or(0), max }
+/// What a save reports when the script found it would take the session over a limit: the
+/// session as stored, which other requests may have grown since this one read it.
+fn over_limit(limit: &'static str, size: i64, max: usize) -> Error {
+    Error::TooLarge { limit, size: usize::try_from(size).unwrap_or(0), max }
 }

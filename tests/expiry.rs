@@ -179,3 +179,97 @@ async fn a_read_past_the_throttle_window_extends_the_ttl() {
         "alive past the first 1 s"
     );
 }
+
+/// Ways a key gets a TTL that runs past the session's absolute deadline, none of them the
+/// store's: an `EXPIRE` by hand, short or long, and a `RESTORE` (as `MIGRATE` does) with a TTL.
+async fn outlive_the_deadline(conn: &mut redis::aio::MultiplexedConnection, key: &str, how: &str) {
+    match how {
+        "restore" => {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(key).query_async(conn).await.expect("dump");
+            let _: () = conn.del(key).await.expect("del");
+            let restore = redis::cmd("RESTORE").arg(key).arg(60_000).arg(dump).clone();
+            let _: () = restore.query_async(conn).await.expect("restore");
+        }
+        pexpire => {
+            let ttl: i64 = pexpire.parse().expect("a TTL in ms");
+            let _: () = conn.pexpire(key, ttl).await.expect("pexpire");
+        }
+    }
+}
+
+#[tokio::test]
+async fn past_its_deadline_a_session_is_gone_whatever_its_ttl_says() {
+    let redis = support::any_server();
+    // The deadline comes 1 s after creation, well inside the 2 s idle timeout.
+    let store = redis.store_with(|c| c.with_idle_timeout(ms(2000)).with_absolute_timeout(ms(1000)));
+    let mut conn = redis.conn().await;
+    let started = std::time::Instant::now();
+    let mut cases = Vec::new();
+    // 60 s runs past the idle timeout, so no save slides it; 3.1 s stays inside it at the check
+    // below, where a save does not slide either.
+    for how in ["60000", "3100", "restore"] {
+        let keys = redis.keys().await;
+        let mut session = store.create().await.expect("create");
+        session.insert("x", &1).expect("insert");
+        store.save(&mut session).await.expect("save");
+        store.push_flash(&session, "hi").await.expect("push");
+        let key = redis.keys().await.into_iter().find(|k| !keys.contains(k)).expect("new key");
+        outlive_the_deadline(&mut conn, &key, how).await;
+        cases.push((how, session, key));
+    }
+    sleep(ms(1150).saturating_sub(started.elapsed())).await;
+
+    for (how, mut session, key) in cases {
+        // A popping load deletes the messages with its read (src/flash_pop.rs), before it
+        // finds the session dead: they die with it. Nothing else may change.
+        let fields = |mut all: std::collections::BTreeMap<String, Vec<u8>>| {
+            all.remove("@f");
+            all
+        };
+        let before = fields(conn.hgetall(&key).await.expect("hgetall"));
+        assert!(!before.is_empty(), "{how}: the key outlived the deadline");
+        let token = session.token().expose().to_owned();
+        assert!(store.load(&token).await.expect("load").is_none(), "{how}: load");
+        assert!(store.load_and_pop_flash(&token).await.expect("pop").is_none(), "{how}: pop");
+        assert!(store.load_only(&token, &["x"]).await.expect("load").is_none(), "{how}: part");
+        session.insert("y", &2).expect("insert");
+        let gone =
+            |r: redis_sessions::Result<()>| matches!(r, Err(redis_sessions::Error::SessionGone));
+        assert!(gone(store.save(&mut session).await), "{how}: save");
+        assert!(gone(store.push_flash(&session, "again").await), "{how}: push");
+        assert!(gone(store.regenerate(&mut session).await.map(drop)), "{how}: regenerate");
+        let after = fields(conn.hgetall(&key).await.expect("hgetall"));
+        assert_eq!(after, before, "{how}: nothing written, @t included");
+    }
+}
+
+#[tokio::test]
+async fn a_ttl_past_the_deadline_is_cut_back_to_it_by_the_next_touch_or_save() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| {
+        c.with_idle_timeout(Duration::from_secs(10)).with_absolute_timeout(ms(3000))
+    });
+    let mut session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let within = |pttl: i64| pttl > 0 && pttl <= 3000;
+
+    // A load judges a touch due (the hash records an expiry 7 s short of the idle timeout) and
+    // get-and-touch, seeing the TTL run past the deadline, cuts it back rather than keep it.
+    let _: () = conn.pexpire(&key, 60_000).await.expect("pexpire");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(within(pttl) && loaded.metadata().ttl_ms <= 3000, "a touch cuts it: {pttl}");
+
+    let _: () = conn.pexpire(&key, 60_000).await.expect("pexpire");
+    session.insert("x", &1).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(within(pttl), "a save cuts it: {pttl}");
+    // And the expiry the hash records says so, so plain loads judge by the real one.
+    let recorded: Vec<u8> = conn.hget(&key, "@t").await.expect("@t");
+    let at = u64::from_be_bytes(recorded[2..].try_into().expect("8 bytes"));
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.expect("time");
+    let now = secs * 1000 + micros / 1000;
+    assert!(at > now && at <= now + 3000, "@t {at} within the deadline, now {now}");
+}
