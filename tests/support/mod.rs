@@ -148,6 +148,12 @@ fn unique_prefix() -> String {
 }
 
 impl TestRedis {
+    /// Server-wide counters are this test's own only on its own server: on a shared one (under
+    /// `REDIS_URL`) every other test moves them too.
+    fn assert_own(&self, what: &str) {
+        assert!(self.server.is_some(), "{what} counts the whole server: use own_server()");
+    }
+
     /// Kills the server (SIGKILL: no shutdown save).
     pub fn kill(&mut self) {
         if let Some(mut server) = self.server.take() {
@@ -247,6 +253,7 @@ impl TestRedis {
 
     /// One `INFO` field as text (empty when absent).
     pub async fn info_text(&self, section: &str, field: &str) -> String {
+        self.assert_own("INFO");
         let mut conn = self.conn().await;
         let info: String =
             redis::cmd("INFO").arg(section).query_async(&mut conn).await.expect("info");
@@ -256,6 +263,7 @@ impl TestRedis {
 
     /// How often `command` ran since the last `CONFIG RESETSTAT` (scripts' calls included).
     pub async fn command_calls(&self, command: &str) -> i64 {
+        self.assert_own("INFO commandstats");
         let mut conn = self.conn().await;
         let info: String =
             redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.expect("info");
@@ -271,6 +279,7 @@ impl TestRedis {
     }
 
     pub async fn reset_stats(&self) {
+        self.assert_own("CONFIG RESETSTAT");
         let mut conn = self.conn().await;
         let _: () =
             redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.expect("resetstat");
