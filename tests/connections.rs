@@ -77,6 +77,7 @@ async fn past_maxclients_operations_use_the_connections_already_open() {
         .find_map(|line| line.strip_prefix("rejected_connections:"))
         .map(|n| n.trim().parse().expect("a number"))
         .expect("rejected_connections");
+    eprintln!("maxclients: 400 loads from 16 tasks, none failed, {rejected} connections refused");
     // Each of the 5 slots that cannot open retries at most once per 100 ms, not per operation.
     assert!(rejected < 60, "{rejected} connections refused for 400 loads");
 
@@ -122,7 +123,9 @@ async fn a_down_redis_fails_every_operation_fast_under_load() {
         at(0.99),
         at(1.0)
     );
-    assert!(at(0.5) < Duration::from_millis(5), "fails fast: median {:?}", at(0.5));
+    // Queued behind a slot's connect, each operation took about 3 ms here (a debug build),
+    // and failed only after a refused connect of its own.
+    assert!(at(0.5) < Duration::from_millis(1), "fails at once: median {:?}", at(0.5));
 }
 
 #[tokio::test]
