@@ -34,6 +34,7 @@
 -- Atomic   read, deadline check, touch and pop run as one script: a concurrent request sees
 --          the session before or after, never half-touched, and a flash message popped here
 --          can be popped by nobody else. Time is the server's (TIME).
+local SLACK = 2 -- ms: PTTL and TIME are read at slightly different instants
 local key = KEYS[1]
 local values = redis.call('HVALS', key)
 if #values == 0 then
@@ -59,20 +60,16 @@ if not deadline then
   return redis.error_reply('CORRUPT session hash has no packed record')
 end
 -- The deadline holds whatever the TTL says (an EXPIRE by hand, a RESTORE or a MIGRATE may set
--- one past it), so the clock is read on every run: a load runs this script at most once per
--- touch window.
+-- one past it), so the clock is read on every run; a plain load sends a session here only when
+-- its touch is due or its expiry unknown.
 local now = server_ms()
 if now >= deadline then
   return false
 end
 local idle = tonumber(ARGV[1])
 local pttl = redis.call('PTTL', key)
-local limit = deadline - now
-local ttl = pttl
-if pttl < 0 or idle - pttl >= tonumber(ARGV[2]) then
-  ttl = math.max(pttl, math.min(idle, limit)) -- a touch extends the TTL, never shortens it
-end
-ttl = math.min(ttl, limit)
+local due = pttl < 0 or idle - pttl >= tonumber(ARGV[2])
+local ttl = next_ttl(pttl, due, idle, deadline - now)
 -- Plain loads judge by @t, so it must say when the key expires. The HSET goes first, in a
 -- pcall: a server out of memory refuses an HSET as a script's first write (so @t never grows a
 -- hash past maxmemory), and the repair can wait for a later load; the PEXPIREAT, which grows

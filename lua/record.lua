@@ -89,23 +89,53 @@ local function record_values(record)
   return values
 end
 
--- PTTL and TIME are read at slightly different instants, so an expiry worked out from the two
--- may be this many ms off the one a script set.
-local SLACK = 2
+-- An upper bound of the bytes of every name and value the hash at `key` holds: what it takes in
+-- memory (MEMORY USAGE, every field counted), or where that command is refused (renamed away,
+-- denied by an ACL), the length of each value, which holds at least its name and value (a loose
+-- value opens with its name; the record's entries hold both).
+local function stored_bytes(key)
+  local bytes = redis.pcall('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+  if type(bytes) == 'number' then
+    return bytes
+  end
+  bytes = 0
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    bytes = bytes + redis.call('HSTRLEN', key, name)
+  end
+  return bytes
+end
+
+-- The expiry rule, in one place for every script: the TTL a session at `pttl` gets now, `limit`
+-- ms before its absolute deadline. A touch that is `due` slides it to the idle timeout, never
+-- shortening it; whatever set it, it never runs past the deadline.
+local function next_ttl(pttl, due, idle, limit)
+  local ttl = pttl
+  if due then
+    ttl = math.max(pttl, math.min(idle, limit))
+  end
+  return math.min(ttl, limit)
+end
+
+-- When the key, whose TTL is `pttl`, expires: ms on the server's clock. PEXPIRETIME (Redis 7)
+-- where there is one, as it is cheaper than TIME, else the time plus the TTL.
+local function key_expiry(key, pttl)
+  local at = redis.pcall('PEXPIRETIME', key)
+  if type(at) == 'number' then
+    return at
+  end
+  return server_ms() + pttl
+end
 
 -- The absolute deadline of the session at `key`, whose TTL is `pttl`, when the TTL cannot vouch
--- for it; nil when it can. Every script that sets the TTL caps it at the deadline and records
--- it in @t, so a key whose TTL is still the one @t records expires by its deadline, and the
--- record, the hash's largest value, need not be read. Any other TTL, or none (an EXPIRE or a
--- PERSIST by hand, a RESTORE or a MIGRATE with a TTL), may run past the deadline: then
--- `record()` is read for it. The second result is a CORRUPT error reply when the record has no
--- readable header.
-local function unvouched_deadline(key, pttl, now, record)
-  if pttl >= 0 then
-    local recorded = field_expiry(redis.call('HGET', key, '@t') or '')
-    if recorded and now + pttl <= recorded + SLACK then
-      return nil
-    end
+-- for it; nil when it can. `known` is the deadline the client read with the session. A
+-- session's deadline never changes, and every script caps the TTL at it, so a key that expires
+-- by `known` is within its deadline, and the record, the hash's largest value, need not be
+-- read. A TTL set otherwise (an EXPIRE or a PERSIST by hand, a RESTORE or a MIGRATE with a
+-- TTL) may run past it: then the deadline is read from `record()`. The second result is a
+-- CORRUPT error reply when the record has no readable header.
+local function unvouched_deadline(key, pttl, known, record)
+  if pttl >= 0 and key_expiry(key, pttl) <= known then
+    return nil
   end
   local deadline = record_deadline(record())
   if not deadline then
@@ -114,17 +144,17 @@ local function unvouched_deadline(key, pttl, now, record)
   return deadline
 end
 
--- nil while the session at `key` is within its absolute deadline, whatever its TTL says;
+-- nil while the session at `key`, whose deadline the client read as `known`, is within its
+-- absolute deadline, whatever its TTL says;
 -- otherwise the reply a script gives instead: 0 past the deadline, a CORRUPT error when the
 -- record's header is unreadable.
-local function past_deadline_reply(key)
-  local now = server_ms()
+local function past_deadline_reply(key, known)
   local record = function() return redis.call('HGET', key, '@p') end
-  local deadline, corrupt = unvouched_deadline(key, redis.call('PTTL', key), now, record)
+  local deadline, corrupt = unvouched_deadline(key, redis.call('PTTL', key), known, record)
   if corrupt then
     return corrupt
   end
-  if deadline and now >= deadline then
+  if deadline and server_ms() >= deadline then
     return 0
   end
   return nil

@@ -10,46 +10,49 @@
 -- ARGV[3]  touch threshold, ms (see get_and_touch.lua)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  the most bytes of attribute names and values a session may hold, all together
--- ARGV[6]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
--- ARGV[7]  the id of the packed record the client loaded (in its header: a random number
+-- ARGV[6]  the session's absolute deadline as the client read it (record.lua's
+--          unvouched_deadline)
+-- ARGV[7]  a new packed record of the whole session (see src/packed.rs), or '' for a delta
+-- ARGV[8]  the id of the packed record the client loaded (in its header: a random number
 --          drawn at each compaction, so it never repeats), or '' when the client knows the
 --          record changed since
--- ARGV[8]  n, the number of attributes to set
--- ARGV[9]  m, the number of name, value pairs of the client's view (sent with a checked save
+-- ARGV[9]  n, the number of attributes to set
+-- ARGV[10]  m, the number of name, value pairs of the client's view (sent with a checked save
 --          or a compaction). For a whole session, the loose fields it loaded or last saved,
 --          their values without the stamps (an empty value for a tombstone); for ARGV[1] =
 --          'read', each name it read with the value it read, wherever it was stored, or '\193'
 --          (0xc1, never valid MessagePack) when it was not set
--- ARGV[10 .. 9+2n]          name, value pairs to set, each value stamped with its name
+-- ARGV[11 .. 10+2n]         name, value pairs to set, each value stamped with its name
 --                           (src/fields.rs)
--- ARGV[10+2n .. 9+2n+2m]    the view's pairs
--- ARGV[10+2n+2m ..]         names to remove
+-- ARGV[11+2n .. 10+2n+2m]   the view's pairs
+-- ARGV[11+2n+2m ..]         names to remove
 --
--- Reply    {1, id} saved the delta; {2, id} compacted (wrote ARGV[6], whose id is returned);
+-- Reply    {1, id} saved the delta; {2, id} compacted (wrote ARGV[7], whose id is returned);
 --          {0, 0} no live session (expired, destroyed, regenerated away, or past its absolute
 --          deadline whatever its TTL says: a save never resurrects one); {-1, id} a checked
 --          save found the session changed; {-2, count} the save would take the session over
 --          the attribute limit, {-3, bytes} over the byte limit. Only replies 1 and 2 wrote.
 --          The id is the stored record's, or -1 when the save did not read the record.
--- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL, the server's
---          time and @t, and when the save sets attributes the field names and the loose
---          fields' lengths. The record itself, the hash's largest value, only where the save
+-- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL and the key's
+--          expiry (PEXPIRETIME), and when the save sets attributes the number of fields and
+--          the hash's memory; the server's time only when it needs the deadline. The record itself, the hash's largest value, only where the save
 --          needs its content: its id for a checked save or a compaction, its entries for a
 --          removed name, a 'read' view or an exact count, its deadline when the TTL slides or
 --          is not one @t records (record.lua's unvouched_deadline).
 -- Errors   'CORRUPT ...' when the packed record is shorter than its header, when an exact count
---          finds its entries malformed, or when ARGV[6] has no header or keeps the stored id
+--          finds its entries malformed, or when ARGV[7] has no header or keeps the stored id
 --          (nothing written). A save that does not read the record does not check it: the next
 --          load does.
 -- Writes   delta: one HSET of the changed attributes and of a tombstone (the name's stamp
 --          alone) for each removed attribute the packed record may hold, which hides it; then
 --          HDEL of the other removed names (both in chunks of 1000 arguments, under Lua's
 --          unpack limit). No version is written, so a delta appends only the attributes to the
---          AOF. Compaction, only when the record is still ARGV[7]'s and the loose fields are
---          still the client's view (so ARGV[6] is exactly the stored session plus this save's
+--          AOF. Compaction, only when the record is still ARGV[8]'s and the loose fields are
+--          still the client's view (so ARGV[7] is exactly the stored session plus this save's
 --          changes): HSET @p (with a new id), then HDEL of every loose field. Either way, when
 --          the idle expiry is due (as in get-and-touch) or the TTL runs past the deadline, @t
---          in the same HSET and PEXPIREAT of the new expiry, capped at the deadline.
+--          in the same HSET (in a pcall when it is the only field set) and PEXPIREAT of the new
+--          expiry, capped at the deadline (record.lua's next_ttl).
 -- Memory   the HSET is always the first write. Redis refuses a script for want of memory only
 --          at its first write that can grow memory, and lets every later write through: were
 --          an HDEL first, a save out of memory would grow the session past `maxmemory`. So a
@@ -72,7 +75,7 @@ local function loose_value(name, stored)
   return string.sub(stored, stamp_length + 1)
 end
 
-local FIRST = 10 -- ARGV index of the first name to set
+local FIRST = 11 -- ARGV index of the first name to set
 local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
 local NONE = '\193' -- in a 'read' view: the name was not set
 
@@ -95,20 +98,22 @@ end
 local pttl = redis.call('PTTL', key)
 local idle = tonumber(ARGV[2])
 local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
-local now = server_ms()
-local deadline, corrupt
+local now, deadline, corrupt
 if sliding then
   deadline = record_deadline(record())
 else
-  deadline, corrupt = unvouched_deadline(key, pttl, now, record)
+  deadline, corrupt = unvouched_deadline(key, pttl, tonumber(ARGV[6]), record)
   if corrupt then
     return corrupt
   end
 end
-if deadline and now >= deadline then
-  return {0, 0}
+if deadline then
+  now = server_ms()
+  if now >= deadline then
+    return {0, 0}
+  end
 end
-local n, m = tonumber(ARGV[8]), tonumber(ARGV[9])
+local n, m = tonumber(ARGV[9]), tonumber(ARGV[10])
 local last_set = FIRST - 1 + 2 * n
 local last_seen = last_set + 2 * m
 
@@ -118,7 +123,7 @@ local function known_id()
 end
 
 local unchanged = false -- truthy when nothing changed; a whole view's: the loose field names
-if ARGV[1] ~= '' or ARGV[6] ~= '' then
+if ARGV[1] ~= '' or ARGV[7] ~= '' then
   -- Only a checked save or a compaction compares a view, so only they define its functions:
   -- a Lua closure is made each time its definition runs, and a plain delta needs neither.
 
@@ -171,9 +176,9 @@ if ARGV[1] ~= '' or ARGV[6] ~= '' then
 
   if ARGV[1] == 'read' then
     unchanged = read_unchanged()
-  elseif ARGV[1] == 'all' or ARGV[6] ~= '' then
+  elseif ARGV[1] == 'all' or ARGV[7] ~= '' then
     -- The client's record is the stored one, and so are its loose fields.
-    unchanged = tonumber(ARGV[7]) == record_id(record()) and as_viewed()
+    unchanged = tonumber(ARGV[8]) == record_id(record()) and as_viewed()
   end
 end
 if ARGV[1] ~= '' and not unchanged then
@@ -183,37 +188,30 @@ local writes, deletes = {}, {} -- fields to set (one HSET), then fields to delet
 
 -- Compaction: the record replaces every loose field.
 -- Only a view of the whole session (not 'read') can vouch that nothing else changed.
-local compacting = ARGV[6] ~= '' and ARGV[1] ~= 'read' and unchanged
+local compacting = ARGV[7] ~= '' and ARGV[1] ~= 'read' and unchanged
 if compacting then
-  local new_id = record_id(ARGV[6])
+  local new_id = record_id(ARGV[7])
   if not new_id or new_id == record_id(record()) then
     return redis.error_reply('CORRUPT the new packed record has no header or keeps the stored id')
   end
-  packed = ARGV[6]
-  writes = {'@p', ARGV[6]}
+  packed = ARGV[7]
+  writes = {'@p', ARGV[7]}
   deletes = unchanged -- as_viewed's list of the loose fields, which the record replaces
 else
   -- Only a save that sets attributes can grow the session past a limit. Each limit is first
   -- bounded from above without reading the record; only a save that could break one counts
   -- exactly. The count: from the record's length (an entry takes at least MIN_ENTRY bytes),
   -- then from its header's count, each plus every other field (@t and @f among them) and n.
-  -- The bytes: the record's entries, every loose field and what this save sets, each of
-  -- which holds at least its names' and values' bytes.
+  -- The bytes: what the hash takes in memory, which holds every name and value stored (a loose
+  -- value holds its name too), plus what this save sets.
   if n > 0 then
-    local names = redis.call('HKEYS', key)
+    local others = redis.call('HLEN', key) - 1
     local max_count, max_bytes = tonumber(ARGV[4]), tonumber(ARGV[5])
-    local others = #names - 1
     local count_over = math.floor((record_length - RECORD_HEADER) / MIN_ENTRY) + others + n
         > max_count and record_count(record()) + others + n > max_count
-    local bytes = record_length - RECORD_HEADER
+    local bytes = stored_bytes(key)
     for i = FIRST, last_set do
       bytes = bytes + #ARGV[i]
-    end
-    for k = 1, #names do
-      if bytes > max_bytes then break end
-      if string.byte(names[k], 1) ~= 64 then -- not '@': a loose field
-        bytes = bytes + redis.call('HSTRLEN', key, names[k])
-      end
     end
     if count_over or bytes > max_bytes then
       -- The attributes and their bytes before and after this save, counted exactly from the
@@ -292,20 +290,21 @@ end
 -- deadline when the TTL runs past it.
 local expires
 if deadline then
-  local limit = deadline - now
-  local ttl = pttl
-  if sliding then
-    ttl = math.max(pttl, math.min(idle, limit))
-  end
-  ttl = math.min(ttl, limit)
+  local ttl = next_ttl(pttl, sliding, idle, deadline - now)
   if ttl ~= pttl then
     expires = now + ttl
     writes[#writes + 1] = '@t'
     writes[#writes + 1] = expiry_field(expires)
   end
 end
-for from = 1, #writes, CHUNK do
-  redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+if expires and #writes == 2 then
+  -- Only @t, which replaces a value of the same size: a save that deletes and slides goes
+  -- through out of memory too (the HSET refused, @t waits for a later touch to repair it).
+  redis.pcall('HSET', key, '@t', writes[2])
+else
+  for from = 1, #writes, CHUNK do
+    redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+  end
 end
 for from = 1, #deletes, CHUNK do
   redis.call('HDEL', key, unpack(deletes, from, math.min(from + CHUNK - 1, #deletes)))

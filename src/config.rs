@@ -382,7 +382,7 @@ fn check_url(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// The URL with its user name and password replaced by `***`, for logs. All of the user
+/// The URL with its user name, password and query replaced by `***`, for logs. All of the user
 /// information goes: in `redis://secret@host` redis-rs reads `secret` as a user name, but it is
 /// often a password written without its colon.
 pub(crate) fn redact_url(url: &str) -> String {
@@ -391,6 +391,10 @@ pub(crate) fn redact_url(url: &str) -> String {
             if !parsed.username().is_empty() || parsed.password().is_some() {
                 let _ = parsed.set_password(None);
                 let _ = parsed.set_username("***");
+            }
+            // A query may carry credentials too (`?pass=` of a socket URL).
+            if parsed.query().is_some() {
+                parsed.set_query(Some("***"));
             }
             parsed.to_string()
         }
@@ -430,12 +434,17 @@ mod tests {
 
     #[test]
     fn debug_hides_every_part_of_the_user_information() {
-        for url in ["redis://SECRET@cache:6379", "redis://user:SECRET@cache", "redis://:SECRET@h"] {
+        for url in [
+            "redis://SECRET@cache:6379",
+            "redis://user:SECRET@cache",
+            "redis://:SECRET@h",
+            "redis+unix:///run/redis.sock?pass=SECRET",
+        ] {
             let config = Config::from_url(url).with_cluster(true);
             let config = Config { cluster_nodes: vec![url.to_owned()], ..config };
             let shown = format!("{config:?}");
             assert!(!shown.contains("SECRET"), "{shown}");
-            assert!(shown.contains("***@"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
         }
         assert!(format!("{:?}", Config::default()).contains("redis://127.0.0.1:6379"));
     }

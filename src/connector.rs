@@ -67,8 +67,8 @@ impl Connector {
         matches!(self, Connector::Cluster(_))
     }
 
-    /// Opens a connection (bounded by the connect timeout). A single server's is checked with
-    /// a `PING` before it is handed out, so that one the server refuses as it opens (at its
+    /// Opens a connection (bounded by the connect timeout, and the `PING` by the command
+    /// timeout). A single server's is checked with a `PING` before it is handed out, so that one the server refuses as it opens (at its
     /// `maxclients`, or for want of a password) fails here, with the server's reason, and never
     /// joins the pool, where its first failure would drop the good connections too.
     pub(crate) async fn connect(&self) -> RedisResult<Connection> {
@@ -81,7 +81,9 @@ impl Connector {
                     RedisResult::Ok(Connection::Single(connection))
                 };
                 match opened.await {
-                    Err(e) if e.is_connection_dropped() => Err(refusal(client).await.unwrap_or(e)),
+                    Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() => {
+                        Err(refusal(client).await.unwrap_or(e))
+                    }
                     opened => opened,
                 }
             }

@@ -86,7 +86,7 @@ impl fmt::Display for Error {
             Error::Redis(e) => write!(f, "Redis command failed: {}", Cause(e)),
             Error::Timeout(_) => f.write_str("Redis did not answer within the command timeout"),
             Error::Connect(e) if e.is_timeout() => {
-                f.write_str("cannot connect to Redis: no answer within the connect timeout")
+                f.write_str("cannot connect to Redis: it did not answer in time")
             }
             Error::Connect(e) => write!(f, "cannot connect to Redis: {}", Cause(e)),
             Error::Auth(e) => {
@@ -132,6 +132,7 @@ impl Error {
                                 | "MASTERDOWN"
                                 | "MOVED"
                                 | "ASK"
+                                | "READONLY"
                                 | "OOM"
                                 | "BUSY"
                         )
@@ -179,7 +180,7 @@ impl From<redis::RedisError> for Error {
             _ if e.kind() == redis::ErrorKind::UnexpectedReturnType => {
                 Error::Corrupt(e.to_string())
             }
-            _ if tls_failure(&e).is_some() => Error::Tls(e),
+            _ if tls_failure(&e).is_some_and(is_certificate_problem) => Error::Tls(e),
             _ if e.is_timeout() => Error::Timeout(e),
             _ => Error::Redis(e),
         }
@@ -194,6 +195,29 @@ fn tls_failure(e: &redis::RedisError) -> Option<&rustls::Error> {
     let source = source.downcast_ref::<Shared>().map_or(source, |shared| &**shared as _);
     let io = source.downcast_ref::<std::io::Error>()?;
     io.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// True for a TLS failure that only a change of configuration mends: a certificate refused by
+/// either side. Other handshake failures (a proxy restarting, a broken record) may pass.
+fn is_certificate_problem(e: &rustls::Error) -> bool {
+    use rustls::AlertDescription as Alert;
+    match e {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::UnsupportedNameType => true,
+        rustls::Error::AlertReceived(alert) => matches!(
+            alert,
+            Alert::BadCertificate
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateRevoked
+                | Alert::CertificateExpired
+                | Alert::CertificateUnknown
+                | Alert::UnknownCA
+                | Alert::CertificateRequired
+                | Alert::AccessDenied
+        ),
+        _ => false,
+    }
 }
 
 /// A Redis error as the end of a sentence: the server's code and message, or the failure of

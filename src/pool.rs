@@ -91,7 +91,7 @@ impl Pool {
             return Ok(connection);
         }
         if let Some(failure) = slot.recent_failure() {
-            return self.any_open().ok_or_else(|| Error::connecting(failure));
+            return self.lend(failure);
         }
         let opening = tokio::time::timeout(self.inner.wait_timeout, slot.opening.lock());
         let _opening = opening.await.map_err(|_| Error::PoolTimeout)?;
@@ -99,7 +99,7 @@ impl Pool {
             return Ok(connection); // another operation opened it while we waited
         }
         if let Some(failure) = slot.recent_failure() {
-            return self.any_open().ok_or_else(|| Error::connecting(failure)); // or failed to
+            return self.lend(failure); // or failed to
         }
         match self.inner.connector.connect().await {
             Ok(connection) => {
@@ -110,14 +110,15 @@ impl Pool {
             }
             Err(e) => {
                 *write(&slot.failed) = Some((Instant::now(), e.clone()));
-                self.any_open().ok_or_else(|| Error::connecting(e))
+                self.lend(e)
             }
         }
     }
 
-    /// Any slot's open connection.
-    fn any_open(&self) -> Option<Connection> {
-        self.inner.slots.iter().find_map(Slot::connection)
+    /// For a slot that cannot open its connection: any other slot's open one, or `failure`.
+    fn lend(&self, failure: redis::RedisError) -> Result<Connection> {
+        let open = self.inner.slots.iter().find_map(Slot::connection);
+        open.ok_or_else(|| Error::connecting(failure))
     }
 
     /// Drops every connection, after one broke: they all reach the same server, so when one

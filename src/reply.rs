@@ -90,9 +90,14 @@ impl TouchRule {
         i64::try_from(expires.saturating_sub(now)).unwrap_or(i64::MAX)
     }
 
-    /// Whether a session with `ttl_ms` left must go to the script: the same rule as
-    /// get_and_touch.lua.
-    fn due(&self, ttl_ms: i64) -> bool {
+    /// Whether `loaded`, with `ttl_ms` left, must go to the script: the same rule as
+    /// get_and_touch.lua, but that an expiry already at the deadline has nothing left to slide,
+    /// and goes to the script only once it is past (to be found dead there).
+    fn due(&self, loaded: &Loaded, ttl_ms: i64) -> bool {
+        let deadline = loaded.meta.deadline_ms.max(0) as u64;
+        if ttl_ms >= 0 && loaded.expires_ms.is_some_and(|expires| expires >= deadline) {
+            return ttl_ms == 0;
+        }
         ttl_ms < 0 || (self.idle_ms as i64).saturating_sub(ttl_ms) >= self.touch_after_ms as i64
     }
 }
@@ -107,7 +112,7 @@ pub(crate) fn snapshot(values: Value, rule: TouchRule) -> Result<Snapshot> {
     }
     let mut loaded = Loaded::from_values(values)?;
     loaded.meta.ttl_ms = rule.ttl_ms(&loaded);
-    Ok(match rule.due(loaded.meta.ttl_ms) {
+    Ok(match rule.due(&loaded, loaded.meta.ttl_ms) {
         true => Snapshot::NeedsScript(loaded),
         false => Snapshot::Fresh(loaded),
     })

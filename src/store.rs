@@ -81,17 +81,26 @@ impl SessionStore {
     /// Checks that the store can work, then reads the server's `maxmemory-policy`,
     /// `appendonly`, `appendfsync` and `save` settings and warns (through `tracing`, and in the
     /// result) about an eviction policy that can evict live sessions and about persistence
-    /// being off. The check runs a script that deletes a key under the prefix that no session
-    /// can have (`<prefix>probe`): it writes nothing, yet needs what every operation needs
-    /// (the scripts, the key pattern, a write command). Where managed Redis blocks `CONFIG`, the
-    /// settings it could not read are `None` and nothing is warned.
+    /// being off. The check runs the flash push script on a key under the prefix that no session
+    /// can have (`<prefix>probe`), with a limit no message fits: it writes nothing, yet needs
+    /// what every operation needs (the scripts, the key pattern). Where managed Redis blocks
+    /// `CONFIG`, the settings it could not read are `None` and nothing is warned.
     ///
     /// # Errors
     ///
     /// As for [`connect`](Self::connect).
     pub async fn check_server(&self) -> Result<ServerAdvice> {
         // Session keys end in 16 base64url characters (keys.rs): a 5-character name is none.
-        self.destroy_key(&format!("{}probe", self.config.key_prefix)).await?;
+        let probe = format!("{}probe", self.config.key_prefix);
+        let mut call = SCRIPTS.flash_push.call(&[&probe]);
+        call.arg(&b""[..]).arg(-1).arg(0); // even a pending message of 0 bytes is over -1
+        match self.run::<i64>(&call).await {
+            Err(Error::Redis(e)) if e.code() == Some("MOVED") && !self.pool.is_cluster() => {
+                let why = "the server is a Redis Cluster node: set `cluster`";
+                return Err(Error::Config(why.into()));
+            }
+            probed => probed?,
+        };
         advice::check(&self.pool).await
     }
 

@@ -130,8 +130,16 @@ fn check_client_key(cert: &[u8], key: &[u8]) -> Result<()> {
     }
     let key = PrivateKeyDer::from_pem_slice(key)
         .map_err(|_| Error::Config("the client key is not a PEM private key".into()))?;
-    let provider = rustls::crypto::ring::default_provider();
-    rustls::sign::CertifiedKey::from_der(certs, key, &provider).map_err(|e| {
+    // The provider the connections will use: the application's, else ring (see below).
+    let ring;
+    let provider = match rustls::crypto::CryptoProvider::get_default() {
+        Some(provider) => provider.as_ref(),
+        None => {
+            ring = rustls::crypto::ring::default_provider();
+            &ring
+        }
+    };
+    rustls::sign::CertifiedKey::from_der(certs, key, provider).map_err(|e| {
         Error::Config(format!("the client key does not fit the client certificate: {e}"))
     })?;
     Ok(())

@@ -51,6 +51,7 @@ impl SessionStore {
         });
         call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
         call.arg(self.config.limits.max_attributes).arg(self.config.limits.max_session_bytes);
+        call.arg(session.meta.deadline_ms);
         call.arg(packed.as_deref().unwrap_or_default());
         match session.view_record_id() {
             Some(id) => call.arg(id),
@@ -94,7 +95,9 @@ impl SessionStore {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;
             let key = keys::session_key(&self.config, &token);
-            match self.run::<i64>(&SCRIPTS.regenerate.call(&[&session.key, &key])).await? {
+            let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
+            call.arg(session.meta.deadline_ms);
+            match self.run::<i64>(&call).await? {
                 1 => {
                     debug!(new_session = ?token, "regenerated");
                     session.rekey(token.clone(), key);
@@ -127,7 +130,9 @@ impl SessionStore {
     pub(crate) async fn push_flash_encoded(&self, session: &Session, bytes: Vec<u8>) -> Result<()> {
         let max = self.config.limits.max_value_bytes;
         self.config.limits.check_value(bytes.len())?;
-        match self.run::<i64>(SCRIPTS.flash_push.call(&[&session.key]).arg(bytes).arg(max)).await? {
+        let mut call = SCRIPTS.flash_push.call(&[&session.key]);
+        call.arg(bytes).arg(max).arg(session.meta.deadline_ms);
+        match self.run::<i64>(&call).await? {
             0 => Err(Error::SessionGone),
             over @ ..0 => {
                 let size = usize::try_from(over.unsigned_abs()).unwrap_or(usize::MAX);

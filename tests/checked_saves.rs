@@ -141,7 +141,15 @@ async fn the_save_script_never_compacts_from_a_partial_view() {
     ]
     .concat();
     let mut eval = redis::cmd("EVAL");
-    eval.arg(script).arg(1).arg(&key).arg("read").arg(3_600_000).arg(1_000).arg(256).arg(262_144);
+    eval.arg(script)
+        .arg(1)
+        .arg(&key)
+        .arg("read")
+        .arg(3_600_000)
+        .arg(1_000)
+        .arg(256)
+        .arg(262_144)
+        .arg(i64::MAX);
     eval.arg(record).arg("").arg(0).arg(1).arg("a0").arg(&[0u8][..]);
     let reply: Vec<i64> = eval.query_async(&mut conn).await.expect("eval");
     let a1: Option<Vec<u8>> = conn.hget(&key, "a1").await.expect("hget");

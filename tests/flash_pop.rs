@@ -34,12 +34,6 @@ async fn popped_by_load(store: &SessionStore, token: &str) -> Vec<String> {
     session.take_flash().expect("decode")
 }
 
-async fn set_maxmemory(redis: &support::TestRedis, bytes: u64) {
-    let mut conn = redis.conn().await;
-    let set = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
-    let _: () = set.query_async(&mut conn).await.expect("config");
-}
-
 #[tokio::test]
 async fn a_popping_load_is_one_transaction_and_no_script() {
     let redis = support::own_server(&[]);
@@ -96,7 +90,7 @@ async fn out_of_memory_pops_go_to_the_script() {
     let (token, other) = (pending(&store).await, pending(&store).await);
     // Out of memory under noeviction, Redis aborts every transaction but runs plain reads and
     // scripts that only delete or set TTLs. No touch is due, so only the fallback runs a script.
-    set_maxmemory(&redis, 1).await;
+    redis.set_maxmemory(1).await;
     // A first read syncs the store's clock (TIME, src/server_clock.rs), and the next sync is
     // due only a second later: within that, every TIME counted below but one a second is a
     // script's.
@@ -108,7 +102,7 @@ async fn out_of_memory_pops_go_to_the_script() {
     let mut session = store.load(&other).await.expect("load").expect("live");
     let by_pop = store.pop_flash::<String>(&mut session).await;
     let (scripts, clock_reads) = (redis.script_calls().await, redis.command_calls("time").await);
-    set_maxmemory(&redis, 0).await;
+    redis.set_maxmemory(0).await;
 
     assert!(load_scripts >= 1, "the load's transaction was refused, get-and-touch popped");
     assert!(scripts > load_scripts, "so was pop_flash's");

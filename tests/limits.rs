@@ -9,12 +9,6 @@ use redis_sessions::{Error, Limits};
 /// A hash's fields, in an order that does not depend on its encoding.
 type Fields = std::collections::BTreeMap<String, Vec<u8>>;
 
-async fn set_maxmemory(redis: &support::TestRedis, bytes: u64) {
-    let mut conn = redis.conn().await;
-    let set = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
-    let _: () = set.query_async(&mut conn).await.expect("config");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_saves_cannot_together_pass_the_session_byte_limit() {
     let redis = support::any_server();
@@ -70,7 +64,7 @@ async fn out_of_memory_a_save_that_would_grow_the_session_is_refused_whole() {
     let stored: Fields = conn.hgetall(&key).await.expect("hgetall");
     assert_eq!(stored.len(), 2 + 4, "@p, @t and four loose fields");
 
-    set_maxmemory(&redis, 1).await;
+    redis.set_maxmemory(1).await;
     let mut compacting = store.load(session.token().expose()).await.expect("load").expect("live");
     compacting.insert("a4", &4).expect("insert");
     let compaction = store.save(&mut compacting).await;
@@ -83,7 +77,7 @@ async fn out_of_memory_a_save_that_would_grow_the_session_is_refused_whole() {
     let mut deleting = store.load(session.token().expose()).await.expect("load").expect("live");
     assert!(deleting.remove("a2"));
     let deletion = store.save(&mut deleting).await;
-    set_maxmemory(&redis, 0).await;
+    redis.set_maxmemory(0).await;
 
     for (what, result) in [("compaction", compaction), ("removal", removal)] {
         let err = result.expect_err(what);

@@ -264,22 +264,22 @@ async fn removing_a_loose_attribute_deletes_it_even_when_the_header_bytes_spell_
 async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it() {
     // Copying the record (about 800 bytes in the benchmark) was the largest part of a save
     // (lua/save.lua): a delta that removes nothing and is far from the limit reads only the
-    // record's length, and @t (one HGET, 10 bytes), which vouches for the deadline.
+    // record's length.
     let redis = support::own_server(&[]);
     let store = redis.store();
     let mut session = reload(&store, &support::saved_with(&store, 6).await).await;
     redis.reset_stats().await;
     session.insert("a0", &"changed").expect("insert");
     store.save(&mut session).await.expect("a delta");
-    assert_eq!(redis.command_calls("hget").await, 1, "a delta reads @t, no record");
-    assert_eq!(redis.command_calls("hstrlen").await, 1, "and the record's length");
+    assert_eq!(redis.command_calls("hget").await, 0, "a delta reads no record");
+    assert_eq!(redis.command_calls("hstrlen").await, 1, "but the record's length");
     session.remove("a1");
     store.save(&mut session).await.expect("a removal");
-    assert_eq!(redis.command_calls("hget").await, 3, "the record may hold a removed name");
+    assert_eq!(redis.command_calls("hget").await, 1, "the record may hold a removed name");
     redis.reset_stats().await;
     store.push_flash(&session, "hello").await.expect("push");
     assert_eq!(redis.command_calls("hmget").await, 0, "a push reads no record");
-    assert_eq!(redis.command_calls("hget").await, 2, "only @t and the pending messages");
+    assert_eq!(redis.command_calls("hget").await, 1, "only the pending messages");
     let session = reload(&store, &session).await;
     assert_eq!(session.get::<String>("a0").expect("decode").as_deref(), Some("changed"));
     assert_eq!(session.get::<u32>("a1").expect("decode"), None, "removed");

@@ -155,3 +155,17 @@ async fn out_of_memory_a_missing_expiry_waits_and_the_load_still_serves() {
     store.load(session.token().expose()).await.expect("load").expect("live");
     assert_recorded(&mut conn, &key, "the next load").await;
 }
+
+#[tokio::test]
+async fn near_the_deadline_loads_run_no_script_until_it_passes() {
+    // Absolute 2 s, idle 10 s: the expiry sits at the deadline from the start, and with nothing
+    // left to slide a load has nothing to write, though by the idle timeout a touch looks due.
+    let redis = support::own_server(&[]);
+    let store =
+        redis.store_with(|c| c.with_idle_timeout(ms(10_000)).with_absolute_timeout(ms(2000)));
+    let session = store.create().await.expect("create");
+    store.load(session.token().expose()).await.expect("load").expect("live"); // syncs the clock
+    assert_plain_loads(&redis, &store, &session).await;
+    sleep(ms(2100)).await;
+    assert!(store.load(session.token().expose()).await.expect("load").is_none(), "past it");
+}

@@ -148,6 +148,14 @@ fn unique_prefix() -> String {
 }
 
 impl TestRedis {
+    /// Sets `maxmemory` (1: out of memory at once, under the default `noeviction`; 0: no limit).
+    pub async fn set_maxmemory(&self, bytes: u64) {
+        self.assert_own("CONFIG SET maxmemory");
+        let mut conn = self.conn().await;
+        let set = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg(bytes).clone();
+        let _: () = set.query_async(&mut conn).await.expect("config");
+    }
+
     /// Server-wide counters are this test's own only on its own server: on a shared one (under
     /// `REDIS_URL`) every other test moves them too.
     fn assert_own(&self, what: &str) {
