@@ -60,6 +60,23 @@ async fn a_token_with_any_one_character_changed_opens_nothing() {
     support::assert_altered_tokens_open_nothing(&store).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_node_reached_as_a_single_server_is_a_configuration_error() {
+    let cluster = support::cluster::start(false);
+    let mut refused = 0;
+    for url in cluster.urls() {
+        let config = redis_sessions::Config::from_url(url).with_key_prefix(cluster.prefix.clone());
+        match SessionStore::connect(config).await {
+            // The probe's key belongs to another node: MOVED.
+            Err(redis_sessions::Error::Config(why)) if why.contains("cluster") => refused += 1,
+            // Or to this one, which serves it.
+            Ok(_) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(refused, 2, "the two masters that do not own the probe's slot");
+}
+
 /// The one key of this test that exists now.
 async fn key_of(cluster: &support::cluster::TestCluster) -> String {
     let mut found: Vec<String> = cluster.keys_by_master().await.concat();

@@ -199,7 +199,16 @@ async fn outlive_the_deadline(conn: &mut redis::aio::MultiplexedConnection, key:
 
 #[tokio::test]
 async fn past_its_deadline_a_session_is_gone_whatever_its_ttl_says() {
-    let redis = support::any_server();
+    gone_past_the_deadline(&support::any_server()).await;
+}
+
+#[tokio::test]
+async fn past_its_deadline_a_session_is_gone_without_pexpiretime_too() {
+    // Redis 6.2 has no PEXPIRETIME: the scripts then work out the key's expiry from TIME.
+    gone_past_the_deadline(&support::own_server(&["--rename-command", "PEXPIRETIME", ""])).await;
+}
+
+async fn gone_past_the_deadline(redis: &support::TestRedis) {
     // The deadline comes 1 s after creation, well inside the 2 s idle timeout.
     let store = redis.store_with(|c| c.with_idle_timeout(ms(2000)).with_absolute_timeout(ms(1000)));
     let mut conn = redis.conn().await;
