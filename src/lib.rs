@@ -40,6 +40,7 @@
 //!
 //! Where the code departs from the project's starting design notes, `docs/design.md` says how
 //! and why.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 
