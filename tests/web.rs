@@ -303,10 +303,18 @@ async fn too_big(session: redis_sessions::web::Session) -> &'static str {
     }
 }
 
+async fn note(
+    session: redis_sessions::web::Session,
+) -> Result<&'static str, redis_sessions::Error> {
+    session.flash("noted").await?; // queued: pushed by the layer after the handler
+    Ok("noted")
+}
+
 async fn serve_flash_routes(redis: &support::TestRedis) -> String {
     use axum::routing::{get, post};
     let app = axum::Router::new()
         .route("/flash", post(flash_two))
+        .route("/note", post(note))
         .route("/touch", get(touch))
         .route("/debug", get(debug))
         .route("/read", get(read))
@@ -378,4 +386,28 @@ async fn the_web_session_debug_output_shows_no_token() {
     let shown = page(&client, &format!("{base}/debug")).await;
     assert!(shown.starts_with("Session"), "{shown}");
     assert!(!shown.contains(&token[4..]), "the secret is in the Debug output: {shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_is_a_503_with_retry_after_and_a_short_body() {
+    let mut redis = support::own_server(&[]);
+    let base = serve_flash_routes(&redis).await;
+    let (client, _) = browser();
+    client.post(format!("{base}/flash")).send().await.expect("a session");
+    assert_eq!(page(&client, &format!("{base}/touch")).await, "Some(1)");
+    redis.kill();
+
+    // A handler's own `?` on a session operation, and the layer's push after the handler.
+    let unavailable = "The session store is unavailable; try again shortly.";
+    for (method, path, said) in [("GET", "/touch", unavailable), ("POST", "/note", "")] {
+        let request = client.request(method.parse().expect("method"), format!("{base}{path}"));
+        let response = request.send().await.expect("response");
+        assert_eq!(response.status(), 503, "{path}");
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().expect("ascii"));
+        assert_eq!(retry, Some("5"), "{path}");
+        let body = response.text().await.expect("body");
+        // The handler's error names the kind of failure, not its cause; the layer's response,
+        // whose body type it cannot fill, has none.
+        assert_eq!(body, said, "{path}");
+    }
 }

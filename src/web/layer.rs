@@ -108,9 +108,10 @@ async fn finish<B: Default>(
     let action = match action {
         Ok(action) => action,
         Err(e) => {
-            error!(error = %e, "could not save the session");
+            super::log_failure(&e);
             let mut failed = Response::new(B::default());
             *failed.status_mut() = super::status(&e);
+            super::add_retry_after(&e, failed.headers_mut());
             return failed;
         }
     };

@@ -49,14 +49,24 @@ pub use cookie_config::CookieConfig;
 pub use handle::Session;
 pub use layer::{SessionLayer, SessionService};
 
-/// Lets handlers use `?` on session operations: 503 Service Unavailable when Redis cannot be
-/// reached ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise. The body
-/// is the error's text, which never holds a token.
+/// Lets handlers use `?` on session operations: 503 Service Unavailable with `Retry-After`
+/// when Redis cannot be reached or refused for a passing reason
+/// ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise. The body names the
+/// kind of failure in a few words, for the visitor; the error, with its causes, goes to the
+/// log (once, at ERROR), not to the visitor. An application that wants its own error pages
+/// maps the error in its handler instead of using `?` on it.
 impl axum::response::IntoResponse for crate::Error {
     fn into_response(self) -> axum::response::Response {
-        (status(&self), self.to_string()).into_response()
+        log_failure(&self);
+        let mut response = (status(&self), visitor_text(&self)).into_response();
+        add_retry_after(&self, response.headers_mut());
+        response
     }
 }
+
+/// Seconds a 503 asks the client to wait before it tries again: a restart or a failover of
+/// Redis takes seconds.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// The status a failed session operation answers with: 503 when Redis cannot be reached, 500
 /// otherwise.
@@ -66,4 +76,33 @@ fn status(error: &crate::Error) -> http::StatusCode {
     } else {
         http::StatusCode::INTERNAL_SERVER_ERROR
     }
+}
+
+/// `Retry-After` on a 503.
+fn add_retry_after(error: &crate::Error, headers: &mut http::HeaderMap) {
+    if error.is_unavailable() {
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+}
+
+/// What a visitor is told: the kind of failure, nothing of its cause.
+fn visitor_text(error: &crate::Error) -> &'static str {
+    match error {
+        _ if error.is_unavailable() => "The session store is unavailable; try again shortly.",
+        crate::Error::SessionGone => "The session has ended; reload the page.",
+        crate::Error::TooLarge { .. } => "The session would grow over its limit.",
+        _ => "The session could not be handled.",
+    }
+}
+
+/// Logs a failure once, at ERROR, with every cause in its chain.
+fn log_failure(error: &crate::Error) {
+    let mut causes = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push_str(": ");
+        causes.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %error, causes = %causes, "session operation failed");
 }
