@@ -109,6 +109,21 @@ impl Session {
         &self.token
     }
 
+    /// A short name for this session in logs: 8 characters of the key's hash, the same as its
+    /// Debug output shows. It cannot open the session, so it is safe to log; the token is not.
+    ///
+    /// ```
+    /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
+    /// let session = store.create().await?;
+    /// tracing::info!(session = %session.fingerprint(), "logged in");
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "id")]
+    #[doc(alias = "session_id")]
+    pub fn fingerprint(&self) -> String {
+        crate::keys::fingerprint(&self.token)
+    }
+
     /// Created, deadline and TTL as last seen in Redis.
     pub fn metadata(&self) -> Metadata {
         self.meta
@@ -178,6 +193,30 @@ impl Session {
             self.change(name, None);
         }
         set == Some(true)
+    }
+
+    /// Removes every attribute (deleted by the next save); the session itself, its token and
+    /// its pending flash messages stay. After a partial load, only the attributes it read or
+    /// that were inserted since.
+    ///
+    /// ```
+    /// # fn demo(session: &mut redis_sessions::Session) -> redis_sessions::Result<()> {
+    /// session.insert("cart", &["book"])?;
+    /// session.clear();
+    /// assert!(session.is_empty());
+    /// # Ok(()) }
+    /// ```
+    #[doc(alias = "flush")]
+    pub fn clear(&mut self) {
+        let names: Vec<String> = self.names().map(str::to_owned).collect();
+        for name in names {
+            self.remove(&name);
+        }
+    }
+
+    /// True when no attribute is set (after a partial load: none it read or inserted since).
+    pub fn is_empty(&self) -> bool {
+        self.names().next().is_none()
     }
 
     /// Records a change to `name`, keeping the loaded loose field it replaces for the view.

@@ -148,6 +148,8 @@ impl SessionStore {
     ///
     /// Connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
+    #[doc(alias = "delete")]
+    #[doc(alias = "purge")]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
         self.destroy_key(&session.key).await
     }

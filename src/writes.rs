@@ -91,6 +91,8 @@ impl SessionStore {
     /// [`Error::SessionGone`] when the session no longer exists; connection errors as for
     /// [`create`](Self::create).
     #[instrument(level = "debug", name = "session.regenerate", skip_all, fields(session = ?session.token()))]
+    #[doc(alias = "cycle_id")]
+    #[doc(alias = "renew")]
     pub async fn regenerate(&self, session: &mut Session) -> Result<Token> {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;

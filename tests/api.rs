@@ -198,3 +198,39 @@ async fn load_only_still_slides_the_expiry_when_due() {
     assert!(touched.metadata().ttl_ms > 900, "touched: {}", touched.metadata().ttl_ms);
     assert!(pttl > 800, "the TTL slid: {pttl}");
 }
+
+#[tokio::test]
+async fn clear_removes_every_attribute_but_keeps_the_session_and_its_flash() {
+    let redis = support::any_server();
+    let store = redis.store();
+    // Six attributes, packed into the record by the first save, and one loose after it.
+    let mut session = support::saved_with(&store, 6).await;
+    session.insert("loose", &true).expect("insert");
+    store.save(&mut session).await.expect("save");
+    store.push_flash(&session, "kept").await.expect("push");
+    let mut loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert!(!loaded.is_empty());
+
+    loaded.clear();
+    assert!(loaded.is_empty() && loaded.is_changed());
+    store.save(&mut loaded).await.expect("save");
+    let mut again =
+        store.load_and_pop_flash(session.token().expose()).await.expect("load").expect("live");
+    assert!(again.is_empty(), "{:?}", again.names().collect::<Vec<_>>());
+    assert_eq!(again.take_flash::<String>().expect("decode"), ["kept"]);
+    assert_eq!(again.token(), session.token(), "the same session");
+}
+
+#[tokio::test]
+async fn the_fingerprint_names_a_session_in_logs_without_opening_it() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = store.create().await.expect("create");
+    let print = session.fingerprint();
+    assert_eq!(print.len(), 8);
+    assert_eq!(format!("{:?}", session.token()), format!("Token({print})"), "as Debug shows it");
+    assert!(!session.token().expose().contains(&print), "no part of the token");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(loaded.fingerprint(), print, "stable across loads");
+    assert!(store.load(&print).await.expect("load").is_none(), "opens nothing");
+}

@@ -310,9 +310,18 @@ async fn note(
     Ok("noted")
 }
 
+/// Empties the session: `cleared` and whether it is empty now, with its fingerprint.
+async fn empty(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+    let before = session.is_empty().await?;
+    session.clear().await?;
+    let print = session.fingerprint().await?.unwrap_or_default();
+    Ok(format!("{before} {} {}", session.is_empty().await?, print.len()))
+}
+
 async fn serve_flash_routes(redis: &support::TestRedis) -> String {
     use axum::routing::{get, post};
     let app = axum::Router::new()
+        .route("/empty", post(empty))
         .route("/flash", post(flash_two))
         .route("/note", post(note))
         .route("/touch", get(touch))
@@ -410,4 +419,17 @@ async fn redis_down_is_a_503_with_retry_after_and_a_short_body() {
         // whose body type it cannot fill, has none.
         assert_eq!(body, said, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_empties_the_session_and_keeps_its_cookie_and_flash() {
+    let redis = support::any_server();
+    let base = serve_flash_routes(&redis).await;
+    let (client, _) = browser();
+    client.post(format!("{base}/flash")).send().await.expect("x and two messages");
+    let response = client.post(format!("{base}/empty")).send().await.expect("empty");
+    assert!(session_cookie(&response).is_none(), "the same session: no new cookie");
+    assert_eq!(response.text().await.expect("body"), "false true 8");
+    assert_eq!(page(&client, &format!("{base}/touch")).await, "None", "x is gone from Redis");
+    assert_eq!(page(&client, &format!("{base}/read")).await, "a,b", "the messages stay");
 }

@@ -109,6 +109,44 @@ impl Session {
         Ok(state.live().await?.is_some_and(|session| session.remove(name)))
     }
 
+    /// Removes every attribute; the session, its cookie and its pending flash messages stay
+    /// (see [`destroy`](Self::destroy) to end it).
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    #[doc(alias = "flush")]
+    pub async fn clear(&self) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        if let Some(session) = state.live().await? {
+            session.clear();
+        }
+        Ok(())
+    }
+
+    /// True when the visitor has no session, or one with no attribute set.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn is_empty(&self) -> Result<bool> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.is_none_or(|session| session.is_empty()))
+    }
+
+    /// A short name for the visitor's session in logs ([`crate::Session::fingerprint`]);
+    /// `None` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    #[doc(alias = "id")]
+    #[doc(alias = "session_id")]
+    pub async fn fingerprint(&self) -> Result<Option<String>> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.map(|session| session.fingerprint()))
+    }
+
     /// Moves the session to a new token, so a token known before (planted by an attacker,
     /// say) opens nothing from now on. Call it on login, logout and any change of privilege.
     /// Without a session it does nothing: the next insert creates one with a fresh token.
@@ -116,6 +154,8 @@ impl Session {
     /// # Errors
     ///
     /// Redis errors of [`SessionStore::regenerate`].
+    #[doc(alias = "cycle_id")]
+    #[doc(alias = "renew")]
     pub async fn regenerate(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
@@ -132,6 +172,9 @@ impl Session {
     /// # Errors
     ///
     /// Redis errors of [`SessionStore::destroy`].
+    #[doc(alias = "delete")]
+    #[doc(alias = "purge")]
+    #[doc(alias = "logout")]
     pub async fn destroy(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
