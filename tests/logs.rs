@@ -64,3 +64,44 @@ async fn connect_warns_through_tracing_about_an_evicting_policy() {
     let logs = captured.text();
     assert!(logs.contains("WARN") && logs.contains("allkeys-lru"), "{logs}");
 }
+
+async fn remember(
+    session: redis_sessions::web::Session,
+) -> Result<&'static str, redis_sessions::Error> {
+    session.insert("seen", &true).await?;
+    Ok("ok")
+}
+
+#[tokio::test]
+async fn a_secure_cookie_over_plain_http_to_another_host_is_warned_about_once() {
+    let redis = support::any_server();
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(remember))
+        .layer(redis_sessions::web::SessionLayer::new(redis.store()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    let (captured, guard) = Captured::start(tracing::Level::WARN);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = reqwest::Client::new();
+    let post = |host: &str, proto: Option<&str>| {
+        let request = client.post(&url).header("host", host);
+        match proto {
+            Some(proto) => request.header("x-forwarded-proto", proto),
+            None => request,
+        }
+    };
+    // Each visitor gets a new session, so each response issues the cookie.
+    for (host, proto) in [("localhost:3000", None), ("shop.example", Some("https"))] {
+        post(host, proto).send().await.expect("post");
+        assert!(!captured.text().contains("plain HTTP"), "{host}: loopback or HTTPS");
+    }
+    for _ in 0..3 {
+        post("192.168.1.20:3000", None).send().await.expect("post");
+    }
+    drop(guard);
+
+    let logs = captured.text();
+    assert_eq!(logs.matches("cookie went out over plain HTTP").count(), 1, "once: {logs}");
+    assert!(logs.contains("192.168.1.20:3000") && logs.contains("with_secure(false)"), "{logs}");
+}

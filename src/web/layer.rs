@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -9,7 +10,7 @@ use http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE, VARY};
 use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::error;
+use tracing::{error, warn};
 
 use super::handle::{CookieAction, Session};
 use super::CookieConfig;
@@ -28,12 +29,17 @@ use crate::SessionStore;
 pub struct SessionLayer {
     store: SessionStore,
     cookie: Arc<CookieConfig>,
+    warned: Arc<AtomicBool>,
 }
 
 impl SessionLayer {
     /// A layer over `store`, with the secure cookie defaults of [`CookieConfig::default`].
     pub fn new(store: SessionStore) -> Self {
-        SessionLayer { store, cookie: Arc::new(CookieConfig::default()) }
+        SessionLayer {
+            store,
+            cookie: Arc::new(CookieConfig::default()),
+            warned: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Sets the cookie's name and attributes. Default [`CookieConfig::default`].
@@ -54,7 +60,9 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService { inner, store: self.store.clone(), cookie: self.cookie.clone() }
+        let (store, cookie, warned) =
+            (self.store.clone(), self.cookie.clone(), self.warned.clone());
+        SessionService { inner, store, cookie, warned }
     }
 }
 
@@ -64,6 +72,8 @@ pub struct SessionService<S> {
     inner: S,
     store: SessionStore,
     cookie: Arc<CookieConfig>,
+    /// Whether the plain-HTTP warning was logged, once for the layer.
+    warned: Arc<AtomicBool>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -87,15 +97,39 @@ where
         let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
         let session = Session::new(self.store.clone(), self.cookie.find(cookies));
         request.extensions_mut().insert(session.clone());
+        let plain_http = match self.cookie.secure && !self.warned.load(Ordering::Relaxed) {
+            true => super::plain_http::remote_plain_http_host(request.uri(), request.headers()),
+            false => None,
+        };
+        let warned = self.warned.clone();
         // The clone that was made ready goes into the future; a fresh clone stays for next time.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let cookie = self.cookie.clone();
         Box::pin(async move {
             let response = inner.call(request).await?;
-            Ok(finish(session, response, &cookie).await)
+            let response = finish(session, response, &cookie).await;
+            if let Some(host) = plain_http.filter(|_| sets_cookie(&response, &cookie)) {
+                if !warned.swap(true, Ordering::Relaxed) {
+                    warn!(
+                        host,
+                        "a Secure session cookie went out over plain HTTP to a host that is not \
+                         loopback: browsers drop it, so sessions will not stick. Serve HTTPS (or \
+                         set X-Forwarded-Proto at the proxy that ends it); to develop over plain \
+                         HTTP on this host, use CookieConfig::default().with_secure(false)"
+                    );
+                }
+            }
+            Ok(response)
         })
     }
+}
+
+/// True when `response` sets (or clears) the session cookie.
+fn sets_cookie<B>(response: &Response<B>, cookie: &CookieConfig) -> bool {
+    let prefix = format!("{}=", cookie.cookie_name());
+    let set = response.headers().get_all(SET_COOKIE);
+    set.iter().any(|value| value.as_bytes().starts_with(prefix.as_bytes()))
 }
 
 /// Finishes the session and applies the cookie decision to the response.

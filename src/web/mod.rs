@@ -44,6 +44,7 @@
 mod cookie_config;
 mod handle;
 mod layer;
+mod plain_http;
 
 pub use cookie_config::CookieConfig;
 pub use handle::Session;
