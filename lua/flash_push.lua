@@ -12,8 +12,8 @@
 --          deadline); minus the bytes that would be pending when that is over the limit
 --          (nothing written).
 -- Writes   HSET @f (the tag, old messages, then the new one).
--- Errors   'CORRUPT ...' when the deadline must be read (the TTL is not one @t records) and the
---          record has no readable header.
+-- Errors   'CORRUPT ...' when the deadline must be read (the key's expiry runs past the one the
+--          client read, or the key has no TTL) and the record has no readable header.
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]

@@ -10,8 +10,8 @@
 -- Reply    1 moved; 0 no live session under KEYS[1]; -1 KEYS[2] already exists (a token
 --          collision; the caller draws a new token and nothing was written).
 -- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move unchanged.
--- Errors   'CORRUPT ...' when the deadline must be read (the TTL is not one @t records) and the
---          record has no readable header.
+-- Errors   'CORRUPT ...' when the deadline must be read (the key's expiry runs past the one the
+--          client read, or the key has no TTL) and the record has no readable header.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
 --          token lands before the move (and moves with it) or after it (and finds no session);
 --          it can never bring the old token back to life.

@@ -35,10 +35,11 @@
 --          The id is the stored record's, or -1 when the save did not read the record.
 -- Reads    the record's length (HSTRLEN; HEXISTS too when it is 0), the TTL and the key's
 --          expiry (PEXPIRETIME), and when the save sets attributes the number of fields and
---          the hash's memory; the server's time only when it needs the deadline. The record itself, the hash's largest value, only where the save
---          needs its content: its id for a checked save or a compaction, its entries for a
---          removed name, a 'read' view or an exact count, its deadline when the TTL slides or
---          is not one @t records (record.lua's unvouched_deadline).
+--          the hash's memory; the server's time only when it needs the deadline. The record
+--          itself, the hash's largest value, only where the save needs its content: its id
+--          for a checked save or a compaction, its entries for a removed name, a 'read' view
+--          or an exact count, its deadline when the TTL slides or the key's expiry runs past
+--          ARGV[6] (record.lua's unvouched_deadline).
 -- Errors   'CORRUPT ...' when the packed record is shorter than its header, when an exact count
 --          finds its entries malformed, or when ARGV[7] has no header or keeps the stored id
 --          (nothing written). A save that does not read the record does not check it: the next

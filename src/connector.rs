@@ -68,9 +68,10 @@ impl Connector {
     }
 
     /// Opens a connection (bounded by the connect timeout, and the `PING` by the command
-    /// timeout). A single server's is checked with a `PING` before it is handed out, so that one the server refuses as it opens (at its
-    /// `maxclients`, or for want of a password) fails here, with the server's reason, and never
-    /// joins the pool, where its first failure would drop the good connections too.
+    /// timeout). A single server's is checked with a `PING` before it is handed out, so that
+    /// one the server refuses as it opens (at its `maxclients`, or for want of a password)
+    /// fails here, with the server's reason, and never joins the pool, where its first failure
+    /// would drop the good connections too.
     pub(crate) async fn connect(&self) -> RedisResult<Connection> {
         match self {
             Connector::Single(client, timeouts) => {

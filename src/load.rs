@@ -9,11 +9,11 @@
 //! due (once per touch window), or the hash records none, the get-and-touch script does the
 //! read, the checks and the writes atomically, on the server's clock. A load that pops flash
 //! messages deletes them with its read, in one transaction (flash_pop.rs). Reading without a
-//! script is safe because every write caps the TTL, and the expiry it records, at the
-//! absolute deadline: a key that still exists with a TTL is within its deadline, and one whose
-//! TTL was removed by hand goes to the script (which checks the deadline) once the expiry it
-//! records is due. And it is cheap: the plain read costs Redis about 1.5 µs, get-and-touch
-//! about 6 (see the README's Performance section).
+//! script is safe because the load judges by the expiry the hash records and the deadline in its
+//! record, both on the server's clock as estimated here, which is never behind: past either the
+//! load goes to the script, which checks the deadline whatever the key's TTL says (one set by
+//! hand, or by a `RESTORE`, may run past it). And it is cheap: the plain read costs Redis about
+//! 1.5 µs, get-and-touch about 6 (see the README's Performance section).
 
 use redis::Value;
 use tracing::{debug, instrument, warn};

@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 /// another slot's connection or fail at once. Short, so that a server back from a restart is
 /// found soon; long enough that a server that is down costs a refused connect per slot a few
 /// times a second, not one per operation.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(100);
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// One shared connection: read (cloned) by every operation, written when it is (re)opened.
 struct Slot {

@@ -77,8 +77,9 @@ pub(crate) struct Scripts {
 }
 
 /// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
-/// (the packed record: its header's fields, its entries as a table, and
-/// `past_deadline_reply`; and the expiry field `@t`).
+/// (the packed record: its header's fields and its entries as a table; the expiry field `@t`;
+/// the expiry rule, `next_ttl`; the deadline checks, `unvouched_deadline` and
+/// `past_deadline_reply`; and `stored_bytes`, the save's bound of a session's bytes).
 macro_rules! with_helpers {
     ($name:literal) => {
         concat!(

@@ -97,11 +97,13 @@ where
         let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
         let session = Session::new(self.store.clone(), self.cookie.find(cookies));
         request.extensions_mut().insert(session.clone());
+        // The host to warn about, and the flag that keeps the warning to once: looked at only
+        // while a warning may still be due.
         let plain_http = match self.cookie.secure && !self.warned.load(Ordering::Relaxed) {
-            true => super::plain_http::remote_plain_http_host(request.uri(), request.headers()),
+            true => super::plain_http::remote_plain_http_host(request.uri(), request.headers())
+                .map(|host| (host, self.warned.clone())),
             false => None,
         };
-        let warned = self.warned.clone();
         // The clone that was made ready goes into the future; a fresh clone stays for next time.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
@@ -109,7 +111,7 @@ where
         Box::pin(async move {
             let response = inner.call(request).await?;
             let response = finish(session, response, &cookie).await;
-            if let Some(host) = plain_http.filter(|_| sets_cookie(&response, &cookie)) {
+            if let Some((host, warned)) = plain_http.filter(|_| sets_cookie(&response, &cookie)) {
                 if !warned.swap(true, Ordering::Relaxed) {
                     warn!(
                         host,
