@@ -179,12 +179,41 @@ impl Session {
         Ok(())
     }
 
-    /// Removes attribute `name` (deleted by the next save); true when it was set.
+    /// Removes attribute `name` (deleted by the next save) and returns its value, decoded;
+    /// `Ok(None)` when it was not set. [`delete`](Self::delete) removes without decoding.
+    ///
+    /// After a partial load, a name it did not read is deleted whether or not it was set, and
+    /// the result is `Ok(None)`: its value is not known here.
+    ///
+    /// ```
+    /// # fn demo(session: &mut redis_sessions::Session) -> redis_sessions::Result<()> {
+    /// session.insert("return_to", "/cart")?;
+    /// let next: Option<String> = session.remove("return_to")?;
+    /// assert_eq!(next.as_deref(), Some("/cart"));
+    /// assert_eq!(session.remove::<String>("return_to")?, None);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the stored value is not a `T`; the attribute then stays.
+    #[doc(alias = "take")]
+    pub fn remove<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>> {
+        let old = match self.known_value(name).flatten() {
+            Some(bytes) => Some(codec::decode(name, bytes)?),
+            None => None,
+        };
+        self.delete(name);
+        Ok(old)
+    }
+
+    /// Removes attribute `name` (deleted by the next save) without decoding it; true when it
+    /// was set.
     ///
     /// After a partial load, a name it did not read is deleted whether or not it was set, and
     /// the result is false. A name no attribute can have (empty, starting with `@`, or over
     /// 65,535 bytes) is never set: false, and nothing changes.
-    pub fn remove(&mut self, name: &str) -> bool {
+    pub fn delete(&mut self, name: &str) -> bool {
         if check_name(name).is_err() {
             return false; // not an attribute: `@p` or `@f` must never be deleted from here
         }
@@ -210,7 +239,7 @@ impl Session {
     pub fn clear(&mut self) {
         let names: Vec<String> = self.names().map(str::to_owned).collect();
         for name in names {
-            self.remove(&name);
+            self.delete(&name);
         }
     }
 

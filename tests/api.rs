@@ -41,8 +41,8 @@ async fn remove_deletes_only_that_field() {
     session.insert("a", &1).expect("insert");
     session.insert("b", &2).expect("insert");
     store.save(&mut session).await.expect("save");
-    assert!(session.remove("a"));
-    assert!(!session.remove("never-set"));
+    assert!(session.delete("a"));
+    assert!(!session.delete("never-set"));
     store.save(&mut session).await.expect("save");
 
     let fields: Vec<String> =
@@ -52,6 +52,37 @@ async fn remove_deletes_only_that_field() {
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     assert_eq!(loaded.get::<i32>("a").expect("decode"), None);
     assert_eq!(loaded.get::<i32>("b").expect("decode"), Some(2));
+}
+
+#[tokio::test]
+async fn remove_returns_the_old_value_and_a_bad_type_keeps_it() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = store.create().await.expect("create");
+    session.insert("return_to", "/cart").expect("insert");
+    session.insert("n", &7).expect("insert");
+    store.save(&mut session).await.expect("save");
+    let mut loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+
+    let wrong = loaded.remove::<Vec<u8>>("return_to");
+    assert!(matches!(wrong, Err(redis_sessions::Error::Decode { .. })), "{wrong:?}");
+    assert!(!loaded.is_changed(), "a value of the wrong type is not removed");
+    let old: Option<String> = loaded.remove("return_to").expect("decode");
+    assert_eq!(old.as_deref(), Some("/cart"));
+    assert_eq!(loaded.remove::<String>("return_to").expect("decode"), None, "gone now");
+    store.save(&mut loaded).await.expect("save");
+
+    let again = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(again.get::<String>("return_to").expect("decode"), None);
+    assert_eq!(again.get::<i32>("n").expect("decode"), Some(7));
+
+    // After a partial load the old value of a name it did not read is unknown: None, deleted.
+    let mut partial =
+        store.load_only(session.token().expose(), &["x"]).await.expect("load").expect("live");
+    assert_eq!(partial.remove::<i32>("n").expect("unknown, not an error"), None);
+    store.save(&mut partial).await.expect("save");
+    let last = store.load(session.token().expose()).await.expect("load").expect("live");
+    assert_eq!(last.get::<i32>("n").expect("decode"), None);
 }
 
 #[tokio::test]

@@ -142,7 +142,7 @@ async fn oversized_values_are_refused_before_anything_is_written() {
     session.insert("b", &"z".repeat(90)).expect("fits");
     let err = session.insert("c", &1).expect_err("too many");
     assert!(matches!(err, Error::TooLarge { limit: "attributes", .. }), "{err:?}");
-    session.remove("b");
+    session.delete("b");
     let err =
         session.insert("small", &"z".repeat(95)).map(|_| session.insert("b", &"q".repeat(95)));
     assert!(matches!(err, Ok(Err(Error::TooLarge { limit: "session", .. }))), "{err:?}");
@@ -217,7 +217,7 @@ async fn a_save_that_swaps_one_attribute_for_another_fits_at_the_limit() {
     session.insert("a", &1).expect("insert");
     session.insert("b", &2).expect("insert");
     store.save(&mut session).await.expect("save");
-    session.remove("a");
+    session.delete("a");
     session.insert("c", &3).expect("insert");
     store.save(&mut session).await.expect("the deletion makes room");
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
@@ -235,7 +235,7 @@ async fn a_session_over_a_lowered_limit_can_still_shrink_and_change() {
 
     let lowered = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(2)));
     let mut session = lowered.load(session.token().expose()).await.expect("load").expect("live");
-    session.remove("a0");
+    session.delete("a0");
     session.insert("a1", &100).expect("overwriting does not grow the session");
     lowered.save(&mut session).await.expect("shrinking is allowed");
     let err = session.insert("new", &1).expect_err("growing is not");
@@ -272,7 +272,7 @@ async fn a_save_of_the_largest_allowed_number_of_attributes_works() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut session = store.load_only(&token, &names).await.expect("load").expect("live");
     for name in &names {
-        session.remove(name);
+        session.delete(name);
     }
     store.save(&mut session).await.expect("one save deleting 4000 attributes");
     let loaded = store.load(&token).await.expect("load").expect("live");

@@ -30,14 +30,14 @@ async fn a_partial_checked_save_ignores_a_compaction_that_kept_what_it_read() {
     let token = support::saved_with(&store, 6).await.token().expose().to_owned();
     let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
     let mut other = store.load(&token).await.expect("load").expect("live");
-    assert!(other.remove("a5"), "removing a packed attribute compacts");
+    assert!(other.delete("a5"), "removing a packed attribute compacts");
     store.save(&mut other).await.expect("compaction, a0 untouched");
 
     partial.insert("a0", &"mine").expect("insert");
     store.save_checked(&mut partial).await.expect("a0, the only name read, did not change");
     let mut other = store.load(&token).await.expect("load").expect("live");
     other.insert("a0", &"theirs").expect("insert");
-    assert!(other.remove("a4"), "compacts again, changing a0");
+    assert!(other.delete("a4"), "compacts again, changing a0");
     store.save(&mut other).await.expect("compaction");
     partial.insert("a1", &"mine").expect("insert");
     let err = store.save_checked(&mut partial).await.expect_err("a0 changed");
@@ -79,7 +79,7 @@ async fn a_lost_compaction_cannot_let_another_compaction_be_folded_over() {
     support::insert_numbered(&mut c, "c", 5);
     store.save(&mut c).await.expect("C compacts");
 
-    assert!(a.remove("a0"), "removing a packed attribute compacts");
+    assert!(a.delete("a0"), "removing a packed attribute compacts");
     store.save(&mut a).await.expect("save");
     let loaded = store.load(&token).await.expect("load").expect("live");
     assert_eq!(loaded.get::<usize>("c0").expect("decode"), Some(0), "C's change survives");
@@ -111,8 +111,8 @@ async fn reserved_names_are_never_attributes_of_a_partial_load() {
     assert_eq!(record.expect("live").get::<u8>("@p").expect("get"), None, "not an attribute");
     let mut partial = store.load_only(&token, &["@f", "a0"]).await.expect("load").expect("live");
     assert_eq!(partial.get::<u8>("@f").expect("get"), None, "read, but not an attribute");
-    assert!(!partial.remove("@p"), "not read, and not an attribute: nothing to delete");
-    assert!(!partial.remove("@f"), "not an attribute");
+    assert!(!partial.delete("@p"), "not read, and not an attribute: nothing to delete");
+    assert!(!partial.delete("@f"), "not an attribute");
     partial.insert("a0", &7).expect("insert");
     store.save_checked(&mut partial).await.expect("nobody else wrote");
     let mut loaded = store.load_and_pop_flash(&token).await.expect("load").expect("still there");
@@ -206,7 +206,7 @@ impl Actor {
             format!("insert {name}={value}")
         } else {
             let known_absent = matches!(self.session.get::<String>(name), Ok(None));
-            self.session.remove(name);
+            self.session.delete(name);
             if !known_absent {
                 self.pending.insert(name.into(), None);
             }

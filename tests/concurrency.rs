@@ -67,7 +67,7 @@ async fn a_checked_save_after_this_sessions_own_saves_goes_through() {
     let store = redis.store();
     let token = support::saved_with(&store, 2).await.token().expose().to_owned(); // a0, a1 loose
     let mut session = store.load(&token).await.expect("load").expect("live");
-    assert!(session.remove("a0"));
+    assert!(session.delete("a0"));
     session.insert("c", &3).expect("insert");
     store.save(&mut session).await.expect("save");
     session.insert("a1", &5).expect("insert");
@@ -94,7 +94,7 @@ async fn a_checked_save_after_a_partial_load_checks_what_it_read() {
     other.insert("c", &9).expect("insert");
     store.save(&mut other).await.expect("a change to what the partial load did not read");
 
-    assert!(partial.remove("a"), "a tombstone, since the record holds a");
+    assert!(partial.delete("a"), "a tombstone, since the record holds a");
     partial.insert("b", &7).expect("insert");
     store.save_checked(&mut partial).await.expect("c was not read");
     partial.insert("b", &8).expect("insert");

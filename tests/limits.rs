@@ -67,7 +67,7 @@ async fn out_of_memory_a_save_that_would_grow_the_session_is_refused_whole() {
     // Four loose attributes (a0 .. a3, which a save of a fifth folds into the record), and one
     // in the record (r0), which a removal hides with a tombstone.
     let mut session = support::saved_with(&store, 1).await;
-    session.remove("a0");
+    session.delete("a0");
     support::insert_numbered(&mut session, "r", 5);
     store.save(&mut session).await.expect("five: compacted into the record");
     support::insert_numbered(&mut session, "a", 4);
@@ -82,12 +82,12 @@ async fn out_of_memory_a_save_that_would_grow_the_session_is_refused_whole() {
     let compaction = store.save(&mut compacting).await;
     // A loose attribute deleted (an HDEL) and a record's attribute hidden (an HSET).
     let mut removing = store.load(session.token().expose()).await.expect("load").expect("live");
-    assert!(removing.remove("a1") && removing.remove("r0"));
+    assert!(removing.delete("a1") && removing.delete("r0"));
     let removal = store.save(&mut removing).await;
     let unchanged: Fields = conn.hgetall(&key).await.expect("hgetall");
     // A save that only deletes (and slides the expiry) grows nothing, and goes through.
     let mut deleting = store.load(session.token().expose()).await.expect("load").expect("live");
-    assert!(deleting.remove("a2"));
+    assert!(deleting.delete("a2"));
     let deletion = store.save(&mut deleting).await;
     redis.set_maxmemory(0).await;
 

@@ -75,7 +75,7 @@ async fn a_compaction_never_drops_a_save_that_raced_it() {
     racing.insert("a0", &"from the racing request").expect("insert");
     store.save(&mut racing).await.expect("save");
     support::insert_numbered(&mut compacting, "b", 6);
-    compacting.remove("a1");
+    compacting.delete("a1");
     store.save(&mut compacting).await.expect("falls back to a delta");
 
     let loaded = reload(&store, &session).await;
@@ -86,7 +86,7 @@ async fn a_compaction_never_drops_a_save_that_raced_it() {
 
     // The same session object saves again: its view still misses the racing change, so it
     // must not fold that view into a record.
-    compacting.remove("a2");
+    compacting.delete("a2");
     store.save(&mut compacting).await.expect("a delta again");
     let loaded = reload(&store, &session).await;
     assert_eq!(loaded.get::<String>("a0").expect("decode"), Some("from the racing request".into()));
@@ -109,7 +109,7 @@ async fn a_partial_load_removes_a_packed_attribute_with_a_tombstone() {
     let mut partial = store.load_only(&token, &["a2"]).await.expect("load").expect("live");
     assert!(matches!(partial.get::<usize>("a3"), Err(Error::NotLoaded(_))), "a3 was not read");
     assert_eq!(partial.names().collect::<Vec<_>>(), ["a2"]);
-    partial.remove("a2");
+    partial.delete("a2");
     store.save(&mut partial).await.expect("save");
     let tombstone: Vec<u8> =
         redis.conn().await.hget(&redis.keys().await[0], "a2").await.expect("hget");
@@ -139,7 +139,7 @@ async fn a_partial_load_writes_a_name_it_did_not_read_even_if_the_record_agrees(
     assert_eq!(loaded.get::<String>("role").expect("decode"), Some("user".into()));
 
     let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
-    assert!(!partial.remove("a1"), "not read, so not known to be set");
+    assert!(!partial.delete("a1"), "not read, so not known to be set");
     store.save(&mut partial).await.expect("save");
     let loaded = store.load(&token).await.expect("load").expect("live");
     assert_eq!(loaded.get::<usize>("a1").expect("decode"), None, "but deleted all the same");
@@ -170,7 +170,7 @@ async fn a_tombstone_is_not_counted_as_an_attribute() {
     let token = session.token().expose().to_owned();
     let store = redis.store_with(|c| c.with_limits(Limits::default().with_max_attributes(5)));
     let mut partial = store.load_only(&token, &["a0"]).await.expect("load").expect("live");
-    partial.remove("a0");
+    partial.delete("a0");
     store.save(&mut partial).await.expect("a tombstone hides the packed a0");
     let mut loaded = reload(&store, &session).await;
     loaded.insert("new", &1).expect("four attributes and one more");
@@ -255,7 +255,7 @@ async fn removing_a_loose_attribute_deletes_it_even_when_the_header_bytes_spell_
     record[..8].copy_from_slice(b"aaaaaaaa"); // the creation time
     let _: () = conn.hset(&key, "@p", record).await.expect("hset");
 
-    assert!(session.remove("a"));
+    assert!(session.delete("a"));
     store.save(&mut session).await.expect("save");
     assert_eq!(field_names(&redis).await, ["@p"], "deleted, not tombstoned");
 }
@@ -273,7 +273,7 @@ async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it(
     store.save(&mut session).await.expect("a delta");
     assert_eq!(redis.command_calls("hget").await, 0, "a delta reads no record");
     assert_eq!(redis.command_calls("hstrlen").await, 1, "but the record's length");
-    session.remove("a1");
+    session.delete("a1");
     store.save(&mut session).await.expect("a removal");
     assert_eq!(redis.command_calls("hget").await, 1, "the record may hold a removed name");
     redis.reset_stats().await;
@@ -299,7 +299,7 @@ async fn stamps_agree_between_the_scripts_and_the_client_at_every_length_marker(
         store.save(&mut session).await.expect("five loose fields: compacted");
         let token = session.token().expose().to_owned();
         let mut partial = store.load_only(&token, &[&name]).await.expect("load").expect("live");
-        assert!(partial.remove(&name));
+        assert!(partial.delete(&name));
         store.save(&mut partial).await.expect("the script's tombstone");
         let mut loaded = store.load(&token).await.expect("load").expect("live");
         assert_eq!(loaded.get::<u8>(&name).expect("decode"), None, "{len}: removed");

@@ -28,7 +28,7 @@ fn sync_entries<'a, V: Serialize + 'a>(
     let removed: Vec<String> =
         session.names().filter(|name| !kept.contains(name)).map(str::to_owned).collect();
     for name in removed {
-        session.remove(&name);
+        session.delete(&name);
     }
     for (name, value) in &entries {
         session.insert(name, *value)?;
