@@ -66,7 +66,7 @@ async fn connect_warns_through_tracing_about_an_evicting_policy() {
 }
 
 async fn remember(
-    session: redis_sessions::web::Session,
+    session: redis_sessions::web::WebSession,
 ) -> Result<&'static str, redis_sessions::Error> {
     session.insert("seen", &true).await?;
     Ok("ok")

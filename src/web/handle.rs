@@ -1,4 +1,4 @@
-//! [`Session`], a handler's view of its request's session, and what happens to it after the
+//! [`WebSession`], a handler's view of its request's session, and what happens to it after the
 //! handler.
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::{codec, SessionStore};
 /// the handler, when it only queued a `flash`); saved after the handler with only what changed.
 /// Needs [`SessionLayer`](super::SessionLayer).
 #[derive(Clone)]
-pub struct Session {
+pub struct WebSession {
     inner: Arc<Mutex<State>>,
 }
 
@@ -37,7 +37,7 @@ struct State {
     session: Loaded,
     /// Flash messages taken from Redis but not yet delivered (a read with the wrong type).
     popped: Vec<u8>,
-    /// This request's own messages ([`Session::flash_now`]).
+    /// This request's own messages ([`WebSession::flash_now`]).
     now: Vec<u8>,
     /// Messages for a later request, pushed after the handler in one call.
     next: Vec<u8>,
@@ -51,7 +51,7 @@ enum Loaded {
     Live(Box<crate::Session>),
 }
 
-impl Session {
+impl WebSession {
     pub(crate) fn new(store: SessionStore, cookie: Option<String>) -> Self {
         let state = State {
             store,
@@ -63,7 +63,7 @@ impl Session {
             reissue: false,
             destroyed: false,
         };
-        Session { inner: Arc::new(Mutex::new(state)) }
+        WebSession { inner: Arc::new(Mutex::new(state)) }
     }
 
     /// Attribute `name`, decoded; `Ok(None)` when unset or when there is no session.
@@ -99,14 +99,29 @@ impl Session {
         state.live_or_create().await?.insert(name, value)
     }
 
-    /// Removes attribute `name`; true when it was set.
+    /// Removes attribute `name` and returns its value, decoded; `Ok(None)` when it was not set.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`]; [`Error::Decode`] when the value is not a `T`
+    /// (the attribute then stays).
+    #[doc(alias = "take")]
+    pub async fn remove<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let mut state = self.inner.lock().await;
+        match state.live().await? {
+            Some(session) => session.remove(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes attribute `name` without decoding it; true when it was set.
     ///
     /// # Errors
     ///
     /// Loading errors of [`SessionStore::load`].
-    pub async fn remove(&self, name: &str) -> Result<bool> {
+    pub async fn delete(&self, name: &str) -> Result<bool> {
         let mut state = self.inner.lock().await;
-        Ok(state.live().await?.is_some_and(|session| session.remove(name)))
+        Ok(state.live().await?.is_some_and(|session| session.delete(name)))
     }
 
     /// Removes every attribute; the session, its cookie and its pending flash messages stay
@@ -349,22 +364,22 @@ async fn save_and_flash(
     Ok(())
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for WebSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").finish_non_exhaustive()
+        f.debug_struct("WebSession").finish_non_exhaustive()
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Session {
+impl<S: Send + Sync> FromRequestParts<S> for WebSession {
     type Rejection = (StatusCode, &'static str);
 
     async fn from_request_parts(
         parts: &mut Parts,
         _: &S,
     ) -> std::result::Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
+        parts.extensions.get::<WebSession>().cloned().ok_or((
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the Session extractor needs SessionLayer around the router",
+            "the WebSession extractor needs SessionLayer around the router",
         ))
     }
 }

@@ -1,4 +1,4 @@
-//! The tower layer: a [`Session`] in every request's extensions, finished after the handler.
+//! The tower layer: a [`WebSession`] in every request's extensions, finished after the handler.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,11 +12,11 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{error, warn};
 
-use super::handle::{CookieAction, Session};
+use super::handle::{CookieAction, WebSession};
 use super::CookieConfig;
 use crate::SessionStore;
 
-/// Gives every request a [`Session`] (through the extractor) and finishes it after the
+/// Gives every request a [`WebSession`] (through the extractor) and finishes it after the
 /// handler: saves the changes, pushes flash messages, sets or clears the cookie.
 ///
 /// ```
@@ -25,11 +25,25 @@ use crate::SessionStore;
 /// let layer = SessionLayer::new(store).with_cookie(CookieConfig::default().with_name("sid"));
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionLayer {
     store: SessionStore,
     cookie: Arc<CookieConfig>,
+    error_page: ErrorPage,
     warned: Arc<AtomicBool>,
+}
+
+/// Renders the response that replaces the handler's when the session cannot be finished after
+/// it (see [`SessionLayer::with_error_page`]).
+pub type ErrorPage = Arc<dyn Fn(&crate::Error) -> Response<String> + Send + Sync>;
+
+impl std::fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("store", &self.store)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SessionLayer {
@@ -38,8 +52,34 @@ impl SessionLayer {
         SessionLayer {
             store,
             cookie: Arc::new(CookieConfig::default()),
+            error_page: Arc::new(super::error_response),
             warned: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Sets the page that replaces the handler's response when the session cannot be saved
+    /// after it (Redis unavailable, the session ended by a concurrent request): the handler's
+    /// response would report a change that was lost. The failure is logged either way. Default
+    /// [`error_response`](super::error_response): 503 with `Retry-After` or 500, and a short
+    /// text.
+    ///
+    /// ```
+    /// use redis_sessions::web::{error_response, SessionLayer};
+    /// # fn demo(store: redis_sessions::SessionStore) {
+    /// let layer = SessionLayer::new(store).with_error_page(|error| {
+    ///     let mut page = error_response(error); // status and Retry-After as by default
+    ///     *page.body_mut() = format!("<h1>Sorry</h1><p>{}</p>", page.body());
+    ///     page.headers_mut().insert("content-type", "text/html".parse().unwrap());
+    ///     page
+    /// });
+    /// # }
+    /// ```
+    pub fn with_error_page(
+        mut self,
+        render: impl Fn(&crate::Error) -> Response<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.error_page = Arc::new(render);
+        self
     }
 
     /// Sets the cookie's name and attributes. Default [`CookieConfig::default`].
@@ -62,18 +102,29 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let (store, cookie, warned) =
             (self.store.clone(), self.cookie.clone(), self.warned.clone());
-        SessionService { inner, store, cookie, warned }
+        SessionService { inner, store, cookie, error_page: self.error_page.clone(), warned }
     }
 }
 
 /// The service [`SessionLayer`] wraps around an inner service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionService<S> {
     inner: S,
     store: SessionStore,
     cookie: Arc<CookieConfig>,
+    error_page: ErrorPage,
     /// Whether the plain-HTTP warning was logged, once for the layer.
     warned: Arc<AtomicBool>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .field("store", &self.store)
+            .field("cookie", &self.cookie)
+            .finish_non_exhaustive()
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -83,7 +134,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
     ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: From<String> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -95,7 +146,7 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
-        let session = Session::new(self.store.clone(), self.cookie.find(cookies));
+        let session = WebSession::new(self.store.clone(), self.cookie.find(cookies));
         request.extensions_mut().insert(session.clone());
         // The host to warn about, and the flag that keeps the warning to once: looked at only
         // while a warning may still be due.
@@ -107,10 +158,10 @@ where
         // The clone that was made ready goes into the future; a fresh clone stays for next time.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let cookie = self.cookie.clone();
+        let (cookie, error_page) = (self.cookie.clone(), self.error_page.clone());
         Box::pin(async move {
             let response = inner.call(request).await?;
-            let response = finish(session, response, &cookie).await;
+            let response = finish(session, response, &cookie, &error_page).await;
             if let Some((host, warned)) = plain_http.filter(|_| sets_cookie(&response, &cookie)) {
                 if !warned.swap(true, Ordering::Relaxed) {
                     warn!(
@@ -135,20 +186,18 @@ fn sets_cookie<B>(response: &Response<B>, cookie: &CookieConfig) -> bool {
 }
 
 /// Finishes the session and applies the cookie decision to the response.
-async fn finish<B: Default>(
-    session: Session,
+async fn finish<B: From<String>>(
+    session: WebSession,
     mut response: Response<B>,
     cookie: &CookieConfig,
+    error_page: &ErrorPage,
 ) -> Response<B> {
     let (action, accessed) = session.finish().await;
     let action = match action {
         Ok(action) => action,
         Err(e) => {
             super::log_failure(&e);
-            let mut failed = Response::new(B::default());
-            *failed.status_mut() = super::status(&e);
-            super::add_retry_after(&e, failed.headers_mut());
-            return failed;
+            return error_page(&e).map(B::from);
         }
     };
     let headers = response.headers_mut();

@@ -1,11 +1,11 @@
-//! Sessions in axum (and any tower stack): a [`SessionLayer`] and a [`Session`] extractor.
+//! Sessions in axum (and any tower stack): a [`SessionLayer`] and a [`WebSession`] extractor.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use redis_sessions::web::{Session, SessionLayer};
+//! use redis_sessions::web::{WebSession, SessionLayer};
 //! use redis_sessions::{Config, SessionStore};
 //!
-//! async fn visits(session: Session) -> Result<String, redis_sessions::Error> {
+//! async fn visits(session: WebSession) -> Result<String, redis_sessions::Error> {
 //!     let n: u64 = session.get("visits").await?.unwrap_or(0) + 1;
 //!     session.insert("visits", &n).await?;
 //!     Ok(format!("visit number {n}"))
@@ -47,22 +47,41 @@ mod layer;
 mod plain_http;
 
 pub use cookie_config::CookieConfig;
-pub use handle::Session;
-pub use layer::{SessionLayer, SessionService};
+pub use handle::WebSession;
+pub use layer::{ErrorPage, SessionLayer, SessionService};
 
-/// Lets handlers use `?` on session operations: 503 Service Unavailable with `Retry-After`
-/// when Redis cannot be reached or refused for a passing reason
-/// ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise. The body names the
-/// kind of failure in a few words, for the visitor; the error, with its causes, goes to the
-/// log (once, at ERROR), not to the visitor. An application that wants its own error pages
-/// maps the error in its handler instead of using `?` on it.
+/// Lets handlers use `?` on session operations: the response of [`error_response`] (503 with
+/// `Retry-After` when Redis is unavailable, 500 otherwise, a short text body), and the error
+/// logged once at ERROR with its causes. An application that wants its own error pages maps
+/// the error in its handler instead of using `?` on it, and gives the layer its page for
+/// failures after the handler with [`SessionLayer::with_error_page`].
 impl axum::response::IntoResponse for crate::Error {
     fn into_response(self) -> axum::response::Response {
         log_failure(&self);
-        let mut response = (status(&self), visitor_text(&self)).into_response();
-        add_retry_after(&self, response.headers_mut());
-        response
+        error_response(&self).map(axum::body::Body::from)
     }
+}
+
+/// The response a session failure gets unless the application renders its own: 503 Service
+/// Unavailable with `Retry-After` when Redis cannot be reached or refused for a passing reason
+/// ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise; the body names the
+/// kind of failure in a few words, for the visitor, and nothing of its cause.
+///
+/// ```
+/// let response = redis_sessions::web::error_response(&redis_sessions::Error::SessionGone);
+/// assert_eq!(response.status(), 500);
+/// assert_eq!(response.body(), "The session has ended; reload the page.");
+/// ```
+pub fn error_response(error: &crate::Error) -> http::Response<String> {
+    let mut response = http::Response::new(visitor_text(error).to_owned());
+    *response.status_mut() = status(error);
+    let headers = response.headers_mut();
+    let text = http::HeaderValue::from_static("text/plain; charset=utf-8");
+    headers.insert(http::header::CONTENT_TYPE, text);
+    if error.is_unavailable() {
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
+    response
 }
 
 /// Seconds a 503 asks the client to wait before it tries again: a restart or a failover of
@@ -76,13 +95,6 @@ fn status(error: &crate::Error) -> http::StatusCode {
         http::StatusCode::SERVICE_UNAVAILABLE
     } else {
         http::StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
-/// `Retry-After` on a 503.
-fn add_retry_after(error: &crate::Error, headers: &mut http::HeaderMap) {
-    if error.is_unavailable() {
-        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static(RETRY_AFTER_SECS));
     }
 }
 
