@@ -4,10 +4,8 @@
 //! redis://127.0.0.1:6379; when nothing answers there it starts a throwaway `redis-server` from
 //! PATH in a temp dir for this run, says so, and stops it at the end.
 
+use redis_sessions::test_server::TestServer;
 use redis_sessions::{Config, SessionStore};
-
-#[path = "support/throwaway.rs"]
-mod throwaway;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug)]
@@ -18,7 +16,12 @@ struct User {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (url, _throwaway) = throwaway::redis_url()?;
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let throwaway = TestServer::unless_answering(&url)?;
+    if let Some(server) = &throwaway {
+        println!("No Redis answered at {url}; started a throwaway one at {}.\n", server.url());
+    }
+    let url = throwaway.as_ref().map_or(url, TestServer::url);
     let config = Config::from_url(url).with_key_prefix("quickstart:session:");
     let store = SessionStore::new(config)?;
     println!("store: {store:?}\n");

@@ -33,8 +33,10 @@
 //! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
 //!   persistence settings.
 //! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
-//! - `web/` (feature `axum`): `web::SessionLayer` and the `web::Session` extractor for
+//! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
 //!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
+//! - `test_server.rs` (feature `test-server`): `test_server::TestServer`, a throwaway
+//!   redis-server for tests and examples.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.
 //!
@@ -67,6 +69,8 @@ mod tls;
 mod token;
 mod writes;
 
+#[cfg(feature = "test-server")]
+pub mod test_server;
 #[cfg(feature = "axum")]
 pub mod web;
 

@@ -175,7 +175,7 @@ async fn a_stalled_redis_costs_a_command_timeout_not_a_hang() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promoted_replica_without_the_scripts_serves_every_session() {
     let primary = support::own_server(&[]);
-    let port = primary.spec.as_ref().expect("own").port.to_string();
+    let port = primary.port().to_string();
     let replica = support::own_server(&["--replicaof", "127.0.0.1", &port]);
     let on_primary = primary.store();
     let mut tokens = Vec::new();

@@ -1,7 +1,7 @@
 //! The axum layer, through the demo app, over real HTTP with a cookie jar, against real Redis.
 #![cfg(feature = "axum")]
 
-#[path = "../examples/demo.rs"]
+#[path = "../demo/src/app/mod.rs"]
 #[allow(dead_code)]
 mod demo;
 mod support;
@@ -201,10 +201,10 @@ async fn a_stale_cookie_is_left_alone_and_sessions_shows_only_metadata() {
         Some("private")
     );
 
-    login(&client, &base, "ada").await;
+    login(&client, &base, "ada-lovelace").await;
     let meta = page(&client, &format!("{base}/sessions")).await;
     assert!(meta.contains("idle TTL") && meta.contains("absolute deadline"), "{meta}");
-    assert!(!meta.contains("ada"), "metadata only, no attributes");
+    assert!(!meta.contains("ada-lovelace"), "metadata only, no attributes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,7 +229,7 @@ async fn flash_only_requests_keep_every_pending_message() {
 
 /// A handler that logs out and says so.
 async fn logout_with_message(
-    session: redis_sessions::web::Session,
+    session: redis_sessions::web::WebSession,
 ) -> Result<&'static str, redis_sessions::Error> {
     session.destroy().await?;
     session.flash("You have been logged out.").await?;
@@ -267,7 +267,7 @@ async fn a_flash_after_destroy_reaches_the_next_page_in_a_fresh_session() {
 // Flash messages through the layer: pushed once, popped only by a handler that reads them.
 
 async fn flash_two(
-    session: redis_sessions::web::Session,
+    session: redis_sessions::web::WebSession,
 ) -> Result<&'static str, redis_sessions::Error> {
     session.flash("a").await?;
     session.flash("b").await?;
@@ -275,20 +275,20 @@ async fn flash_two(
     Ok("queued")
 }
 
-async fn touch(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+async fn touch(session: redis_sessions::web::WebSession) -> Result<String, redis_sessions::Error> {
     Ok(format!("{:?}", session.get::<i32>("x").await?))
 }
 
-async fn debug(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+async fn debug(session: redis_sessions::web::WebSession) -> Result<String, redis_sessions::Error> {
     session.insert("x", &2).await?;
     Ok(format!("{session:?}"))
 }
 
-async fn read(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+async fn read(session: redis_sessions::web::WebSession) -> Result<String, redis_sessions::Error> {
     Ok(session.flashes::<String>().await?.join(","))
 }
 
-async fn wrong_type(session: redis_sessions::web::Session) -> &'static str {
+async fn wrong_type(session: redis_sessions::web::WebSession) -> &'static str {
     let _ = session.flash_now("now-only").await;
     match session.flashes::<u64>().await {
         Ok(_) => "decoded",
@@ -296,7 +296,7 @@ async fn wrong_type(session: redis_sessions::web::Session) -> &'static str {
     }
 }
 
-async fn too_big(session: redis_sessions::web::Session) -> &'static str {
+async fn too_big(session: redis_sessions::web::WebSession) -> &'static str {
     match session.flash(&"x".repeat(100_000)).await {
         Err(redis_sessions::Error::TooLarge { .. }) => "too large",
         _ => "accepted",
@@ -304,14 +304,14 @@ async fn too_big(session: redis_sessions::web::Session) -> &'static str {
 }
 
 async fn note(
-    session: redis_sessions::web::Session,
+    session: redis_sessions::web::WebSession,
 ) -> Result<&'static str, redis_sessions::Error> {
     session.flash("noted").await?; // queued: pushed by the layer after the handler
     Ok("noted")
 }
 
 /// Empties the session: `cleared` and whether it is empty now, with its fingerprint.
-async fn empty(session: redis_sessions::web::Session) -> Result<String, redis_sessions::Error> {
+async fn empty(session: redis_sessions::web::WebSession) -> Result<String, redis_sessions::Error> {
     let before = session.is_empty().await?;
     session.clear().await?;
     let print = session.fingerprint().await?.unwrap_or_default();
@@ -319,7 +319,15 @@ async fn empty(session: redis_sessions::web::Session) -> Result<String, redis_se
 }
 
 async fn serve_flash_routes(redis: &support::TestRedis) -> String {
+    serve_flash_routes_with(redis, |layer| layer).await
+}
+
+async fn serve_flash_routes_with(
+    redis: &support::TestRedis,
+    adjust: impl FnOnce(redis_sessions::web::SessionLayer) -> redis_sessions::web::SessionLayer,
+) -> String {
     use axum::routing::{get, post};
+    let layer = redis_sessions::web::SessionLayer::new(redis.store()).with_cookie(plain());
     let app = axum::Router::new()
         .route("/empty", post(empty))
         .route("/flash", post(flash_two))
@@ -329,7 +337,7 @@ async fn serve_flash_routes(redis: &support::TestRedis) -> String {
         .route("/read", get(read))
         .route("/wrong", get(wrong_type))
         .route("/big", post(too_big))
-        .layer(redis_sessions::web::SessionLayer::new(redis.store()).with_cookie(plain()));
+        .layer(adjust(layer));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -393,7 +401,7 @@ async fn the_web_session_debug_output_shows_no_token() {
     let response = client.post(format!("{base}/flash")).send().await.expect("post");
     let token = cookie_value(&session_cookie(&response).expect("a session cookie"));
     let shown = page(&client, &format!("{base}/debug")).await;
-    assert!(shown.starts_with("Session"), "{shown}");
+    assert!(shown.starts_with("WebSession"), "{shown}");
     assert!(!shown.contains(&token[4..]), "the secret is in the Debug output: {shown}");
 }
 
@@ -408,17 +416,38 @@ async fn redis_down_is_a_503_with_retry_after_and_a_short_body() {
 
     // A handler's own `?` on a session operation, and the layer's push after the handler.
     let unavailable = "The session store is unavailable; try again shortly.";
-    for (method, path, said) in [("GET", "/touch", unavailable), ("POST", "/note", "")] {
+    for (method, path) in [("GET", "/touch"), ("POST", "/note")] {
         let request = client.request(method.parse().expect("method"), format!("{base}{path}"));
         let response = request.send().await.expect("response");
         assert_eq!(response.status(), 503, "{path}");
         let retry = response.headers().get("retry-after").map(|v| v.to_str().expect("ascii"));
         assert_eq!(retry, Some("5"), "{path}");
-        let body = response.text().await.expect("body");
-        // The handler's error names the kind of failure, not its cause; the layer's response,
-        // whose body type it cannot fill, has none.
-        assert_eq!(body, said, "{path}");
+        let kind = response.headers().get("content-type").map(|v| v.as_bytes().to_vec());
+        assert_eq!(kind.as_deref(), Some(&b"text/plain; charset=utf-8"[..]), "{path}");
+        // The kind of failure, not its cause (no address, no connection error).
+        assert_eq!(response.text().await.expect("body"), unavailable, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_renders_its_own_page_for_a_failure_after_the_handler() {
+    let mut redis = support::own_server(&[]);
+    let base = serve_flash_routes_with(&redis, |layer| {
+        layer.with_error_page(|error| {
+            let mut page = redis_sessions::web::error_response(error);
+            *page.body_mut() = format!("<p>{}</p>", error.is_unavailable());
+            page
+        })
+    })
+    .await;
+    let (client, _) = browser();
+    client.post(format!("{base}/flash")).send().await.expect("a session");
+    redis.kill();
+
+    let response = client.post(format!("{base}/note")).send().await.expect("response");
+    assert_eq!(response.status(), 503, "the default's status, kept by the page");
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(response.text().await.expect("body"), "<p>true</p>", "the app's own page");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use redis_sessions::{Config, SessionStore};
 use crate::naive::Naive;
 use crate::profile::Profile;
 use crate::report::{Phase, Report};
-use crate::server::{client_cpu_seconds, Counters, OwnServer};
+use crate::server::{client_cpu_seconds, own_server, Counters};
 
 /// Benchmark redis-sessions against a naive store (blob, GET+PEXPIRE per request).
 #[derive(Parser, Debug, Clone)]
@@ -325,8 +325,8 @@ async fn main() {
     let (own, url) = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => (None, url),
         _ => {
-            let server = OwnServer::start().expect("start redis-server");
-            let url = server.url.clone();
+            let server = own_server().expect("start redis-server");
+            let url = server.url();
             (Some(server), url)
         }
     };
@@ -353,6 +353,6 @@ async fn main() {
         return;
     }
     let [baseline, measured] = <[Phase; 2]>::try_from(phases).expect("two phases");
-    let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port, &args, &config));
+    let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port(), &args, &config));
     Report { args: args.clone(), baseline, ours: measured, ceiling }.print();
 }

@@ -1,52 +1,18 @@
 //! The Redis the benchmark runs against, and the counters it reads from it.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use redis_sessions::test_server::TestServer;
 
 /// A redis-server of the benchmark's own (appendonly yes, everysec), stopped on drop.
-pub struct OwnServer {
-    child: Child,
-    _dir: tempfile::TempDir,
-    pub url: String,
-    pub port: u16,
-}
-
-impl OwnServer {
-    pub fn start() -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
-            .args(["--hash-max-listpack-value", "1024"])
-            // An automatic rewrite would shrink the AOF mid-round and spoil AOF bytes per request.
-            .args(["--auto-aof-rewrite-percentage", "0"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start redis-server: {e}"))?;
-        let server = OwnServer { child, _dir: dir, url: format!("redis://127.0.0.1:{port}"), port };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(10) {
-                return Err("redis-server did not start".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub fn own_server() -> std::io::Result<TestServer> {
+    TestServer::builder()
+        .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+        .args(["--hash-max-listpack-value", "1024"])
+        // An automatic rewrite would shrink the AOF mid-round and spoil AOF bytes per request.
+        .args(["--auto-aof-rewrite-percentage", "0"])
+        .start()
 }
 
 /// The server's counters at one moment.

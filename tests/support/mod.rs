@@ -1,4 +1,5 @@
-//! Test fixtures: real redis-server processes, started by redis-test on free ports in temp dirs.
+//! Test fixtures: real redis-server processes, started on free ports in temp dirs by the
+//! crate's own test helper (`redis_sessions::test_server`).
 //!
 //! [`own_server`] always starts a private server (for tests that read its stats, flush its
 //! scripts or restart it). [`any_server`] uses `REDIS_URL` when it is set (a container in a
@@ -11,12 +12,13 @@ pub mod tls;
 mod workload;
 
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
+use redis_sessions::test_server::TestServer;
 use redis_sessions::{Config, Session, SessionStore};
-use redis_test::server::RedisServer;
 use redis_test::utils::TlsFilePaths;
 pub use workload::workload;
 
@@ -39,106 +41,69 @@ pub fn chain(err: &redis_sessions::Error) -> String {
 
 /// A Redis for one test, and the key prefix that test owns on it.
 pub struct TestRedis {
-    pub server: Option<RedisServer>,
-    /// The server's working directory (AOF and RDB files), when the test owns the server.
-    pub dir: Option<tempfile::TempDir>,
-    /// How the server was started, to start it again on the same port and directory.
-    pub spec: Option<ServerSpec>,
+    /// The server, when the test owns it (not under `REDIS_URL`).
+    pub server: Option<TestServer>,
     pub url: String,
     pub prefix: String,
 }
 
-/// What a private server is started with.
-#[derive(Clone)]
-pub struct ServerSpec {
-    pub port: u16,
-    pub tls: Option<TlsFilePaths>,
-    pub mtls: bool,
-    pub extra: Vec<String>,
-}
-
 /// A private redis-server, started with `extra` arguments, ready to answer.
 pub fn own_server(extra: &[&str]) -> TestRedis {
-    let port = redis_test::utils::get_random_available_port();
-    let extra = extra.iter().map(|s| s.to_string()).collect();
-    start(ServerSpec { port, tls: None, mtls: false, extra })
+    let server = with_defaults(TestServer::builder()).args(extra).start();
+    let server = server.expect("redis-server must be on PATH (apt-get install redis-server)");
+    let url = server.url();
+    TestRedis { server: Some(server), url, prefix: unique_prefix() }
 }
 
-/// Starts `spec` in a new temp dir. When another test's server took the port between its
-/// choice and the start (tests run in parallel), starts again on a new one.
-pub fn start(mut spec: ServerSpec) -> TestRedis {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut server = spawn(&spec, dir.path());
-    for _ in 0..5 {
-        if server.is_some() {
-            break;
+/// A private redis-server that speaks only TLS (`--port 0`), with `tls-auth-clients` set by
+/// `mtls`, on a free port (chosen again when another test's server took it meanwhile).
+pub fn tls_server(paths: &TlsFilePaths, mtls: bool) -> TestRedis {
+    for _ in 0..6 {
+        let port = redis_test::utils::get_random_available_port();
+        let started = with_defaults(TestServer::builder())
+            .port(port)
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(&paths.redis_crt)
+            .arg("--tls-key-file")
+            .arg(&paths.redis_key)
+            .arg("--tls-ca-cert-file")
+            .arg(&paths.ca_crt)
+            .args(["--tls-auth-clients", if mtls { "yes" } else { "no" }])
+            .start();
+        match started {
+            Ok(server) => {
+                let url = format!("rediss://127.0.0.1:{port}");
+                return TestRedis { server: Some(server), url, prefix: unique_prefix() };
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("TLS redis-server: {e}"),
         }
-        spec.port = redis_test::utils::get_random_available_port();
-        server = spawn(&spec, dir.path());
     }
-    let server = server.expect("a free port in six tries");
-    let scheme = if spec.tls.is_some() { "rediss" } else { "redis" };
-    let url = format!("{scheme}://127.0.0.1:{}", spec.port);
-    TestRedis {
-        server: Some(server),
-        dir: Some(dir),
-        spec: Some(spec),
-        url,
-        prefix: unique_prefix(),
-    }
+    panic!("no free port for a TLS redis-server in six tries");
 }
 
-/// Starts redis-server for `spec`; `None` when it could not listen on the port.
-fn spawn(spec: &ServerSpec, dir: &Path) -> Option<RedisServer> {
-    let addr = match spec.tls {
-        None => redis::ConnectionAddr::Tcp("127.0.0.1".into(), spec.port),
-        Some(_) => redis::ConnectionAddr::TcpTls {
-            host: "127.0.0.1".into(),
-            port: spec.port,
-            insecure: false,
-            tls_params: None,
-        },
-    };
-    let server = RedisServer::new_with_addr_tls_modules_and_spawner(
-        addr,
-        None,
-        spec.tls.clone(),
-        spec.mtls,
-        None,
-        &[],
-        |cmd| {
-            cmd.arg("--dir").arg(dir).args(&spec.extra);
-            cmd.spawn().expect("redis-server must be on PATH (apt-get install redis-server)")
-        },
-    );
-    ready(server)
-}
-
-/// The server once its log says it is ready; `None` when it exited because its port was taken
-/// (a connection to the port would not tell: it may be another test's server). Any other exit
-/// fails the test with the server's log.
-fn ready(mut server: RedisServer) -> Option<RedisServer> {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if server.log_file_contents().unwrap_or_default().contains("Ready to accept connections") {
-            return Some(server);
-        }
-        if matches!(server.process.try_wait(), Ok(Some(_))) {
-            let log = server.log_file_contents().unwrap_or_default();
-            assert!(log.contains("Address already in use"), "redis-server exited:\n{log}");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+/// `DEBUG` (for `DEBUG SLEEP`) on servers that have it switched off by default (Redis 7).
+fn with_defaults(
+    builder: redis_sessions::test_server::TestServerBuilder,
+) -> redis_sessions::test_server::TestServerBuilder {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    let major = *MAJOR.get_or_init(|| {
+        let out = std::process::Command::new("redis-server").arg("--version").output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        let version = text.split("v=").nth(1).unwrap_or_default();
+        version.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+    });
+    match major > 6 {
+        true => builder.args(["--enable-debug-command", "yes"]),
+        false => builder,
     }
-    panic!("redis-server did not start within 10 s");
 }
 
 /// `REDIS_URL` when set, a private server otherwise.
 pub fn any_server() -> TestRedis {
     match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => {
-            TestRedis { server: None, dir: None, spec: None, url, prefix: unique_prefix() }
-        }
+        Ok(url) if !url.is_empty() => TestRedis { server: None, url, prefix: unique_prefix() },
         _ => own_server(&[]),
     }
 }
@@ -164,17 +129,18 @@ impl TestRedis {
 
     /// Kills the server (SIGKILL: no shutdown save).
     pub fn kill(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            server.stop();
-        }
+        self.server.as_mut().expect("an own server").kill();
     }
 
     /// Starts the server again on the same port, in the same directory.
     pub fn restart(&mut self) {
-        self.kill();
-        let spec = self.spec.as_ref().expect("an own server");
-        let dir = self.dir.as_ref().expect("an own server").path();
-        self.server = Some(spawn(spec, dir).expect("the port was free again after the kill"));
+        let server = self.server.as_mut().expect("an own server");
+        server.restart().expect("the port was free again after the kill");
+    }
+
+    /// The port of the test's own server.
+    pub fn port(&self) -> u16 {
+        self.server.as_ref().expect("an own server").port()
     }
 
     /// Defaults for this server and this test's prefix.
@@ -227,11 +193,11 @@ impl TestRedis {
         panic!("the server did not finish loading");
     }
 
-    /// Every file the server wrote in its directory, concatenated (AOF, RDB).
+    /// Every data file the server wrote in its directory, concatenated (AOF, RDB; not its log).
     pub fn files_written(&self) -> Vec<u8> {
-        let dir = self.dir.as_ref().expect("an own server").path();
+        let dir = self.server.as_ref().expect("an own server").dir();
         let mut bytes = Vec::new();
-        for entry in walk(dir) {
+        for entry in walk(dir).into_iter().filter(|path| !path.ends_with("redis.log")) {
             bytes.extend(std::fs::read(entry).unwrap_or_default());
         }
         bytes

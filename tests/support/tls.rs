@@ -8,7 +8,7 @@ use redis_test::utils::{
 };
 use tempfile::TempDir;
 
-use super::{start, ServerSpec, TestRedis};
+use super::TestRedis;
 
 /// A CA, a server certificate it signed (for 127.0.0.1), and a client certificate it signed.
 pub struct Certificates {
@@ -44,8 +44,7 @@ impl Certificates {
 
 /// A redis-server that speaks only TLS (`--port 0`), with `tls-auth-clients` set by `mtls`.
 pub fn tls_server(certs: &Certificates, mtls: bool) -> TestRedis {
-    let port = redis_test::utils::get_random_available_port();
-    start(ServerSpec { port, tls: Some(certs.server.clone()), mtls, extra: vec![] })
+    super::tls_server(&certs.server, mtls)
 }
 
 impl TestRedis {

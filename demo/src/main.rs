@@ -1,0 +1,66 @@
+//! A small shop on axum with redis-sessions: log in, fill a cart, see flash messages, log out.
+//!
+//! `cargo run -p redis-sessions-demo`, then open http://127.0.0.1:3000. It uses the Redis at
+//! `REDIS_URL`, or redis://127.0.0.1:6379, or a throwaway redis-server from PATH when nothing
+//! answers there. `DEMO_ADDR` sets the address it listens on (default 127.0.0.1:3000).
+
+mod app;
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use redis_sessions::test_server::TestServer;
+use redis_sessions::web::CookieConfig;
+use redis_sessions::SessionStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_env_filter("info,redis_sessions=debug").init();
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let throwaway = TestServer::unless_answering(&url)?;
+    let config = match &throwaway {
+        None => redis_sessions::Config::from_url(url),
+        Some(server) => {
+            println!("No Redis answered at {url}; started a throwaway one at {}.", server.url());
+            server.config()
+        }
+    };
+    let store = SessionStore::connect(config.with_key_prefix("demo:session:")).await?;
+
+    let addr: SocketAddr =
+        std::env::var("DEMO_ADDR").as_deref().unwrap_or("127.0.0.1:3000").parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let cookie = CookieConfig::default();
+    let cookie = if addr.ip().is_loopback() {
+        println!("The shop is at http://{addr} (browsers accept Secure cookies on localhost).");
+        println!(
+            "To reach it from another host: DEMO_ADDR=0.0.0.0:{} cargo run -p redis-sessions-demo",
+            addr.port()
+        );
+        cookie
+    } else {
+        // Plain HTTP on an address other hosts reach: browsers drop a Secure cookie there, so
+        // the demo, which serves no HTTPS, sends its cookie without Secure.
+        let host = match addr.ip().is_unspecified() {
+            true => outward_ip(),
+            false => Some(addr.ip()),
+        };
+        let host = host.map_or("<this host's address>".to_owned(), |ip| ip.to_string());
+        println!(
+            "The shop is at http://{host}:{} from other hosts, and http://127.0.0.1:{} here.",
+            addr.port(),
+            addr.port()
+        );
+        println!("Plain HTTP: the session cookie goes without Secure (CookieConfig::with_secure(false)).");
+        cookie.with_secure(false)
+    };
+    axum::serve(listener, app::app(store, cookie)).await?;
+    Ok(())
+}
+
+/// The address this host reaches other hosts from: a UDP socket "connected" to a documentation
+/// address (nothing is sent) is bound to the outward interface.
+fn outward_ip() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}

@@ -1,0 +1,27 @@
+// Screenshots of the demo shop in headless Chromium, for docs/screenshots/.
+//
+// With the demo running (`cargo run -p redis-sessions-demo`), from this directory:
+//   npm install playwright-core@1 && node take.mjs [base URL, default http://127.0.0.1:3000]
+// It uses Debian's Chromium (apt-get install chromium); CHROMIUM names another binary.
+import { chromium } from 'playwright-core';
+
+const base = process.argv[2] ?? 'http://127.0.0.1:3000';
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' });
+const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+
+await page.goto(base);
+await page.screenshot({ path: 'shop.png' });
+
+// Fill the cart, then log in: the session moves to a new token and keeps the cart, and the
+// next page shows the welcome once.
+for (const tea of ['Darjeeling', 'Darjeeling', 'Sencha']) {
+  await page.locator('.product', { hasText: tea }).getByRole('button', { name: 'Add to cart' }).click();
+}
+await page.fill('input[name=username]', 'ada');
+await page.fill('input[name=password]', 'secret');
+await page.getByRole('button', { name: 'Log in' }).click();
+await page.screenshot({ path: 'logged-in.png' });
+
+await page.goto(`${base}/sessions`);
+await page.screenshot({ path: 'session.png' });
+await browser.close();
