@@ -3,10 +3,7 @@
 //! Why the value says it: a load then reads the values only (`HVALS`), not the names too
 //! (`HGETALL`). Each field is one more value for Redis to reply and for the client to parse and
 //! allocate, and a session mostly holds the packed record and one to four loose fields: reading
-//! their names as well nearly doubled the values per load. Counted with callgrind when loads still
-//! sent `PTTL` too (stop 14), a read of the record and two loose fields cost Redis 10,800
-//! instructions instead of 12,200, and a benchmark cycle cost the client 31,100 instead of 33,100
-//! (`docs/design.md`, "Loads read values").
+//! their names as well nearly doubles the values per load (docs/performance.md has the counts).
 //!
 //! The first byte of a value tells its field:
 //! - `0x00`: the packed record (`@p`, packed.rs), whose header opens with the creation time as

@@ -1,4 +1,19 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's front page; its examples use every feature, so it is the docs (and
+// its examples are doctests) when they are all on: on docs.rs, and in the README's test command.
+#![cfg_attr(
+    all(feature = "axum", feature = "tower-sessions", feature = "actix", feature = "test-server"),
+    doc = include_str!("../README.md")
+)]
+#![cfg_attr(
+    not(all(
+        feature = "axum",
+        feature = "tower-sessions",
+        feature = "actix",
+        feature = "test-server"
+    )),
+    doc = "Web sessions in Redis for async Rust: see the README, or build these docs with \
+           `--all-features` to read it here."
+)]
 //!
 //! # Layout
 //!
@@ -40,8 +55,9 @@
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.
 //!
-//! Where the code departs from the project's starting design notes, `docs/design.md` says how
-//! and why.
+//! `docs/design.md` describes the data model, each operation's path and the scripts;
+//! `docs/operations.md` the Redis settings and failure behaviour; `docs/performance.md` the
+//! benchmark.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]

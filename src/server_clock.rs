@@ -15,7 +15,7 @@
 //! 0.5 ms a second), a step forward of the server's clock, or this host being suspended (the
 //! monotonic clock stops); each lasts until the next sync, a second later at most, and a touch
 //! window is minutes. Ahead is the safe side: a load runs get-and-touch a little early, and the
-//! script, on the server's own clock, writes nothing that is not due. This machine's wall clock is
+//! script, on the server's own clock, writes nothing that is not due. The app host's wall clock is
 //! never read, so its skew and its steps do not matter. On a Redis Cluster, `TIME` goes to the node
 //! of the key read with it: the nodes' clocks are assumed to agree (as NTP keeps them) to well
 //! within the touch window.

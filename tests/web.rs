@@ -169,6 +169,27 @@ async fn twenty_concurrent_cart_posts_all_land() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_cart_line_returns_its_value_to_the_handler() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    let (client, _) = browser();
+    for item in ["Sencha", "Sencha", "Earl Grey"] {
+        client.post(format!("{base}/cart")).form(&[("item", item)]).send().await.expect("add");
+    }
+    let remove = client.post(format!("{base}/cart/remove")).form(&[("item", "Sencha")]);
+    assert!(remove.send().await.expect("remove").status().is_redirection());
+    // The handler flashes the value `WebSession::remove` returned.
+    let shop = page(&client, &base).await;
+    assert!(shop.contains("<li>Sencha left your cart.</li>"), "{shop}");
+    assert!(shop.contains("2 items"), "one of three lines gone: {shop}");
+    let gone = client.post(format!("{base}/cart/remove")).form(&[("item", "Darjeeling")]);
+    gone.send().await.expect("remove");
+    let shop = page(&client, &base).await;
+    assert!(!shop.contains("left your cart"), "nothing removed, nothing said: {shop}");
+    assert!(shop.contains("2 items"), "{shop}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_destroys_the_session_and_the_old_cookie_loads_nothing() {
     let redis = support::any_server();
     let base = serve(&redis, plain()).await;

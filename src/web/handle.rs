@@ -187,7 +187,6 @@ impl WebSession {
     /// # Errors
     ///
     /// Redis errors of [`SessionStore::destroy`].
-    #[doc(alias = "delete")]
     #[doc(alias = "purge")]
     #[doc(alias = "logout")]
     pub async fn destroy(&self) -> Result<()> {
