@@ -11,10 +11,10 @@
 -- come here.
 --
 -- KEYS[1]  the session's hash
--- ARGV[1]  idle timeout, ms
--- ARGV[2]  touch threshold, ms: the TTL is extended only once at least this much of the idle
---          timeout has been used up, so most reads write nothing (nothing in the AOF, nothing
---          in the replication stream)
+-- ARGV[1]  the store's idle timeout, ms (a session with its own, in @i, is judged by that)
+-- ARGV[2]  the store's touch threshold, ms: the TTL is extended only once at least this much of
+--          the idle timeout has been used up, so most reads write nothing (nothing in the AOF,
+--          nothing in the replication stream); the same share of a session's own idle timeout
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session (none, or past its absolute deadline,
@@ -41,8 +41,8 @@ if #values == 0 then
   return false
 end
 -- A value's first byte says its field: 0 the record; 0xc1 metadata, followed by 'f' for the
--- flash messages, 't' for the expiry.
-local deadline, flash, expires, expiry_at
+-- flash messages, 't' for the expiry, 'i' for the session's own idle timeout.
+local deadline, flash, expires, expiry_at, own_idle
 for i, value in ipairs(values) do
   local kind = string.byte(value, 1)
   if kind == 0 then
@@ -53,6 +53,8 @@ for i, value in ipairs(values) do
       flash = true
     elseif tag == 116 then
       expires, expiry_at = field_expiry(value), i
+    elseif tag == 105 then
+      own_idle = field_idle(value)
     end
   end
 end
@@ -66,9 +68,9 @@ local now = server_ms()
 if now >= deadline then
   return false
 end
-local idle = tonumber(ARGV[1])
+local idle, threshold = touch_window(own_idle, tonumber(ARGV[1]), tonumber(ARGV[2]))
 local pttl = redis.call('PTTL', key)
-local due = pttl < 0 or idle - pttl >= tonumber(ARGV[2])
+local due = pttl < 0 or idle - pttl >= threshold
 local ttl = next_ttl(pttl, due, idle, deadline - now)
 -- Plain loads judge by @t, so it must say when the key expires. The HSET goes first, in a
 -- pcall: a server out of memory refuses an HSET as a script's first write (so @t never grows a

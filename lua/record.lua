@@ -56,6 +56,30 @@ local function field_expiry(value)
   return read_big_endian(value, 3, 8)
 end
 
+-- Field @i holds a session's own idle timeout, in place of the store's (src/expiry.rs): 0xc1
+-- 'i', then ms as a u64 big-endian. Only sessions given one have it.
+local function idle_field(ms)
+  return '\193i' .. big_endian(ms, 8)
+end
+
+-- The idle timeout an @i value holds; nil when `value` is not one.
+local function field_idle(value)
+  if #value ~= 10 or string.sub(value, 1, 2) ~= '\193i' then
+    return nil
+  end
+  return read_big_endian(value, 3, 8)
+end
+
+-- The idle timeout and touch threshold a session is judged by: its own idle timeout `own`
+-- (from @i) with the same share of it as the store's `threshold` is of the store's `idle`, or
+-- the store's (expiry.rs's touch_window computes the same).
+local function touch_window(own, idle, threshold)
+  if own and own > 0 and idle > 0 then
+    return own, math.floor(own * threshold / idle)
+  end
+  return idle, threshold
+end
+
 local function record_deadline(record)
   return record_number(record, 9, 8)
 end

@@ -15,7 +15,7 @@ use crate::tls::TlsConfig;
 
 /// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
 /// doubles (below 2^53) and every conversion to u64 is lossless.
-const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+pub(crate) const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 
 /// Everything a [`SessionStore`](crate::SessionStore) needs to know.
 ///

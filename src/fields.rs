@@ -16,7 +16,8 @@
 //! - `0xc1` (never valid MessagePack), then a byte that names the metadata: `f` for the
 //!   pending flash messages (`@f`); `t` for the key's expiry (`@t`), a big-endian u64 of ms on
 //!   the server's clock, which the scripts keep equal to the key's own (server_clock.rs says
-//!   why). Metadata this version does not know (a newer one's) is skipped, and so is an
+//!   why); `i` for the session's own idle timeout (`@i`, see expiry.rs), a big-endian u64 of
+//!   ms, present only in sessions given one. Metadata this version does not know (a newer one's) is skipped, and so is an
 //!   expiry of the wrong length: the load then treats it as missing, and the script that
 //!   runs because of that rewrites it.
 //!
@@ -33,6 +34,9 @@ pub(crate) const FLASH_TAG: &[u8] = b"\xc1f";
 /// The first bytes of the expiry's field: metadata, `t`; then 8 bytes.
 pub(crate) const EXPIRY_TAG: &[u8] = b"\xc1t";
 
+/// The first bytes of the own idle timeout's field: metadata, `i`; then 8 bytes.
+pub(crate) const IDLE_TAG: &[u8] = b"\xc1i";
+
 /// What one value of a session's hash is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Field {
@@ -45,6 +49,8 @@ pub(crate) enum Field {
     /// When the key expires: ms on the server's clock, as the last script to set its TTL
     /// recorded it.
     Expiry(u64),
+    /// The session's own idle timeout, ms, in place of the store's.
+    IdleTimeout(u64),
     /// Metadata of a newer version of this crate: not ours to read.
     Unknown,
 }
@@ -63,7 +69,11 @@ impl Field {
                 value.drain(..FLASH_TAG.len());
                 Ok(Field::Flash(value))
             }
-            Some(0xc1) => Ok(expiry(&value).map_or(Field::Unknown, Field::Expiry)),
+            Some(0xc1) => Ok(match (number(&value, EXPIRY_TAG), number(&value, IDLE_TAG)) {
+                (Some(at), _) => Field::Expiry(at),
+                (_, Some(idle)) => Field::IdleTimeout(idle),
+                _ => Field::Unknown,
+            }),
             Some(_) => {
                 let (name, rest) = read_str_from_slice(&value).map_err(|_| not_a_field())?;
                 let (name, stamp_length) = (name.to_owned(), value.len() - rest.len());
@@ -84,9 +94,9 @@ pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The expiry `value` records, when it is an expiry field of the right length.
-fn expiry(value: &[u8]) -> Option<u64> {
-    let ms = value.strip_prefix(EXPIRY_TAG)?;
+/// The number `value` holds after `tag`, when it is that field and of the right length.
+fn number(value: &[u8], tag: &[u8]) -> Option<u64> {
+    let ms = value.strip_prefix(tag)?;
     Some(u64::from_be_bytes(ms.try_into().ok()?))
 }
 
@@ -121,6 +131,8 @@ mod tests {
         assert_eq!(Field::parse(expiry.clone()).expect("valid"), Field::Expiry(1_800_000_000_123));
         let cut_short = expiry[..9].to_vec();
         assert_eq!(Field::parse(cut_short).expect("skipped"), Field::Unknown, "as if missing");
+        let idle = [IDLE_TAG, &2_592_000_000u64.to_be_bytes()].concat();
+        assert_eq!(Field::parse(idle).expect("valid"), Field::IdleTimeout(2_592_000_000));
     }
 
     #[test]

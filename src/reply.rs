@@ -15,8 +15,9 @@ use crate::packed::Packed;
 use crate::session::Metadata;
 
 /// The fields a partial load reads besides the attributes it asks for: the packed record, whose
-/// header holds the creation time, the deadline and the record's id, and the expiry.
-pub(crate) const METADATA: [&str; 2] = ["@p", "@t"];
+/// header holds the creation time, the deadline and the record's id, the expiry, and the
+/// session's own idle timeout.
+pub(crate) const METADATA: [&str; 3] = ["@p", "@t", "@i"];
 
 /// Splits a plain read's replies into the values it read and, when it carried `TIME`
 /// (`timed`), the server's answer.
@@ -72,7 +73,8 @@ pub(crate) enum Snapshot {
 }
 
 /// What a plain read judges a session's expiry by: the server's time as estimated here
-/// (server_clock.rs), and the configured idle timeout and touch threshold.
+/// (server_clock.rs), and the configured idle timeout and touch threshold (a session with an
+/// idle timeout of its own is judged by that, and the same share of it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TouchRule {
     pub(crate) now_ms: Option<u64>,
@@ -98,7 +100,12 @@ impl TouchRule {
         if ttl_ms >= 0 && loaded.expires_ms.is_some_and(|expires| expires >= deadline) {
             return ttl_ms == 0;
         }
-        ttl_ms < 0 || (self.idle_ms as i64).saturating_sub(ttl_ms) >= self.touch_after_ms as i64
+        let (idle, touch_after) = crate::expiry::touch_window(
+            loaded.meta.idle_timeout_ms,
+            self.idle_ms,
+            self.touch_after_ms,
+        );
+        ttl_ms < 0 || (idle as i64).saturating_sub(ttl_ms) >= touch_after as i64
     }
 }
 
@@ -156,6 +163,9 @@ impl Loaded {
         match field {
             Field::Flash(messages) => self.flash = messages,
             Field::Expiry(ms) => self.expires_ms = Some(ms),
+            Field::IdleTimeout(ms) => {
+                self.meta.idle_timeout_ms = Some(ms.min(i64::MAX as u64) as i64)
+            }
             Field::Record(_) if self.packed.times().is_some() => {
                 return corrupt("session hash has two packed records");
             }
@@ -168,7 +178,7 @@ impl Loaded {
 }
 
 fn empty_meta() -> Metadata {
-    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms: -1 }
+    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms: -1, idle_timeout_ms: None }
 }
 
 fn bulk(value: Value) -> Result<Vec<u8>> {
@@ -223,7 +233,8 @@ mod tests {
         let values = hash(&[flash(b"x"), bulk(stamped("cart", b"y")), newer]);
         let reply = Value::Array(vec![Value::Int(99), values]);
         let loaded = loaded(reply).expect("valid").expect("present");
-        assert_eq!(loaded.meta, Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99 });
+        let meta = Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99, idle_timeout_ms: None };
+        assert_eq!(loaded.meta, meta);
         assert_eq!(loaded.packed.record_id(), 3);
         assert_eq!(loaded.flash, b"x");
         assert_eq!(

@@ -32,6 +32,10 @@ pub struct Metadata {
     pub deadline_ms: i64,
     /// Time to live when loaded, ms.
     pub ttl_ms: i64,
+    /// The session's own idle timeout, ms, when it was given one
+    /// ([`SessionStore::regenerate_with_expiry`](crate::SessionStore::regenerate_with_expiry));
+    /// `None` when the store's applies.
+    pub idle_timeout_ms: Option<i64>,
 }
 
 /// One user's session.

@@ -11,6 +11,7 @@ use tracing::{debug, instrument};
 use crate::advice::{self, ServerAdvice};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::expiry::Expiry;
 use crate::keys;
 use crate::pool::Pool;
 use crate::scripts::{Call, SCRIPTS};
@@ -119,25 +120,59 @@ impl SessionStore {
     /// configuration.
     #[instrument(level = "debug", name = "session.create", skip_all)]
     pub async fn create(&self) -> Result<Session> {
+        self.create_new(None).await
+    }
+
+    /// Creates an empty session with timeouts of its own in place of the store's (see
+    /// [`Expiry`]): "remember me" chosen before the session exists.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
+    /// use std::time::Duration;
+    /// let day = Duration::from_secs(86_400);
+    /// let session = store.create_with_expiry(redis_sessions::Expiry::new(7 * day, 30 * day)).await?;
+    /// assert_eq!(session.metadata().idle_timeout_ms, Some(7 * 86_400_000));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for timeouts outside 1 ms to 100 years; otherwise as
+    /// [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.create", skip_all)]
+    pub async fn create_with_expiry(&self, expiry: Expiry) -> Result<Session> {
+        self.create_new(Some(expiry.as_ms()?)).await
+    }
+
+    /// Creates a session under a fresh token, drawing again on a collision.
+    async fn create_new(&self, expiry: Option<(u64, u64)>) -> Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {
-            if let Some(session) = self.create_with_token(Token::generate()?).await? {
+            if let Some(session) = self.create_with_token(Token::generate()?, expiry).await? {
                 return Ok(session);
             }
         }
         Err(collided())
     }
 
-    /// Creates an empty session under `token`; `None` when a session already has that token.
-    /// (The adapters use it for IDs their framework draws.)
-    pub(crate) async fn create_with_token(&self, token: Token) -> Result<Option<Session>> {
+    /// Creates an empty session under `token`, with its own timeouts (idle and absolute, ms)
+    /// when `expiry`; `None` when a session already has that token. (The adapters use it for
+    /// IDs their framework draws.)
+    pub(crate) async fn create_with_token(
+        &self,
+        token: Token,
+        expiry: Option<(u64, u64)>,
+    ) -> Result<Option<Session>> {
         let key = keys::session_key(&self.config, &token);
         let mut call = SCRIPTS.create.call(&[&key]);
-        call.arg(self.config.idle_ms()).arg(self.config.absolute_ms());
+        let (idle_ms, absolute_ms) =
+            expiry.unwrap_or((self.config.idle_ms(), self.config.absolute_ms()));
+        call.arg(idle_ms).arg(absolute_ms).arg(u8::from(expiry.is_some()));
         let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? else {
             return Ok(None);
         };
-        let ttl_ms = self.config.idle_ms().min(self.config.absolute_ms()) as i64;
-        let meta = Metadata { created_ms, deadline_ms, ttl_ms };
+        let ttl_ms = idle_ms.min(absolute_ms) as i64;
+        let idle_timeout_ms = expiry.map(|_| idle_ms as i64);
+        let meta = Metadata { created_ms, deadline_ms, ttl_ms, idle_timeout_ms };
         debug!(session = ?token, "created");
         Ok(Some(Session::new(token, key, meta, self.config.limits)))
     }

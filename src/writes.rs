@@ -1,10 +1,12 @@
 //! Writing sessions: delta saves, regenerate-and-migrate, and flash messages.
 
+use redis::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::{debug, instrument};
 
 use crate::error::{Error, Result};
+use crate::expiry::Expiry;
 use crate::scripts::SCRIPTS;
 use crate::session::Session;
 use crate::store::{collided, SessionStore, TOKEN_ATTEMPTS};
@@ -49,7 +51,13 @@ impl SessionStore {
             (true, true) => "all",
             (true, false) => "read",
         });
-        call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms());
+        let own_idle = session.meta.idle_timeout_ms;
+        let (idle_ms, touch_after_ms) = crate::expiry::touch_window(
+            own_idle,
+            self.config.idle_ms(),
+            self.config.touch_after_ms(),
+        );
+        call.arg(idle_ms).arg(touch_after_ms);
         call.arg(self.config.limits.max_attributes).arg(self.config.limits.max_session_bytes);
         call.arg(session.meta.deadline_ms);
         call.arg(packed.as_deref().unwrap_or_default());
@@ -94,19 +102,82 @@ impl SessionStore {
     #[doc(alias = "cycle_id")]
     #[doc(alias = "renew")]
     pub async fn regenerate(&self, session: &mut Session) -> Result<Token> {
+        self.move_to_new_token(session, None).await
+    }
+
+    /// Regenerates the session (see [`regenerate`](Self::regenerate)) and gives it timeouts of
+    /// its own from now on, in place of the store's: "remember me" at login. Its idle timeout
+    /// becomes `expiry.idle` (kept in the session, so every later touch uses it) and its
+    /// deadline now + `expiry.absolute`; unsaved changes stay in `session`.
+    ///
+    /// ```no_run
+    /// # async fn login(store: redis_sessions::SessionStore, mut session: redis_sessions::Session)
+    /// # -> redis_sessions::Result<()> {
+    /// use std::time::Duration;
+    /// let remember_me = redis_sessions::Expiry::new(
+    ///     Duration::from_secs(7 * 86_400),
+    ///     Duration::from_secs(30 * 86_400),
+    /// );
+    /// let token = store.regenerate_with_expiry(&mut session, remember_me).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for timeouts outside 1 ms to 100 years; otherwise as
+    /// [`regenerate`](Self::regenerate).
+    #[instrument(level = "debug", name = "session.regenerate", skip_all, fields(session = ?session.token()))]
+    #[doc(alias = "remember_me")]
+    #[doc(alias = "set_expiry")]
+    pub async fn regenerate_with_expiry(
+        &self,
+        session: &mut Session,
+        expiry: Expiry,
+    ) -> Result<Token> {
+        self.move_to_new_token(session, Some(expiry.as_ms()?)).await
+    }
+
+    /// Moves `session` to a new token under its hash tag, with new timeouts when `expiry` (idle
+    /// and absolute, ms).
+    async fn move_to_new_token(
+        &self,
+        session: &mut Session,
+        expiry: Option<(u64, u64)>,
+    ) -> Result<Token> {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;
             let key = keys::session_key(&self.config, &token);
             let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
             call.arg(session.meta.deadline_ms);
-            match self.run::<i64>(&call).await? {
-                1 => {
-                    debug!(new_session = ?token, "regenerated");
-                    session.rekey(token.clone(), key);
-                    return Ok(token);
-                }
-                0 => return Err(Error::SessionGone),
-                _ => continue,
+            if let Some((idle, absolute)) = expiry {
+                call.arg(idle).arg(absolute);
+            }
+            let moved = match self.run::<Value>(&call).await? {
+                Value::Int(1) => true,
+                Value::Int(0) => return Err(Error::SessionGone),
+                Value::Int(_) => false,
+                Value::Array(reply) => match (expiry, <[Value; 3]>::try_from(reply)) {
+                    (
+                        Some((idle, _)),
+                        Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]),
+                    ) => {
+                        session.meta.deadline_ms = deadline;
+                        session.meta.ttl_ms = ttl;
+                        session.meta.idle_timeout_ms = Some(idle as i64);
+                        true
+                    }
+                    _ => {
+                        return Err(Error::Corrupt(
+                            "regenerate's reply is not {1, deadline, ttl}".into(),
+                        ))
+                    }
+                },
+                _ => return Err(Error::Corrupt("regenerate's reply is not a number".into())),
+            };
+            if moved {
+                debug!(new_session = ?token, "regenerated");
+                session.rekey(token.clone(), key);
+                return Ok(token);
             }
         }
         Err(collided())

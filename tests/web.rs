@@ -190,6 +190,35 @@ async fn removing_a_cart_line_returns_its_value_to_the_handler() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remember_me_gives_a_persistent_cookie_and_the_session_its_own_timeouts() {
+    let redis = support::any_server();
+    let base = serve(&redis, plain()).await;
+    for remember in [false, true] {
+        let (client, _) = browser();
+        let mut form = vec![("username", "ada"), ("password", "pw")];
+        if remember {
+            form.push(("remember", "on"));
+        }
+        let response = client.post(format!("{base}/login")).form(&form).send().await;
+        let set_cookie = session_cookie(&response.expect("login")).expect("a cookie");
+        let max_age = set_cookie.split("; ").find_map(|p| p.strip_prefix("Max-Age="));
+        let max_age: Option<i64> = max_age.map(|secs| secs.parse().expect("seconds"));
+        let meta = page(&client, &format!("{base}/sessions")).await;
+        match remember {
+            // The month to the session's own deadline, give or take the request.
+            true => {
+                assert!(max_age.is_some_and(|s| (30 * 86_400 - s).abs() < 60), "{set_cookie}");
+                assert!(meta.contains("remembered"), "{meta}");
+            }
+            false => {
+                assert_eq!(max_age, None, "a browser-session cookie: {set_cookie}");
+                assert!(!meta.contains("remembered"), "{meta}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_destroys_the_session_and_the_old_cookie_loads_nothing() {
     let redis = support::any_server();
     let base = serve(&redis, plain()).await;

@@ -12,13 +12,14 @@ const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
 await page.goto(base);
 await page.screenshot({ path: 'shop.png' });
 
-// Fill the cart, then log in: the session moves to a new token and keeps the cart, and the
-// next page shows the welcome once.
+// Fill the cart, then log in with "remember me": the session moves to a new token with its own
+// timeouts and keeps the cart, and the next page shows the welcome once.
 for (const tea of ['Darjeeling', 'Darjeeling', 'Sencha']) {
   await page.locator('.product', { hasText: tea }).getByRole('button', { name: 'Add to cart' }).click();
 }
 await page.fill('input[name=username]', 'ada');
 await page.fill('input[name=password]', 'secret');
+await page.check('input[name=remember]');
 await page.getByRole('button', { name: 'Log in' }).click();
 await page.screenshot({ path: 'logged-in.png' });
 

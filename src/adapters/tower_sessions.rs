@@ -93,7 +93,7 @@ impl TowerSessionStore {
     /// Creates an empty session under `id`, redrawing `id` on a collision; the new session.
     async fn create_for(&self, id: &mut Id) -> session_store::Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {
-            match self.store.create_with_token(token_for(id)).await.map_err(store_error)? {
+            match self.store.create_with_token(token_for(id), None).await.map_err(store_error)? {
                 Some(session) => return Ok(session),
                 None => *id = Id::default(),
             }

@@ -143,10 +143,11 @@ impl CookieConfig {
         }
     }
 
-    /// The `Set-Cookie` value that hands out `token`, living `max_age_secs` when persistent.
-    pub(crate) fn issue(&self, token: &str, max_age_secs: i64) -> String {
+    /// The `Set-Cookie` value that hands out `token`, living `max_age_secs` when persistent
+    /// (this config's, or the session's own: `remember`).
+    pub(crate) fn issue(&self, token: &str, max_age_secs: i64, remember: bool) -> String {
         let mut cookie = self.base(token.to_owned());
-        if self.persistent {
+        if self.persistent || remember {
             cookie.set_max_age(cookie::time::Duration::seconds(max_age_secs.max(0)));
         }
         cookie.to_string()
@@ -190,13 +191,15 @@ mod tests {
 
     #[test]
     fn issued_cookies_carry_the_secure_defaults() {
-        let set = CookieConfig::default().issue("tok", 60);
+        let set = CookieConfig::default().issue("tok", 60, false);
         for part in ["__Host-session=tok", "HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
             assert!(set.contains(part), "{set} lacks {part}");
         }
         assert!(!set.contains("Domain") && !set.contains("Max-Age"), "{set}");
-        let persistent = CookieConfig::default().with_persistent(true).issue("tok", 60);
+        let persistent = CookieConfig::default().with_persistent(true).issue("tok", 60, false);
         assert!(persistent.contains("Max-Age=60"), "{persistent}");
+        let remembered = CookieConfig::default().issue("tok", 90, true);
+        assert!(remembered.contains("Max-Age=90"), "a session's own expiry: {remembered}");
         let cleared = CookieConfig::default().clear();
         assert!(cleared.contains("Max-Age=0"), "{cleared}");
     }

@@ -27,7 +27,13 @@ pub struct WebSession {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum CookieAction {
     Keep,
-    Issue { token: String, max_age_secs: i64 },
+    /// Hand out `token`; with a `Max-Age` of `max_age_secs` when `persistent` (the session has
+    /// its own expiry) or the cookie config says so.
+    Issue {
+        token: String,
+        max_age_secs: i64,
+        persistent: bool,
+    },
     Clear,
 }
 
@@ -178,6 +184,42 @@ impl WebSession {
             store.regenerate(session).await?;
             state.reissue = true;
         }
+        Ok(())
+    }
+
+    /// Moves the session to a new token, as [`regenerate`](Self::regenerate) does, and gives it
+    /// timeouts of its own from now on ("remember me" at login): its idle timeout becomes
+    /// `expiry.idle` and its deadline now + `expiry.absolute`, and its cookie gets a `Max-Age`
+    /// to that deadline, so the browser keeps it across restarts. Without a session it creates
+    /// one with that expiry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_sessions::{web::WebSession, Expiry};
+    ///
+    /// async fn login(session: WebSession, remember: bool) -> redis_sessions::Result<()> {
+    ///     let day = Duration::from_secs(86_400);
+    ///     match remember {
+    ///         true => session.regenerate_with_expiry(Expiry::new(7 * day, 30 * day)).await?,
+    ///         false => session.regenerate().await?,
+    ///     }
+    ///     session.insert("user", "ada").await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::regenerate_with_expiry`] and [`SessionStore::create_with_expiry`].
+    #[doc(alias = "remember_me")]
+    #[doc(alias = "set_expiry")]
+    pub async fn regenerate_with_expiry(&self, expiry: crate::Expiry) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        match state.live().await? {
+            Some(session) => _ = store.regenerate_with_expiry(session, expiry).await?,
+            None => state.session = Loaded::Live(Box::new(store.create_with_expiry(expiry).await?)),
+        }
+        state.reissue = true;
         Ok(())
     }
 
@@ -341,7 +383,8 @@ impl State {
             .map_or(0, |elapsed| elapsed.as_millis() as i64);
         let token = session.token().expose().to_owned();
         let max_age_secs = (session.metadata().deadline_ms - now_ms) / 1000;
-        Ok(CookieAction::Issue { token, max_age_secs })
+        let persistent = session.metadata().idle_timeout_ms.is_some();
+        Ok(CookieAction::Issue { token, max_age_secs, persistent })
     }
 
     /// True once the handler touched the session (the response then depends on it).

@@ -210,7 +210,9 @@ async fn finish<B: From<String>>(
     }
     let set_cookie = match action {
         CookieAction::Keep => return response,
-        CookieAction::Issue { token, max_age_secs } => cookie.issue(&token, max_age_secs),
+        CookieAction::Issue { token, max_age_secs, persistent } => {
+            cookie.issue(&token, max_age_secs, persistent)
+        }
         CookieAction::Clear => cookie.clear(),
     };
     match HeaderValue::from_str(&set_cookie) {

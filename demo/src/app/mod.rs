@@ -7,13 +7,19 @@
 
 mod page;
 
+use std::time::Duration;
+
 use axum::extract::Form;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions::web::{CookieConfig, SessionLayer, WebSession};
-use redis_sessions::SessionStore;
+use redis_sessions::{Expiry, SessionStore};
 use serde::Deserialize;
+
+/// "Remember me": a week unused, or a month in all; the store's defaults otherwise.
+const REMEMBER_ME: Expiry =
+    Expiry::new(Duration::from_secs(7 * 86_400), Duration::from_secs(30 * 86_400));
 
 /// Cart lines are attributes named `cart/<random id>`, each holding the item's name.
 const CART_PREFIX: &str = "cart/";
@@ -46,6 +52,8 @@ async fn index(session: WebSession) -> Result<Html<String>, redis_sessions::Erro
 struct LoginForm {
     username: String,
     password: String,
+    /// The "remember me" checkbox: present when ticked.
+    remember: Option<String>,
 }
 
 async fn login(
@@ -57,7 +65,11 @@ async fn login(
         session.flash("Username and password, please.").await?;
         return Ok(Redirect::to("/"));
     }
-    session.regenerate().await?; // the token from before the login opens nothing now
+    // A new token: the one from before the login opens nothing now.
+    match form.remember {
+        Some(_) => session.regenerate_with_expiry(REMEMBER_ME).await?,
+        None => session.regenerate().await?,
+    }
     session.insert("user", username).await?;
     session.flash(&format!("Welcome, {username}.")).await?;
     Ok(Redirect::to("/"))

@@ -24,7 +24,8 @@ pub(crate) fn shop(user: Option<&str>, flashes: &[String], cart: &[String]) -> S
                  <form method=\"post\" action=\"/login\" class=\"login\">\
                  <input name=\"username\" placeholder=\"username\" aria-label=\"username\">\
                  <input name=\"password\" type=\"password\" placeholder=\"any password\" \
-                 aria-label=\"password\"><button>Log in</button></form>"
+                 aria-label=\"password\"><label class=\"small\"><input type=\"checkbox\" \
+                 name=\"remember\"> remember me</label><button>Log in</button></form>"
             .to_owned(),
     };
     let catalogue: String = TEAS
@@ -84,11 +85,15 @@ pub(crate) fn session(found: Option<(Metadata, String)>, now_ms: i64) -> String 
         Some((meta, fingerprint)) => format!(
             "<dl class=\"card\"><dt>fingerprint</dt><dd><code>{fingerprint}</code></dd>\
              <dt>created</dt><dd>{}</dd>\
-             <dt>idle TTL</dt><dd>ends {} unless the session is used</dd>\
+             <dt>idle TTL</dt><dd>ends {} unless the session is used{}</dd>\
              <dt>absolute deadline</dt><dd>{}, whatever happens</dd></dl>\
              <p class=\"small\">The fingerprint is safe to log: it cannot open the session.</p>",
             when(meta.created_ms, now_ms),
             relative(meta.ttl_ms),
+            match meta.idle_timeout_ms {
+                Some(_) => " (remembered: its own timeouts)",
+                None => "",
+            },
             when(meta.deadline_ms, now_ms),
         ),
     };
