@@ -3,8 +3,8 @@
 -- KEYS[1]  the new session's hash (derived from a freshly generated token)
 -- ARGV[1]  idle timeout, ms
 -- ARGV[2]  absolute timeout, ms (the session's whole life, counted from now)
--- ARGV[3]  '1' when these are the session's own timeouts (src/expiry.rs): the idle timeout is
---          then kept in @i, where the scripts that slide the TTL read it; '0' for the store's
+-- ARGV[3]  for timeouts of the session's own (src/timeouts.rs), the touch threshold, ms, that
+--          goes with its idle timeout: both are kept in @i (record.lua); absent for the store's
 --
 -- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
 --          which a 256-bit secret makes practically impossible; the caller draws a new token).
@@ -23,8 +23,8 @@ local absolute = tonumber(ARGV[2])
 local deadline = now + absolute
 local expires = now + math.min(idle, absolute)
 local fields = {'@p', record_header(now, deadline), '@t', expiry_field(expires)}
-if ARGV[3] == '1' then
-  fields[#fields + 1], fields[#fields + 2] = '@i', idle_field(idle)
+if ARGV[3] then
+  fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[3]))
 end
 redis.call('HSET', key, unpack(fields))
 redis.call('PEXPIREAT', key, expires)

@@ -11,10 +11,11 @@
 -- come here.
 --
 -- KEYS[1]  the session's hash
--- ARGV[1]  the store's idle timeout, ms (a session with its own, in @i, is judged by that)
+-- ARGV[1]  the store's idle timeout, ms
 -- ARGV[2]  the store's touch threshold, ms: the TTL is extended only once at least this much of
 --          the idle timeout has been used up, so most reads write nothing (nothing in the AOF,
---          nothing in the replication stream); the same share of a session's own idle timeout
+--          nothing in the replication stream). A session with timeouts of its own (@i, see
+--          record.lua) is judged by the idle timeout and threshold it holds instead.
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session (none, or past its absolute deadline,
@@ -42,7 +43,7 @@ if #values == 0 then
 end
 -- A value's first byte says its field: 0 the record; 0xc1 metadata, followed by 'f' for the
 -- flash messages, 't' for the expiry, 'i' for the session's own idle timeout.
-local deadline, flash, expires, expiry_at, own_idle
+local deadline, flash, expires, expiry_at, own_idle, own_touch_after
 for i, value in ipairs(values) do
   local kind = string.byte(value, 1)
   if kind == 0 then
@@ -54,7 +55,7 @@ for i, value in ipairs(values) do
     elseif tag == 116 then
       expires, expiry_at = field_expiry(value), i
     elseif tag == 105 then
-      own_idle = field_idle(value)
+      own_idle, own_touch_after = field_own_timeouts(value)
     end
   end
 end
@@ -68,7 +69,10 @@ local now = server_ms()
 if now >= deadline then
   return false
 end
-local idle, threshold = touch_window(own_idle, tonumber(ARGV[1]), tonumber(ARGV[2]))
+local idle, threshold = tonumber(ARGV[1]), tonumber(ARGV[2])
+if own_idle then
+  idle, threshold = own_idle, own_touch_after
+end
 local pttl = redis.call('PTTL', key)
 local due = pttl < 0 or idle - pttl >= threshold
 local ttl = next_ttl(pttl, due, idle, deadline - now)

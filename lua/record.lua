@@ -56,28 +56,20 @@ local function field_expiry(value)
   return read_big_endian(value, 3, 8)
 end
 
--- Field @i holds a session's own idle timeout, in place of the store's (src/expiry.rs): 0xc1
--- 'i', then ms as a u64 big-endian. Only sessions given one have it.
-local function idle_field(ms)
-  return '\193i' .. big_endian(ms, 8)
+-- Field @i holds a session's own idle timeout and the touch threshold that goes with it, in
+-- place of the store's (src/timeouts.rs works the threshold out): 0xc1 'i', then the two as
+-- u64s big-endian, ms. Only sessions given timeouts of their own have it.
+local function own_timeouts_field(idle, touch_after)
+  return '\193i' .. big_endian(idle, 8) .. big_endian(touch_after, 8)
 end
 
--- The idle timeout an @i value holds; nil when `value` is not one.
-local function field_idle(value)
-  if #value ~= 10 or string.sub(value, 1, 2) ~= '\193i' then
+-- The idle timeout and threshold an @i value holds; nil when `value` is not one (or is cut
+-- short: the store's apply, as they do in src/fields.rs).
+local function field_own_timeouts(value)
+  if #value ~= 18 or string.sub(value, 1, 2) ~= '\193i' then
     return nil
   end
-  return read_big_endian(value, 3, 8)
-end
-
--- The idle timeout and touch threshold a session is judged by: its own idle timeout `own`
--- (from @i) with the same share of it as the store's `threshold` is of the store's `idle`, or
--- the store's (expiry.rs's touch_window computes the same).
-local function touch_window(own, idle, threshold)
-  if own and own > 0 and idle > 0 then
-    return own, math.floor(own * threshold / idle)
-  end
-  return idle, threshold
+  return read_big_endian(value, 3, 8), read_big_endian(value, 11, 8)
 end
 
 local function record_deadline(record)
@@ -151,8 +143,9 @@ local function key_expiry(key, pttl)
 end
 
 -- The absolute deadline of the session at `key`, whose TTL is `pttl`, when the TTL cannot vouch
--- for it; nil when it can. `known` is the deadline the client read with the session. A
--- session's deadline never changes, and every script caps the TTL at it, so a key that expires
+-- for it; nil when it can. `known` is the deadline the client read with the session. A key's
+-- deadline never changes (new timeouts go with a new key, regenerate.lua), and every script
+-- caps the TTL at it, so a key that expires
 -- by `known` is within its deadline, and the record, the hash's largest value, need not be
 -- read. A TTL set otherwise (an EXPIRE or a PERSIST by hand, a RESTORE or a MIGRATE with a
 -- TTL) may run past it: then the deadline is read from `record()`. The second result is a

@@ -6,17 +6,20 @@
 --          keys live in one slot and this stays a single-slot script
 -- ARGV[1]  the session's absolute deadline as the client read it (record.lua's
 --          unvouched_deadline)
--- ARGV[2]  with ARGV[3], the session's own timeouts from now on (src/expiry.rs): idle, ms;
---          absent to keep the session's timeouts
+-- ARGV[2]  with ARGV[3] and ARGV[4], new timeouts from now on (src/timeouts.rs); absent to keep
+--          the session's: idle, ms
 -- ARGV[3]  absolute, ms: the new deadline is now + this
+-- ARGV[4]  the touch threshold, ms, of timeouts of the session's own, kept with the idle
+--          timeout in @i (record.lua); '' for the store's timeouts (@i is deleted)
 --
--- Reply    1 moved (with own timeouts: {1, new deadline, new TTL}); 0 no live session under
+-- Reply    1 moved (with new timeouts: {1, new deadline, new TTL}); 0 no live session under
 --          KEYS[1]; -1 KEYS[2] already exists (a token collision; the caller draws a new token
 --          and nothing was written).
--- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move unchanged. With own timeouts,
---          first (on KEYS[1]) HSET of @p with the new deadline in its header, @i and @t, and
---          PEXPIREAT of now + min(idle, absolute); so that a server out of memory refuses the
---          HSET before anything has changed, and the rename carries it all.
+-- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move unchanged. With new timeouts,
+--          first, on KEYS[1], HSET of @p with the new deadline in its header, @t (and @i for
+--          the session's own), HDEL @i for the store's, and PEXPIREAT of now + min(idle,
+--          absolute): the HSET first, so that a server out of memory refuses it before anything
+--          has changed. The deadline of a key never changes: the new one goes with the new key.
 -- Errors   'CORRUPT ...' when the deadline must be read (the key's expiry runs past the one the
 --          client read, or the key has no TTL) and the record has no readable header.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
@@ -50,7 +53,15 @@ local deadline = now + absolute
 local expires = now + math.min(idle, absolute)
 -- The header keeps its creation time, count and id: only the deadline (bytes 9 to 16) changes.
 record = string.sub(record, 1, 8) .. big_endian(deadline, 8) .. string.sub(record, 17)
-redis.call('HSET', old, '@p', record, '@i', idle_field(idle), '@t', expiry_field(expires))
+local fields = {'@p', record, '@t', expiry_field(expires)}
+if ARGV[4] ~= '' then
+  fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[4]))
+end
+redis.call('HSET', old, unpack(fields))
+if ARGV[4] == '' then
+  redis.call('HDEL', old, '@i')
+end
 redis.call('PEXPIREAT', old, expires)
-redis.call('RENAME', old, new)
+-- Cannot be refused: KEYS[2] was free above, and nothing ran in between.
+redis.call('RENAMENX', old, new)
 return {1, deadline, expires - now}

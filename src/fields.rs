@@ -16,8 +16,8 @@
 //! - `0xc1` (never valid MessagePack), then a byte that names the metadata: `f` for the
 //!   pending flash messages (`@f`); `t` for the key's expiry (`@t`), a big-endian u64 of ms on
 //!   the server's clock, which the scripts keep equal to the key's own (server_clock.rs says
-//!   why); `i` for the session's own idle timeout (`@i`, see expiry.rs), a big-endian u64 of
-//!   ms, present only in sessions given one. Metadata this version does not know (a newer one's) is skipped, and so is an
+//!   why); `i` for the session's own idle timeout and its touch threshold (`@i`, timeouts.rs),
+//!   two big-endian u64s of ms, present only in sessions given timeouts of their own. Metadata this version does not know (a newer one's) is skipped, and so is an
 //!   expiry of the wrong length: the load then treats it as missing, and the script that
 //!   runs because of that rewrites it.
 //!
@@ -34,8 +34,8 @@ pub(crate) const FLASH_TAG: &[u8] = b"\xc1f";
 /// The first bytes of the expiry's field: metadata, `t`; then 8 bytes.
 pub(crate) const EXPIRY_TAG: &[u8] = b"\xc1t";
 
-/// The first bytes of the own idle timeout's field: metadata, `i`; then 8 bytes.
-pub(crate) const IDLE_TAG: &[u8] = b"\xc1i";
+/// The first bytes of the own timeouts' field: metadata, `i`; then 16 bytes.
+pub(crate) const OWN_TIMEOUTS_TAG: &[u8] = b"\xc1i";
 
 /// What one value of a session's hash is.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,8 +49,8 @@ pub(crate) enum Field {
     /// When the key expires: ms on the server's clock, as the last script to set its TTL
     /// recorded it.
     Expiry(u64),
-    /// The session's own idle timeout, ms, in place of the store's.
-    IdleTimeout(u64),
+    /// The session's own idle timeout and touch threshold, ms, in place of the store's.
+    OwnTimeouts { idle: u64, touch_after: u64 },
     /// Metadata of a newer version of this crate: not ours to read.
     Unknown,
 }
@@ -69,11 +69,13 @@ impl Field {
                 value.drain(..FLASH_TAG.len());
                 Ok(Field::Flash(value))
             }
-            Some(0xc1) => Ok(match (number(&value, EXPIRY_TAG), number(&value, IDLE_TAG)) {
-                (Some(at), _) => Field::Expiry(at),
-                (_, Some(idle)) => Field::IdleTimeout(idle),
-                _ => Field::Unknown,
-            }),
+            Some(0xc1) => {
+                Ok(match (numbers(&value, EXPIRY_TAG), numbers(&value, OWN_TIMEOUTS_TAG)) {
+                    (Some([at]), _) => Field::Expiry(at),
+                    (_, Some([idle, touch_after])) => Field::OwnTimeouts { idle, touch_after },
+                    _ => Field::Unknown,
+                })
+            }
             Some(_) => {
                 let (name, rest) = read_str_from_slice(&value).map_err(|_| not_a_field())?;
                 let (name, stamp_length) = (name.to_owned(), value.len() - rest.len());
@@ -94,10 +96,18 @@ pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The number `value` holds after `tag`, when it is that field and of the right length.
-fn number(value: &[u8], tag: &[u8]) -> Option<u64> {
-    let ms = value.strip_prefix(tag)?;
-    Some(u64::from_be_bytes(ms.try_into().ok()?))
+/// The `N` big-endian u64s `value` holds after `tag`, when it is that field and of the right
+/// length.
+fn numbers<const N: usize>(value: &[u8], tag: &[u8]) -> Option<[u64; N]> {
+    let rest = value.strip_prefix(tag)?;
+    if rest.len() != 8 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (n, bytes) in out.iter_mut().zip(rest.chunks_exact(8)) {
+        *n = u64::from_be_bytes(bytes.try_into().ok()?);
+    }
+    Some(out)
 }
 
 fn not_a_field() -> Error {
@@ -131,8 +141,18 @@ mod tests {
         assert_eq!(Field::parse(expiry.clone()).expect("valid"), Field::Expiry(1_800_000_000_123));
         let cut_short = expiry[..9].to_vec();
         assert_eq!(Field::parse(cut_short).expect("skipped"), Field::Unknown, "as if missing");
-        let idle = [IDLE_TAG, &2_592_000_000u64.to_be_bytes()].concat();
-        assert_eq!(Field::parse(idle).expect("valid"), Field::IdleTimeout(2_592_000_000));
+        let own = [OWN_TIMEOUTS_TAG, &604_800_000u64.to_be_bytes(), &60_480_000u64.to_be_bytes()];
+        let own = own.concat();
+        let parsed = Field::parse(own.clone()).expect("valid");
+        assert_eq!(parsed, Field::OwnTimeouts { idle: 604_800_000, touch_after: 60_480_000 });
+        for cut in [10, 17] {
+            let cut_short = Field::parse(own[..cut].to_vec()).expect("skipped");
+            assert_eq!(
+                cut_short,
+                Field::Unknown,
+                "the store's timeouts apply (get_and_touch.lua too)"
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!
 //! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
 //! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
-//! - `expiry.rs`: [`Expiry`], a session's own timeouts ("remember me").
+//! - `timeouts.rs`: [`Timeouts`], a session's own idle and absolute timeouts ("remember me").
 //! - `connector.rs`: opening connections to one server or a Redis Cluster, TLS certificates
 //!   kept.
 //! - `pool.rs`: a few shared multiplexed connections, replaced when they fail.
@@ -70,7 +70,6 @@ mod codec;
 mod config;
 mod connector;
 mod error;
-mod expiry;
 mod fields;
 mod flash_pop;
 mod keys;
@@ -83,6 +82,7 @@ mod scripts;
 mod server_clock;
 mod session;
 mod store;
+mod timeouts;
 mod tls;
 mod token;
 mod writes;
@@ -95,10 +95,10 @@ pub mod web;
 pub use advice::ServerAdvice;
 pub use config::Config;
 pub use error::{Error, Result};
-pub use expiry::Expiry;
 pub use limits::Limits;
 pub use session::{Metadata, Session};
 pub use store::SessionStore;
+pub use timeouts::Timeouts;
 pub use tls::{Pem, TlsConfig};
 pub use token::{Token, TOKEN_LEN};
 

@@ -12,7 +12,8 @@
 //! loaded (save.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
-//! never change, and the record's id, which only a compaction changes: as fields of
+//! never change under one key (new timeouts go with a new token, regenerate.lua), and the
+//! record's id, which only a compaction changes: as fields of
 //! their own they cost every load three more reply values (parsed and allocated one by one by
 //! the client, written one by one by Redis).
 //!

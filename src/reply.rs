@@ -73,8 +73,8 @@ pub(crate) enum Snapshot {
 }
 
 /// What a plain read judges a session's expiry by: the server's time as estimated here
-/// (server_clock.rs), and the configured idle timeout and touch threshold (a session with an
-/// idle timeout of its own is judged by that, and the same share of it).
+/// (server_clock.rs), and the configured idle timeout and touch threshold (a session with
+/// timeouts of its own is judged by those its hash holds).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct TouchRule {
     pub(crate) now_ms: Option<u64>,
@@ -100,11 +100,10 @@ impl TouchRule {
         if ttl_ms >= 0 && loaded.expires_ms.is_some_and(|expires| expires >= deadline) {
             return ttl_ms == 0;
         }
-        let (idle, touch_after) = crate::expiry::touch_window(
-            loaded.meta.idle_timeout_ms,
-            self.idle_ms,
-            self.touch_after_ms,
-        );
+        let (idle, touch_after) = match (loaded.meta.idle_timeout_ms, loaded.meta.touch_after_ms) {
+            (Some(idle), Some(touch_after)) => (idle.max(0) as u64, touch_after),
+            _ => (self.idle_ms, self.touch_after_ms),
+        };
         ttl_ms < 0 || (idle as i64).saturating_sub(ttl_ms) >= touch_after as i64
     }
 }
@@ -163,8 +162,9 @@ impl Loaded {
         match field {
             Field::Flash(messages) => self.flash = messages,
             Field::Expiry(ms) => self.expires_ms = Some(ms),
-            Field::IdleTimeout(ms) => {
-                self.meta.idle_timeout_ms = Some(ms.min(i64::MAX as u64) as i64)
+            Field::OwnTimeouts { idle, touch_after } => {
+                self.meta.idle_timeout_ms = Some(i64::try_from(idle).unwrap_or(i64::MAX));
+                self.meta.touch_after_ms = Some(touch_after);
             }
             Field::Record(_) if self.packed.times().is_some() => {
                 return corrupt("session hash has two packed records");
@@ -178,7 +178,13 @@ impl Loaded {
 }
 
 fn empty_meta() -> Metadata {
-    Metadata { created_ms: 0, deadline_ms: 0, ttl_ms: -1, idle_timeout_ms: None }
+    Metadata {
+        created_ms: 0,
+        deadline_ms: 0,
+        ttl_ms: -1,
+        idle_timeout_ms: None,
+        touch_after_ms: None,
+    }
 }
 
 fn bulk(value: Value) -> Result<Vec<u8>> {
@@ -233,7 +239,7 @@ mod tests {
         let values = hash(&[flash(b"x"), bulk(stamped("cart", b"y")), newer]);
         let reply = Value::Array(vec![Value::Int(99), values]);
         let loaded = loaded(reply).expect("valid").expect("present");
-        let meta = Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99, idle_timeout_ms: None };
+        let meta = Metadata { created_ms: 1, deadline_ms: 2, ttl_ms: 99, ..empty_meta() };
         assert_eq!(loaded.meta, meta);
         assert_eq!(loaded.packed.record_id(), 3);
         assert_eq!(loaded.flash, b"x");

@@ -32,10 +32,11 @@ pub struct Metadata {
     pub deadline_ms: i64,
     /// Time to live when loaded, ms.
     pub ttl_ms: i64,
-    /// The session's own idle timeout, ms, when it was given one
-    /// ([`SessionStore::regenerate_with_expiry`](crate::SessionStore::regenerate_with_expiry));
-    /// `None` when the store's applies.
+    /// The session's own idle timeout, ms, when it was given timeouts of its own
+    /// ([`Timeouts`](crate::Timeouts)); `None` when the store's apply.
     pub idle_timeout_ms: Option<i64>,
+    /// The touch threshold that goes with the session's own idle timeout.
+    pub(crate) touch_after_ms: Option<u64>,
 }
 
 /// One user's session.
@@ -186,9 +187,6 @@ impl Session {
     /// Removes attribute `name` (deleted by the next save) and returns its value, decoded;
     /// `Ok(None)` when it was not set. [`delete`](Self::delete) removes without decoding.
     ///
-    /// After a partial load, a name it did not read is deleted whether or not it was set, and
-    /// the result is `Ok(None)`: its value is not known here.
-    ///
     /// ```
     /// # fn demo(session: &mut redis_sessions::Session) -> redis_sessions::Result<()> {
     /// session.insert("return_to", "/cart")?;
@@ -200,13 +198,12 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] when the stored value is not a `T`; the attribute then stays.
+    /// [`Error::Decode`] when the stored value is not a `T`; [`Error::NotLoaded`] when the
+    /// session came from [`load_only`](crate::SessionStore::load_only) without `name` (its
+    /// value is not known here: `delete` removes it anyway). On error nothing changes.
     #[doc(alias = "take")]
     pub fn remove<T: DeserializeOwned>(&mut self, name: &str) -> Result<Option<T>> {
-        let old = match self.known_value(name).flatten() {
-            Some(bytes) => Some(codec::decode(name, bytes)?),
-            None => None,
-        };
+        let old = self.get(name)?;
         self.delete(name);
         Ok(old)
     }

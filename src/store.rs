@@ -11,12 +11,12 @@ use tracing::{debug, instrument};
 use crate::advice::{self, ServerAdvice};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::expiry::Expiry;
 use crate::keys;
 use crate::pool::Pool;
 use crate::scripts::{Call, SCRIPTS};
 use crate::server_clock::ServerClock;
 use crate::session::{Metadata, Session};
+use crate::timeouts::{Timeouts, TimeoutsMs};
 use crate::token::Token;
 
 /// How often create and regenerate draw a new token after a collision before giving up. With
@@ -124,13 +124,14 @@ impl SessionStore {
     }
 
     /// Creates an empty session with timeouts of its own in place of the store's (see
-    /// [`Expiry`]): "remember me" chosen before the session exists.
+    /// [`Timeouts`]): "remember me" chosen before the session exists.
     ///
     /// ```no_run
     /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
     /// use std::time::Duration;
     /// let day = Duration::from_secs(86_400);
-    /// let session = store.create_with_expiry(redis_sessions::Expiry::new(7 * day, 30 * day)).await?;
+    /// let timeouts = redis_sessions::Timeouts::new(7 * day, 30 * day);
+    /// let session = store.create_with_timeouts(timeouts).await?;
     /// assert_eq!(session.metadata().idle_timeout_ms, Some(7 * 86_400_000));
     /// # Ok(()) }
     /// ```
@@ -140,39 +141,47 @@ impl SessionStore {
     /// [`Error::Config`] for timeouts outside 1 ms to 100 years; otherwise as
     /// [`create`](Self::create).
     #[instrument(level = "debug", name = "session.create", skip_all)]
-    pub async fn create_with_expiry(&self, expiry: Expiry) -> Result<Session> {
-        self.create_new(Some(expiry.as_ms()?)).await
+    #[doc(alias = "remember_me")]
+    pub async fn create_with_timeouts(&self, timeouts: Timeouts) -> Result<Session> {
+        self.create_new(Some(TimeoutsMs::of(&timeouts, &self.config)?)).await
     }
 
     /// Creates a session under a fresh token, drawing again on a collision.
-    async fn create_new(&self, expiry: Option<(u64, u64)>) -> Result<Session> {
+    async fn create_new(&self, own: Option<TimeoutsMs>) -> Result<Session> {
         for _ in 0..TOKEN_ATTEMPTS {
-            if let Some(session) = self.create_with_token(Token::generate()?, expiry).await? {
+            if let Some(session) = self.create_with_token(Token::generate()?, own).await? {
                 return Ok(session);
             }
         }
         Err(collided())
     }
 
-    /// Creates an empty session under `token`, with its own timeouts (idle and absolute, ms)
-    /// when `expiry`; `None` when a session already has that token. (The adapters use it for
-    /// IDs their framework draws.)
+    /// Creates an empty session under `token`, with timeouts of its own when `own` (else the
+    /// store's); `None` when a session already has that token. (The adapters use it for IDs
+    /// their framework draws.)
     pub(crate) async fn create_with_token(
         &self,
         token: Token,
-        expiry: Option<(u64, u64)>,
+        own: Option<TimeoutsMs>,
     ) -> Result<Option<Session>> {
         let key = keys::session_key(&self.config, &token);
         let mut call = SCRIPTS.create.call(&[&key]);
-        let (idle_ms, absolute_ms) =
-            expiry.unwrap_or((self.config.idle_ms(), self.config.absolute_ms()));
-        call.arg(idle_ms).arg(absolute_ms).arg(u8::from(expiry.is_some()));
+        let ms = own.unwrap_or_else(|| TimeoutsMs::of_store(&self.config));
+        call.arg(ms.idle).arg(ms.absolute);
+        if own.is_some() {
+            call.arg(ms.touch_after);
+        }
         let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? else {
             return Ok(None);
         };
-        let ttl_ms = idle_ms.min(absolute_ms) as i64;
-        let idle_timeout_ms = expiry.map(|_| idle_ms as i64);
-        let meta = Metadata { created_ms, deadline_ms, ttl_ms, idle_timeout_ms };
+        let ttl_ms = ms.idle.min(ms.absolute) as i64;
+        let meta = Metadata {
+            created_ms,
+            deadline_ms,
+            ttl_ms,
+            idle_timeout_ms: own.map(|own| own.idle as i64),
+            touch_after_ms: own.map(|own| own.touch_after),
+        };
         debug!(session = ?token, "created");
         Ok(Some(Session::new(token, key, meta, self.config.limits)))
     }
@@ -183,7 +192,6 @@ impl SessionStore {
     ///
     /// Connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
-    #[doc(alias = "delete")]
     #[doc(alias = "purge")]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
         self.destroy_key(&session.key).await

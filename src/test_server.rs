@@ -35,7 +35,9 @@ const PORT_TRIES: usize = 6;
 
 /// A `redis-server` of its own, on 127.0.0.1, stopped when dropped. See the
 /// [module docs](self).
-#[derive(Debug)]
+///
+/// It is stopped by `Drop`: a test process killed outright (SIGKILL, a harness's timeout
+/// without unwinding, `panic = "abort"`) leaves it running, with its temp dir.
 pub struct TestServer {
     child: Option<Child>,
     port: u16,
@@ -46,7 +48,7 @@ pub struct TestServer {
 }
 
 /// Settings for a [`TestServer`]: extra `redis-server` arguments, a port, a directory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct TestServerBuilder {
     program: OsString,
@@ -83,8 +85,10 @@ impl TestServer {
         }
     }
 
-    /// `None` when something answers `PING` at `url` within half a second; a new server when
-    /// nothing does. For examples that use a Redis the user runs, and their own when none runs.
+    /// `None` when something answers at `url` within half a second (any reply to `PING`
+    /// counts: a server that wants a password is still there); a new server when nothing
+    /// does. A `rediss://` or Unix socket URL is trusted without a check. For examples that use
+    /// a Redis the user runs, and one of their own when none runs.
     ///
     /// # Errors
     ///
@@ -96,7 +100,8 @@ impl TestServer {
         TestServer::start().map(Some)
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://127.0.0.1:<port>`, without a password: with `--requirepass` among the
+    /// arguments, put it in the URL yourself.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -111,7 +116,8 @@ impl TestServer {
         self.port
     }
 
-    /// Its working directory: where an AOF or RDB file goes, and its log (`redis.log`).
+    /// Its working directory: where an AOF or RDB file goes, and its log (`redis.log`, and
+    /// `stderr.log` for what it says before the log opens).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -125,8 +131,7 @@ impl TestServer {
     /// Nothing happens when it is not running.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            stop(&mut child);
         }
     }
 
@@ -143,6 +148,29 @@ impl TestServer {
     }
 }
 
+/// Shows where the server is, not its arguments: they may hold a password.
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let running = self.child.is_some();
+        f.debug_struct("TestServer")
+            .field("port", &self.port)
+            .field("dir", &self.dir)
+            .field("running", &running)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shows the program, port and directory, not the arguments: they may hold a password.
+impl std::fmt::Debug for TestServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServerBuilder")
+            .field("program", &self.program)
+            .field("port", &self.port)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
@@ -153,8 +181,9 @@ impl Drop for TestServer {
 }
 
 impl TestServerBuilder {
-    /// Adds one `redis-server` argument, after the defaults (so it can override them).
-    /// Default none.
+    /// Adds one `redis-server` argument, after the defaults (so it can override them; not
+    /// `--logfile`, since readiness is read from the log, and `--loglevel` must stay at
+    /// `notice` or `verbose` for the same reason). Default none.
     ///
     /// ```no_run
     /// # use redis_sessions::test_server::TestServer;
@@ -195,7 +224,8 @@ impl TestServerBuilder {
         self
     }
 
-    /// Works in `dir`, which is kept afterwards. Default: a new temp dir, removed on drop.
+    /// Works in `dir`, which is kept afterwards. Default: a new temp dir that only this user can
+    /// read (the AOF holds session data), removed on drop.
     ///
     /// ```no_run
     /// # use redis_sessions::test_server::TestServer;
@@ -266,56 +296,70 @@ impl TestServerBuilder {
 
 /// Starts `program` on `port` in `dir` and waits for it to be ready.
 fn spawn(program: &OsString, args: &[OsString], port: u16, dir: &Path) -> io::Result<Child> {
-    let log = dir.join("redis.log");
+    let name = Path::new(program).display().to_string();
+    let (log, stderr_log) = (dir.join("redis.log"), dir.join("stderr.log"));
     // A restart appends to the log: only what follows this offset tells about this start.
     let from = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
+    // A file, not a pipe: nobody reads a pipe once the server runs, and a full one would
+    // block it.
+    let stderr = std::fs::File::create(&stderr_log)?;
     let mut child = Command::new(program)
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
         .args(["--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
+        .args(args)
         .arg("--logfile")
         .arg(&log)
-        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| {
-            let name = Path::new(program).display();
-            io::Error::new(
-                e.kind(),
-                format!("cannot run {name} (apt-get install redis-server): {e}"),
-            )
+            let hint = match e.kind() {
+                io::ErrorKind::NotFound => " (is it installed? apt-get install redis-server)",
+                _ => "",
+            };
+            io::Error::new(e.kind(), format!("cannot run {name}{hint}: {e}"))
         })?;
+    let said = |from: usize| {
+        let text = std::fs::read(&log).unwrap_or_default();
+        let text = String::from_utf8_lossy(text.get(from..).unwrap_or_default()).into_owned();
+        text + &std::fs::read_to_string(&stderr_log).unwrap_or_default()
+    };
     let started = Instant::now();
     loop {
-        let text = std::fs::read(&log).unwrap_or_default();
-        let text = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
-        if text.contains("Ready to accept connections") {
+        if said(from).contains("Ready to accept connections") {
             return Ok(child);
         }
-        if let Some(status) = child.try_wait()? {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
+        let exited = match child.try_wait() {
+            Ok(status) => status,
+            Err(e) => {
+                stop(&mut child);
+                return Err(e);
             }
-            let said = last_lines(&format!("{text}{stderr}"));
+        };
+        if let Some(status) = exited {
+            let said = last_lines(&said(from));
             let kind = match said.contains("Address already in use") {
                 true => io::ErrorKind::AddrInUse,
                 false => io::ErrorKind::Other,
             };
-            return Err(io::Error::new(kind, format!("redis-server exited ({status}): {said}")));
+            return Err(io::Error::new(kind, format!("{name} exited ({status}): {said}")));
         }
         if started.elapsed() > READY_WITHIN {
-            let _ = child.kill();
-            let _ = child.wait();
-            let said = last_lines(&text);
-            let message = format!("redis-server not ready within {READY_WITHIN:?}: {said}");
+            stop(&mut child);
+            let said = last_lines(&said(from));
+            let message = format!("{name} not ready within {READY_WITHIN:?}: {said}");
             return Err(io::Error::new(io::ErrorKind::TimedOut, message));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The last few lines of a log, for an error message.
@@ -331,13 +375,21 @@ fn new_temp_dir() -> io::Result<PathBuf> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("redis-sessions-test-{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(name);
-        match std::fs::create_dir(&dir) {
+        match create_private_dir(&dir) {
             Ok(()) => return Ok(dir),
             // Left behind by an earlier process of the same id that was killed.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Creates `dir`, readable by this user alone where permissions say so.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 /// True when a Redis answers `PING` at `url` (any reply but a refused connection counts: a

@@ -6,10 +6,10 @@ use serde::Serialize;
 use tracing::{debug, instrument};
 
 use crate::error::{Error, Result};
-use crate::expiry::Expiry;
 use crate::scripts::SCRIPTS;
 use crate::session::Session;
 use crate::store::{collided, SessionStore, TOKEN_ATTEMPTS};
+use crate::timeouts::{Timeouts, TimeoutsMs};
 use crate::token::Token;
 use crate::{codec, fields, keys};
 
@@ -51,13 +51,11 @@ impl SessionStore {
             (true, true) => "all",
             (true, false) => "read",
         });
-        let own_idle = session.meta.idle_timeout_ms;
-        let (idle_ms, touch_after_ms) = crate::expiry::touch_window(
-            own_idle,
-            self.config.idle_ms(),
-            self.config.touch_after_ms(),
-        );
-        call.arg(idle_ms).arg(touch_after_ms);
+        // A session with timeouts of its own slides by those its hash holds (timeouts.rs).
+        match (session.meta.idle_timeout_ms, session.meta.touch_after_ms) {
+            (Some(idle), Some(touch_after)) => call.arg(idle).arg(touch_after),
+            _ => call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()),
+        };
         call.arg(self.config.limits.max_attributes).arg(self.config.limits.max_session_bytes);
         call.arg(session.meta.deadline_ms);
         call.arg(packed.as_deref().unwrap_or_default());
@@ -92,7 +90,9 @@ impl SessionStore {
 
     /// Moves the session to a fresh token and returns it; the old token loads nothing from now
     /// on. Call it on login, logout and any change of privilege (anti-fixation). Unsaved
-    /// changes stay in `session` and go to the new token with the next save.
+    /// changes stay in `session` and go to the new token with the next save. The session keeps
+    /// its timeouts and deadline ([`regenerate_with_timeouts`](Self::regenerate_with_timeouts)
+    /// sets new ones).
     ///
     /// # Errors
     ///
@@ -105,80 +105,81 @@ impl SessionStore {
         self.move_to_new_token(session, None).await
     }
 
-    /// Regenerates the session (see [`regenerate`](Self::regenerate)) and gives it timeouts of
-    /// its own from now on, in place of the store's: "remember me" at login. Its idle timeout
-    /// becomes `expiry.idle` (kept in the session, so every later touch uses it) and its
-    /// deadline now + `expiry.absolute`; unsaved changes stay in `session`.
+    /// Regenerates the session (see [`regenerate`](Self::regenerate)) and gives it new timeouts
+    /// from now on: with `Some`, timeouts of its own in place of the store's ("remember me" at
+    /// login); with `None`, the store's again (a login without "remember me" after one with).
+    /// The idle timeout applies from now, and the deadline becomes now + the absolute timeout:
+    /// a login starts the session's life again. (A plain `regenerate` keeps the session's
+    /// timeouts and deadline, its own or the store's.) Unsaved changes stay in `session`.
     ///
     /// ```no_run
     /// # async fn login(store: redis_sessions::SessionStore, mut session: redis_sessions::Session)
     /// # -> redis_sessions::Result<()> {
     /// use std::time::Duration;
-    /// let remember_me = redis_sessions::Expiry::new(
-    ///     Duration::from_secs(7 * 86_400),
-    ///     Duration::from_secs(30 * 86_400),
-    /// );
-    /// let token = store.regenerate_with_expiry(&mut session, remember_me).await?;
+    /// let day = Duration::from_secs(86_400);
+    /// let remember_me = redis_sessions::Timeouts::new(7 * day, 30 * day);
+    /// let token = store.regenerate_with_timeouts(&mut session, Some(remember_me)).await?;
+    /// assert_eq!(session.metadata().idle_timeout_ms, Some(7 * 86_400_000));
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for timeouts outside 1 ms to 100 years; otherwise as
-    /// [`regenerate`](Self::regenerate).
+    /// [`regenerate`](Self::regenerate). Nothing is written on error.
     #[instrument(level = "debug", name = "session.regenerate", skip_all, fields(session = ?session.token()))]
     #[doc(alias = "remember_me")]
     #[doc(alias = "set_expiry")]
-    pub async fn regenerate_with_expiry(
+    pub async fn regenerate_with_timeouts(
         &self,
         session: &mut Session,
-        expiry: Expiry,
+        timeouts: Option<Timeouts>,
     ) -> Result<Token> {
-        self.move_to_new_token(session, Some(expiry.as_ms()?)).await
+        let new = match timeouts {
+            Some(timeouts) => (TimeoutsMs::of(&timeouts, &self.config)?, true),
+            None => (TimeoutsMs::of_store(&self.config), false),
+        };
+        self.move_to_new_token(session, Some(new)).await
     }
 
-    /// Moves `session` to a new token under its hash tag, with new timeouts when `expiry` (idle
-    /// and absolute, ms).
+    /// Moves `session` to a new token under its hash tag; with `timeouts`, gives it those from
+    /// now on (its own when the flag is set, else the store's).
     async fn move_to_new_token(
         &self,
         session: &mut Session,
-        expiry: Option<(u64, u64)>,
+        timeouts: Option<(TimeoutsMs, bool)>,
     ) -> Result<Token> {
         for _ in 0..TOKEN_ATTEMPTS {
             let token = Token::generate_with_tag(session.token().tag())?;
             let key = keys::session_key(&self.config, &token);
             let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
             call.arg(session.meta.deadline_ms);
-            if let Some((idle, absolute)) = expiry {
-                call.arg(idle).arg(absolute);
+            if let Some((ms, own)) = timeouts {
+                call.arg(ms.idle).arg(ms.absolute);
+                match own {
+                    true => call.arg(ms.touch_after),
+                    false => call.arg(""),
+                };
             }
-            let moved = match self.run::<Value>(&call).await? {
-                Value::Int(1) => true,
-                Value::Int(0) => return Err(Error::SessionGone),
-                Value::Int(_) => false,
-                Value::Array(reply) => match (expiry, <[Value; 3]>::try_from(reply)) {
-                    (
-                        Some((idle, _)),
-                        Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]),
-                    ) => {
+            let reply = self.run::<Value>(&call).await?;
+            match (timeouts, reply) {
+                (_, Value::Int(0)) => return Err(Error::SessionGone),
+                (_, Value::Int(-1)) => continue, // the new token's key is taken: draw again
+                (None, Value::Int(1)) => {}
+                (Some((ms, own)), Value::Array(moved)) => match <[Value; 3]>::try_from(moved) {
+                    Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]) => {
                         session.meta.deadline_ms = deadline;
                         session.meta.ttl_ms = ttl;
-                        session.meta.idle_timeout_ms = Some(idle as i64);
-                        true
+                        session.meta.idle_timeout_ms = own.then_some(ms.idle as i64);
+                        session.meta.touch_after_ms = own.then_some(ms.touch_after);
                     }
-                    _ => {
-                        return Err(Error::Corrupt(
-                            "regenerate's reply is not {1, deadline, ttl}".into(),
-                        ))
-                    }
+                    _ => return Err(unexpected_regenerate_reply()),
                 },
-                _ => return Err(Error::Corrupt("regenerate's reply is not a number".into())),
-            };
-            if moved {
-                debug!(new_session = ?token, "regenerated");
-                session.rekey(token.clone(), key);
-                return Ok(token);
+                _ => return Err(unexpected_regenerate_reply()),
             }
+            debug!(new_session = ?token, "regenerated");
+            session.rekey(token.clone(), key);
+            return Ok(token);
         }
         Err(collided())
     }
@@ -242,4 +243,8 @@ impl SessionStore {
 /// session as stored, which other requests may have grown since this one read it.
 fn over_limit(limit: &'static str, size: i64, max: usize) -> Error {
     Error::TooLarge { limit, size: usize::try_from(size).unwrap_or(0), max }
+}
+
+fn unexpected_regenerate_reply() -> Error {
+    Error::Corrupt("regenerate answered neither 1, 0, -1 nor {1, deadline, ttl}".into())
 }

@@ -76,10 +76,14 @@ async fn remove_returns_the_old_value_and_a_bad_type_keeps_it() {
     assert_eq!(again.get::<String>("return_to").expect("decode"), None);
     assert_eq!(again.get::<i32>("n").expect("decode"), Some(7));
 
-    // After a partial load the old value of a name it did not read is unknown: None, deleted.
+    // After a partial load the old value of a name it did not read is unknown: an error, as
+    // `get` gives, and nothing removed; `delete` removes it.
     let mut partial =
         store.load_only(session.token().expose(), &["x"]).await.expect("load").expect("live");
-    assert_eq!(partial.remove::<i32>("n").expect("unknown, not an error"), None);
+    let unknown = partial.remove::<i32>("n");
+    assert!(matches!(unknown, Err(redis_sessions::Error::NotLoaded(_))), "{unknown:?}");
+    assert!(!partial.is_changed(), "nothing removed");
+    assert!(!partial.delete("n"), "not known to be set, deleted all the same");
     store.save(&mut partial).await.expect("save");
     let last = store.load(session.token().expose()).await.expect("load").expect("live");
     assert_eq!(last.get::<i32>("n").expect("decode"), None);

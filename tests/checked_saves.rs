@@ -1,7 +1,6 @@
 //! Checked saves and compactions compare what the client read with what Redis holds: for a
 //! whole session its loose fields and the record's id, for a partial one the values it read.
-//! Most of these tests came from an independent review of that change; the two model-based
-//! ones drive random operations and check every step against a model.
+//! The two model-based tests drive random operations and check every step against a model.
 
 mod support;
 

@@ -36,19 +36,32 @@ async fn a_regenerated_session_stays_in_its_slot() {
     let (_, mut conn) = cluster.masters().await.remove(0);
     let slot = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone();
 
-    for _ in 0..10 {
+    let day = std::time::Duration::from_secs(86_400);
+    for i in 0..10 {
         let mut session = store.create().await.expect("create");
         session.insert("user", &"ada").expect("insert");
         store.save(&mut session).await.expect("save");
         let before = key_of(&cluster).await;
-        store.regenerate(&mut session).await.expect("regenerate");
+        // Every other one with timeouts of its own, which its script writes before it moves.
+        let own = (i % 2 == 1).then(|| redis_sessions::Timeouts::new(day, 2 * day));
+        match own {
+            Some(own) => store.regenerate_with_timeouts(&mut session, Some(own)).await,
+            None => store.regenerate(&mut session).await,
+        }
+        .expect("regenerate");
         let after = key_of(&cluster).await;
         assert_ne!(before, after);
         let a: i64 = slot(before).query_async(&mut conn).await.expect("keyslot");
         let b: i64 = slot(after).query_async(&mut conn).await.expect("keyslot");
         assert_eq!(a, b, "same slot");
-        let moved = store.load(session.token().expose()).await.expect("load").expect("live");
+        store.push_flash(&session, "hi").await.expect("push");
+        // On a cluster a popping load takes the messages with get-and-touch.
+        let mut moved =
+            store.load_and_pop_flash(session.token().expose()).await.expect("load").expect("live");
         assert_eq!(moved.get::<String>("user").expect("decode").as_deref(), Some("ada"));
+        assert_eq!(moved.take_flash::<String>().expect("decode"), ["hi"]);
+        let own_idle = own.map(|_| 86_400_000);
+        assert_eq!(moved.metadata().idle_timeout_ms, own_idle, "the own timeouts moved along");
         store.destroy(&moved).await.expect("destroy");
     }
 }

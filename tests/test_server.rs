@@ -7,21 +7,27 @@ use redis_sessions::SessionStore;
 
 #[tokio::test]
 async fn a_test_server_holds_sessions_and_leaves_nothing_behind() {
-    let redis = TestServer::start().expect("redis-server on PATH");
+    let redis = TestServer::builder().args(["--requirepass", "hunter2"]).start().expect("start");
     let dir = redis.dir().to_owned();
-    assert!(redis.url().starts_with("redis://127.0.0.1:"), "{}", redis.url());
-    let store = SessionStore::connect(redis.config()).await.expect("connect");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the AOF's dir is this user's alone");
+    }
+    assert!(!format!("{redis:?}").contains("hunter2"), "Debug shows no arguments: {redis:?}");
+    let url = format!("redis://:hunter2@127.0.0.1:{}", redis.port());
+    let store =
+        SessionStore::connect(redis_sessions::Config::from_url(url)).await.expect("connect");
     let mut session = store.create().await.expect("create");
     session.insert("user", "ada").expect("insert");
     store.save(&mut session).await.expect("save");
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
     assert_eq!(loaded.get::<String>("user").expect("decode").as_deref(), Some("ada"));
-    assert!(redis.log().contains("Ready to accept connections"));
 
-    let port = redis.port();
     drop(redis);
     assert!(!dir.exists(), "its temp dir is removed");
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the server is gone");
+    assert!(store.load(session.token().expose()).await.is_err(), "and the server is gone");
 }
 
 #[tokio::test]
@@ -67,9 +73,10 @@ fn failures_to_start_say_why() {
 fn unless_answering_starts_a_server_only_when_none_answers() {
     let running = TestServer::start().expect("start");
     assert!(TestServer::unless_answering(&running.url()).expect("check").is_none());
-    let port = running.port();
-    drop(running);
-    let url = format!("redis://127.0.0.1:{port}");
+    // A port that accepts connections and never answers: not a Redis. (Held open, so no other
+    // test's server can take it meanwhile.)
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("redis://127.0.0.1:{}", silent.local_addr().expect("addr").port());
     let started = TestServer::unless_answering(&url).expect("start").expect("a new server");
     assert!(TestServer::unless_answering(&started.url()).expect("check").is_none());
 }

@@ -170,7 +170,11 @@ impl WebSession {
 
     /// Moves the session to a new token, so a token known before (planted by an attacker,
     /// say) opens nothing from now on. Call it on login, logout and any change of privilege.
-    /// Without a session it does nothing: the next insert creates one with a fresh token.
+    /// The session keeps its timeouts and deadline ([`regenerate_with_timeouts`] sets new
+    /// ones). Without a session it does nothing: the next insert creates one with a fresh
+    /// token.
+    ///
+    /// [`regenerate_with_timeouts`]: Self::regenerate_with_timeouts
     ///
     /// # Errors
     ///
@@ -188,36 +192,41 @@ impl WebSession {
     }
 
     /// Moves the session to a new token, as [`regenerate`](Self::regenerate) does, and gives it
-    /// timeouts of its own from now on ("remember me" at login): its idle timeout becomes
-    /// `expiry.idle` and its deadline now + `expiry.absolute`, and its cookie gets a `Max-Age`
-    /// to that deadline, so the browser keeps it across restarts. Without a session it creates
-    /// one with that expiry.
+    /// new timeouts from now on: with `Some`, timeouts of its own ("remember me" at login), and
+    /// a cookie with a `Max-Age` to the new deadline, which the browser keeps across restarts;
+    /// with `None`, the store's timeouts and a cookie that ends with the browser session (a
+    /// login without "remember me"). See
+    /// [`SessionStore::regenerate_with_timeouts`]. Without a session, `Some` creates one with
+    /// those timeouts, so that the choice holds when the handler then stores something;
+    /// `None` does nothing, as `regenerate` does.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use redis_sessions::{web::WebSession, Expiry};
+    /// use redis_sessions::{web::WebSession, Timeouts};
     ///
     /// async fn login(session: WebSession, remember: bool) -> redis_sessions::Result<()> {
     ///     let day = Duration::from_secs(86_400);
-    ///     match remember {
-    ///         true => session.regenerate_with_expiry(Expiry::new(7 * day, 30 * day)).await?,
-    ///         false => session.regenerate().await?,
-    ///     }
+    ///     let own = remember.then(|| Timeouts::new(7 * day, 30 * day));
+    ///     session.regenerate_with_timeouts(own).await?;
     ///     session.insert("user", "ada").await
     /// }
     /// ```
     ///
     /// # Errors
     ///
-    /// As [`SessionStore::regenerate_with_expiry`] and [`SessionStore::create_with_expiry`].
+    /// As [`SessionStore::regenerate_with_timeouts`] and
+    /// [`SessionStore::create_with_timeouts`].
     #[doc(alias = "remember_me")]
     #[doc(alias = "set_expiry")]
-    pub async fn regenerate_with_expiry(&self, expiry: crate::Expiry) -> Result<()> {
+    pub async fn regenerate_with_timeouts(&self, timeouts: Option<crate::Timeouts>) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
-        match state.live().await? {
-            Some(session) => _ = store.regenerate_with_expiry(session, expiry).await?,
-            None => state.session = Loaded::Live(Box::new(store.create_with_expiry(expiry).await?)),
+        match (state.live().await?, timeouts) {
+            (Some(session), _) => _ = store.regenerate_with_timeouts(session, timeouts).await?,
+            (None, Some(own)) => {
+                state.session = Loaded::Live(Box::new(store.create_with_timeouts(own).await?));
+            }
+            (None, None) => return Ok(()),
         }
         state.reissue = true;
         Ok(())
@@ -382,7 +391,7 @@ impl State {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as i64);
         let token = session.token().expose().to_owned();
-        let max_age_secs = (session.metadata().deadline_ms - now_ms) / 1000;
+        let max_age_secs = session.metadata().deadline_ms.saturating_sub(now_ms) / 1000;
         let persistent = session.metadata().idle_timeout_ms.is_some();
         Ok(CookieAction::Issue { token, max_age_secs, persistent })
     }

@@ -35,7 +35,7 @@ pub struct SessionLayer {
 
 /// Renders the response that replaces the handler's when the session cannot be finished after
 /// it (see [`SessionLayer::with_error_page`]).
-pub type ErrorPage = Arc<dyn Fn(&crate::Error) -> Response<String> + Send + Sync>;
+pub(crate) type ErrorPage = Arc<dyn Fn(&crate::Error) -> Response<String> + Send + Sync>;
 
 impl std::fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

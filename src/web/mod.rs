@@ -48,7 +48,7 @@ mod plain_http;
 
 pub use cookie_config::CookieConfig;
 pub use handle::WebSession;
-pub use layer::{ErrorPage, SessionLayer, SessionService};
+pub use layer::{SessionLayer, SessionService};
 
 /// Lets handlers use `?` on session operations: the response of [`error_response`] (503 with
 /// `Retry-After` when Redis is unavailable, 500 otherwise, a short text body), and the error

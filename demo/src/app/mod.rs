@@ -14,12 +14,12 @@ use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
 use redis_sessions::web::{CookieConfig, SessionLayer, WebSession};
-use redis_sessions::{Expiry, SessionStore};
+use redis_sessions::{SessionStore, Timeouts};
 use serde::Deserialize;
 
 /// "Remember me": a week unused, or a month in all; the store's defaults otherwise.
-const REMEMBER_ME: Expiry =
-    Expiry::new(Duration::from_secs(7 * 86_400), Duration::from_secs(30 * 86_400));
+const REMEMBER_ME: Timeouts =
+    Timeouts::new(Duration::from_secs(7 * 86_400), Duration::from_secs(30 * 86_400));
 
 /// Cart lines are attributes named `cart/<random id>`, each holding the item's name.
 const CART_PREFIX: &str = "cart/";
@@ -65,11 +65,9 @@ async fn login(
         session.flash("Username and password, please.").await?;
         return Ok(Redirect::to("/"));
     }
-    // A new token: the one from before the login opens nothing now.
-    match form.remember {
-        Some(_) => session.regenerate_with_expiry(REMEMBER_ME).await?,
-        None => session.regenerate().await?,
-    }
+    // A new token: the one from before the login opens nothing now. Its timeouts: a month
+    // when remembered, else the store's.
+    session.regenerate_with_timeouts(form.remember.map(|_| REMEMBER_ME)).await?;
     session.insert("user", username).await?;
     session.flash(&format!("Welcome, {username}.")).await?;
     Ok(Redirect::to("/"))
