@@ -21,7 +21,7 @@ local now = server_ms()
 local idle = tonumber(ARGV[1])
 local absolute = tonumber(ARGV[2])
 local deadline = now + absolute
-local expires = now + math.min(idle, absolute)
+local expires = now + next_ttl(-1, true, idle, absolute)
 local fields = {'@p', record_header(now, deadline), '@t', expiry_field(expires)}
 if ARGV[3] then
   fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[3]))

@@ -74,7 +74,7 @@ if own_idle then
   idle, threshold = own_idle, own_touch_after
 end
 local pttl = redis.call('PTTL', key)
-local due = pttl < 0 or idle - pttl >= threshold
+local due = touch_due(pttl, idle, threshold)
 local ttl = next_ttl(pttl, due, idle, deadline - now)
 -- Plain loads judge by @t, so it must say when the key expires. The HSET goes first, in a
 -- pcall: a server out of memory refuses an HSET as a script's first write (so @t never grows a

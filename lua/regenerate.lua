@@ -50,7 +50,7 @@ end
 local now = server_ms()
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadline = now + absolute
-local expires = now + math.min(idle, absolute)
+local expires = now + next_ttl(-1, true, idle, absolute)
 -- The header keeps its creation time, count and id: only the deadline (bytes 9 to 16) changes.
 record = string.sub(record, 1, 8) .. big_endian(deadline, 8) .. string.sub(record, 17)
 local fields = {'@p', record, '@t', expiry_field(expires)}

@@ -98,7 +98,7 @@ end
 -- capped at the deadline): the absolute deadline holds whatever the TTL says.
 local pttl = redis.call('PTTL', key)
 local idle = tonumber(ARGV[2])
-local sliding = pttl < 0 or idle - pttl >= tonumber(ARGV[3])
+local sliding = touch_due(pttl, idle, tonumber(ARGV[3]))
 local now, deadline, corrupt
 if sliding then
   deadline = record_deadline(record())

@@ -19,6 +19,8 @@
 //!
 //! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
 //! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
+//! - `expiry_rule.rs`: when a touch is due and the TTL a session gets, as plain loads judge
+//!   it; its Lua twin is in `lua/record.lua`, and both run one table of cases.
 //! - `timeouts.rs`: [`Timeouts`], a session's own idle and absolute timeouts ("remember me").
 //! - `connector.rs`: opening connections to one server or a Redis Cluster, TLS certificates
 //!   kept.
@@ -70,6 +72,7 @@ mod codec;
 mod config;
 mod connector;
 mod error;
+mod expiry_rule;
 mod fields;
 mod flash_pop;
 mod keys;

@@ -104,7 +104,7 @@ impl TouchRule {
             (Some(idle), Some(touch_after)) => (idle.max(0) as u64, touch_after),
             _ => (self.idle_ms, self.touch_after_ms),
         };
-        ttl_ms < 0 || (idle as i64).saturating_sub(ttl_ms) >= touch_after as i64
+        crate::expiry_rule::touch_due(ttl_ms, idle, touch_after)
     }
 }
 

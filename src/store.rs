@@ -174,7 +174,8 @@ impl SessionStore {
         let Some((created_ms, deadline_ms)) = self.run::<Option<(i64, i64)>>(&call).await? else {
             return Ok(None);
         };
-        let ttl_ms = ms.idle.min(ms.absolute) as i64;
+        let absolute = i64::try_from(ms.absolute).unwrap_or(i64::MAX);
+        let ttl_ms = crate::expiry_rule::next_ttl(-1, true, ms.idle, absolute);
         let meta = Metadata {
             created_ms,
             deadline_ms,
