@@ -2,8 +2,9 @@
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f (after its
---          tag, '\193f', which tells a load reading values alone that this is flash: see
---          src/fields.rs), and a run of MessagePack values needs no separator
+--          tag, META FLASH from src/format.rs, which tells a load reading values alone that
+--          this is flash: see src/fields.rs), and a run of MessagePack values needs no
+--          separator
 -- ARGV[2]  the most bytes of pending messages (the field holds them and its 2-byte tag)
 -- ARGV[3]  the session's absolute deadline as the client read it (record.lua's
 --          unvouched_deadline)
@@ -17,7 +18,7 @@
 -- Atomic   read-append-write runs as one script, so concurrent pushes never drop each other's
 --          messages, and a push never creates a session that has expired or been destroyed.
 local key = KEYS[1]
--- HEXISTS, not a read of the record (about 800 bytes in the benchmark) it does not need.
+-- HEXISTS, not a read of the record, the hash's largest value, which a push does not need.
 if redis.call('HEXISTS', key, '@p') == 0 then
   return 0 -- no hash, or one that is not a session
 end
@@ -25,7 +26,7 @@ local stop = past_deadline_reply(key, tonumber(ARGV[3]))
 if stop then
   return stop
 end
-local TAG = '\193f'
+local TAG = string.char(META, FLASH)
 local queued = (redis.call('HGET', key, '@f') or TAG) .. ARGV[1]
 local pending = #queued - #TAG
 if pending > tonumber(ARGV[2]) then

@@ -41,20 +41,21 @@ local values = redis.call('HVALS', key)
 if #values == 0 then
   return false
 end
--- A value's first byte says its field: 0 the record; 0xc1 metadata, followed by 'f' for the
--- flash messages, 't' for the expiry, 'i' for the session's own idle timeout.
+-- A value's first byte says its field (src/format.rs): RECORD the record; META metadata,
+-- followed by FLASH for the flash messages, EXPIRY for the expiry, OWN_TIMEOUTS for the
+-- session's own idle timeout and threshold.
 local deadline, flash, expires, expiry_at, own_idle, own_touch_after
 for i, value in ipairs(values) do
   local kind = string.byte(value, 1)
-  if kind == 0 then
+  if kind == RECORD then
     deadline = record_deadline(value)
-  elseif kind == 193 then
+  elseif kind == META then
     local tag = string.byte(value, 2)
-    if tag == 102 then
+    if tag == FLASH then
       flash = true
-    elseif tag == 116 then
+    elseif tag == EXPIRY then
       expires, expiry_at = field_expiry(value), i
-    elseif tag == 105 then
+    elseif tag == OWN_TIMEOUTS then
       own_idle, own_touch_after = field_own_timeouts(value)
     end
   end

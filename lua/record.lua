@@ -1,11 +1,11 @@
--- record: prepended, after clock.lua, to every script that reads the clock (src/scripts.rs).
+-- record: prepended, after clock.lua, to every script that reads the clock (src/scripts.rs),
+-- which puts the format's constants (src/format.rs) in front of both.
 -- The packed record (field @p, src/packed.rs) begins with a header: created and deadline, ms
 -- since the epoch as u64 big-endian, the attribute count as u16, and the record's id as u32 (0
 -- for a new session's, then drawn at random by each compaction, so that it never repeats).
 -- They live there rather than in fields of their own so that a load reads fewer fields.
-local RECORD_HEADER = 22
--- The fewest bytes an entry takes: the lengths of its name (2 bytes) and value (4).
-local MIN_ENTRY = 6
+-- The fewest bytes an entry takes: the lengths of its name and value.
+local MIN_ENTRY = NAME_LEN_BYTES + VALUE_LEN_BYTES
 
 -- n as `width` big-endian bytes (n is a whole number below 2^53, as every time here is).
 local function big_endian(n, width)
@@ -41,47 +41,51 @@ local function record_number(record, from, width)
   return read_big_endian(record, from, width)
 end
 
--- Field @t records the key's expiry: 0xc1 't', then ms on the server's clock as a u64
+-- Metadata values: META, a letter, then u64s big-endian (src/format.rs).
+local EXPIRY_TAG = string.char(META, EXPIRY)
+local OWN_TIMEOUTS_TAG = string.char(META, OWN_TIMEOUTS)
+
+-- Field @t records the key's expiry: EXPIRY_TAG, then ms on the server's clock as a u64
 -- big-endian (src/fields.rs). Plain loads judge from it, not from PTTL, whether the idle expiry
 -- is due to slide (src/server_clock.rs), so every script that sets the TTL writes it too.
 local function expiry_field(at)
-  return '\193t' .. big_endian(at, 8)
+  return EXPIRY_TAG .. big_endian(at, 8)
 end
 
 -- The expiry an @t value records; nil when `value` is not one (or is cut short).
 local function field_expiry(value)
-  if #value ~= 10 or string.sub(value, 1, 2) ~= '\193t' then
+  if #value ~= 10 or string.sub(value, 1, 2) ~= EXPIRY_TAG then
     return nil
   end
   return read_big_endian(value, 3, 8)
 end
 
 -- Field @i holds a session's own idle timeout and the touch threshold that goes with it, in
--- place of the store's (src/timeouts.rs works the threshold out): 0xc1 'i', then the two as
--- u64s big-endian, ms. Only sessions given timeouts of their own have it.
+-- place of the store's (src/timeouts.rs works the threshold out): OWN_TIMEOUTS_TAG, then the two
+-- as u64s big-endian, ms. Only sessions given timeouts of their own have it.
 local function own_timeouts_field(idle, touch_after)
-  return '\193i' .. big_endian(idle, 8) .. big_endian(touch_after, 8)
+  return OWN_TIMEOUTS_TAG .. big_endian(idle, 8) .. big_endian(touch_after, 8)
 end
 
 -- The idle timeout and threshold an @i value holds; nil when `value` is not one (or is cut
 -- short: the store's apply, as they do in src/fields.rs).
 local function field_own_timeouts(value)
-  if #value ~= 18 or string.sub(value, 1, 2) ~= '\193i' then
+  if #value ~= 18 or string.sub(value, 1, 2) ~= OWN_TIMEOUTS_TAG then
     return nil
   end
   return read_big_endian(value, 3, 8), read_big_endian(value, 11, 8)
 end
 
 local function record_deadline(record)
-  return record_number(record, 9, 8)
+  return record_number(record, DEADLINE_AT, 8)
 end
 
 local function record_count(record)
-  return record_number(record, 17, 2)
+  return record_number(record, COUNT_AT, 2)
 end
 
 local function record_id(record)
-  return record_number(record, 19, 4)
+  return record_number(record, ID_AT, 4)
 end
 
 -- The attributes of `record`, a table of name -> value; nil when its entries are malformed or

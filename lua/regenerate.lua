@@ -51,8 +51,9 @@ local now = server_ms()
 local idle, absolute = tonumber(ARGV[2]), tonumber(ARGV[3])
 local deadline = now + absolute
 local expires = now + next_ttl(-1, true, idle, absolute)
--- The header keeps its creation time, count and id: only the deadline (bytes 9 to 16) changes.
-record = string.sub(record, 1, 8) .. big_endian(deadline, 8) .. string.sub(record, 17)
+-- The header keeps its creation time, count and id: only the deadline changes.
+record = string.sub(record, 1, DEADLINE_AT - 1) .. big_endian(deadline, 8)
+  .. string.sub(record, DEADLINE_AT + 8)
 local fields = {'@p', record, '@t', expiry_field(expires)}
 if ARGV[4] ~= '' then
   fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[4]))

@@ -20,8 +20,8 @@
 -- ARGV[10]  m, the number of name, value pairs of the client's view (sent with a checked save
 --          or a compaction). For a whole session, the loose fields it loaded or last saved,
 --          their values without the stamps (an empty value for a tombstone); for ARGV[1] =
---          'read', each name it read with the value it read, wherever it was stored, or '\193'
---          (0xc1, never valid MessagePack) when it was not set
+--          'read', each name it read with the value it read, wherever it was stored, or META
+--          alone (never valid MessagePack) when it was not set
 -- ARGV[11 .. 10+2n]         name, value pairs to set, each value stamped with its name
 --                           (src/fields.rs)
 -- ARGV[11+2n .. 10+2n+2m]   the view's pairs
@@ -72,13 +72,13 @@
 -- tombstone.
 local function loose_value(name, stored)
   local n = #name
-  local stamp_length = n + (n < 32 and 1 or n < 256 and 2 or n < 65536 and 3 or 5)
-  return string.sub(stored, stamp_length + 1)
+  local marker = n <= FIXSTR_MAX and 1 or n < 256 and 2 or n < 65536 and 3 or 5
+  return string.sub(stored, n + marker + 1)
 end
 
 local FIRST = 11 -- ARGV index of the first name to set
 local CHUNK = 1000 -- names per HSET, HDEL or HMGET, under Lua's unpack limit
-local NONE = '\193' -- in a 'read' view: the name was not set
+local NONE = string.char(META) -- in a 'read' view: the name was not set
 
 local key = KEYS[1]
 -- The packed record's length: 0 when there is no record. Its content is read on first need.
@@ -266,14 +266,14 @@ else
     -- tombstone, a removed attribute that hides the record's value, is the stamp alone.
     local function stamp(name)
       local len = #name
-      if len < 32 then
-        return string.char(160 + len) .. name
+      if len <= FIXSTR_MAX then
+        return string.char(FIXSTR + len) .. name
       elseif len < 256 then
-        return '\217' .. string.char(len) .. name
+        return string.char(STR8, len) .. name
       elseif len < 65536 then
-        return '\218' .. big_endian(len, 2) .. name
+        return string.char(STR16) .. big_endian(len, 2) .. name
       end
-      return '\219' .. big_endian(len, 4) .. name
+      return string.char(STR32) .. big_endian(len, 4) .. name
     end
 
     for i = last_seen + 1, #ARGV do

@@ -6,36 +6,38 @@
 //! their names as well nearly doubles the values per load (docs/performance.md has the counts).
 //!
 //! The first byte of a value tells its field:
-//! - `0x00`: the packed record (`@p`, packed.rs), whose header opens with the creation time as
-//!   a big-endian u64, under 2^56 ms (the year 2,280,000).
-//! - A MessagePack string (`0xa0..=0xbf`, `0xd9..=0xdb`): a loose attribute. The string is the
+//! The bytes themselves are in format.rs, the one place they are written.
+//! - [`format::RECORD`]: the packed record (`@p`, packed.rs), whose header opens with the
+//!   creation time as a big-endian u64.
+//! - A MessagePack string (fixstr, str8, str16): a loose attribute. The string is the
 //!   attribute's name (the field's own name) and the value's MessagePack follows; nothing
 //!   follows for a removed attribute (a tombstone that hides the record's value). This *stamp*
 //!   costs a save's AOF entry the name's length and one byte (two from 32 bytes, three from
 //!   256; lua/save.lua writes it for tombstones, `stamped` here for values).
-//! - `0xc1` (never valid MessagePack), then a byte that names the metadata: `f` for the
-//!   pending flash messages (`@f`); `t` for the key's expiry (`@t`), a big-endian u64 of ms on
-//!   the server's clock, which the scripts keep equal to the key's own (server_clock.rs says
-//!   why); `i` for the session's own idle timeout and its touch threshold (`@i`, timeouts.rs),
-//!   two big-endian u64s of ms, present only in sessions given timeouts of their own. Metadata this version does not know (a newer one's) is skipped, and so is an
-//!   expiry of the wrong length: the load then treats it as missing, and the script that
-//!   runs because of that rewrites it.
+//! - [`format::META`] (never valid MessagePack), then a letter that names the metadata:
+//!   [`format::FLASH`] for the pending flash messages (`@f`); [`format::EXPIRY`] for the key's
+//!   expiry (`@t`), a big-endian u64 of ms on the server's clock, which the scripts keep equal
+//!   to the key's own (server_clock.rs says why); [`format::OWN_TIMEOUTS`] for the session's
+//!   own idle timeout and its touch threshold (`@i`, timeouts.rs), two big-endian u64s of ms,
+//!   present only in sessions given timeouts of their own. Metadata this version does not
+//!   know (a newer one's) is skipped, and so is an expiry of the wrong length: the load then
+//!   treats it as missing, and the script that runs because of that rewrites it.
 //!
 //! Anything else is not a session's field: the load refuses the hash as corrupt.
 
 use rmp::decode::read_str_from_slice;
-use rmp::encode::write_str;
 
 use crate::error::{Error, Result};
+use crate::format;
 
 /// The first bytes of the flash messages' field: metadata, `f`.
-pub(crate) const FLASH_TAG: &[u8] = b"\xc1f";
+pub(crate) const FLASH_TAG: &[u8] = &[format::META, format::FLASH];
 
 /// The first bytes of the expiry's field: metadata, `t`; then 8 bytes.
-pub(crate) const EXPIRY_TAG: &[u8] = b"\xc1t";
+pub(crate) const EXPIRY_TAG: &[u8] = &[format::META, format::EXPIRY];
 
 /// The first bytes of the own timeouts' field: metadata, `i`; then 16 bytes.
-pub(crate) const OWN_TIMEOUTS_TAG: &[u8] = b"\xc1i";
+pub(crate) const OWN_TIMEOUTS_TAG: &[u8] = &[format::META, format::OWN_TIMEOUTS];
 
 /// What one value of a session's hash is.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,12 +66,12 @@ impl Field {
     /// short or names no UTF-8 name. The error never quotes the value.
     pub(crate) fn parse(mut value: Vec<u8>) -> Result<Field> {
         match value.first() {
-            Some(0) => Ok(Field::Record(value)),
-            Some(0xc1) if value.starts_with(FLASH_TAG) => {
+            Some(&format::RECORD) => Ok(Field::Record(value)),
+            Some(&format::META) if value.starts_with(FLASH_TAG) => {
                 value.drain(..FLASH_TAG.len());
                 Ok(Field::Flash(value))
             }
-            Some(0xc1) => {
+            Some(&format::META) => {
                 Ok(match (numbers(&value, EXPIRY_TAG), numbers(&value, OWN_TIMEOUTS_TAG)) {
                     (Some([at]), _) => Field::Expiry(at),
                     (_, Some([idle, touch_after])) => Field::OwnTimeouts { idle, touch_after },
@@ -87,11 +89,25 @@ impl Field {
     }
 }
 
-/// `value` stamped with `name`, as a save stores it in the loose field `name`.
+/// `value` stamped with `name`, as a save stores it in the loose field `name`: the name as a
+/// MessagePack string (lua/save.lua's `stamp` writes the same, from the same markers).
 pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + name.len() + value.len());
-    // Writing to a Vec cannot fail, and a name is at most 65,535 bytes (session.rs).
-    let _ = write_str(&mut out, name);
+    let len = name.len();
+    let mut out = Vec::with_capacity(5 + len + value.len());
+    match (u8::try_from(len), u16::try_from(len)) {
+        (Ok(short), _) if len <= format::FIXSTR_MAX => out.push(format::FIXSTR + short),
+        (Ok(short), _) => out.extend_from_slice(&[format::STR8, short]),
+        (_, Ok(medium)) => {
+            out.push(format::STR16);
+            out.extend_from_slice(&medium.to_be_bytes());
+        }
+        // Names are at most 65,535 bytes (session.rs); a longer one still gets a valid stamp.
+        _ => {
+            out.push(format::STR32);
+            out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(value);
     out
 }

@@ -32,6 +32,8 @@
 //! - `reply.rs`: strict parsing of load replies (the plain read's and the get-and-touch
 //!   script's); surprises are errors, not panics.
 //! - `codec.rs`: MessagePack by field name, decoded lazily.
+//! - `format.rs`: the stored format's constants (tags, header offsets, stamp markers), the one
+//!   place they are written; the Lua scripts get them generated.
 //! - `fields.rs`: what each field of a session's hash holds, told by its value alone (so a
 //!   load reads values, not names), and the name stamped on each loose attribute.
 //! - `packed.rs`: the packed record, one hash field holding the attributes as of the last
@@ -75,6 +77,7 @@ mod error;
 mod expiry_rule;
 mod fields;
 mod flash_pop;
+mod format;
 mod keys;
 mod limits;
 mod load;

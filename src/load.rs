@@ -12,8 +12,8 @@
 //! script is safe because the load judges by the expiry the hash records and the deadline in its
 //! record, both on the server's clock as estimated here, which is never behind: past either the
 //! load goes to the script, which checks the deadline whatever the key's TTL says (one set by
-//! hand, or by a `RESTORE`, may run past it). And it is cheap: the plain read costs Redis about
-//! 1.5 µs, get-and-touch about 6 (see the README's Performance section).
+//! hand, or by a `RESTORE`, may run past it). And it is cheap: a plain read costs Redis a
+//! fraction of what a script does (docs/performance.md).
 
 use redis::Value;
 use tracing::{debug, instrument, warn};

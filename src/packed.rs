@@ -24,6 +24,7 @@
 //! attribute `name length: u16, name, value length: u32, value`.
 
 use crate::error::{Error, Result};
+use crate::format;
 
 /// Most loose fields a save leaves before it packs them into the record.
 pub(crate) const LOOSE_MAX: usize = 4;
@@ -32,10 +33,10 @@ pub(crate) const LOOSE_MAX: usize = 4;
 pub(crate) const MAX_NAME_BYTES: usize = u16::MAX as usize;
 
 /// Bytes before the first attribute: created, deadline, count, id.
-const HEADER: usize = 22;
+const HEADER: usize = format::HEADER_LEN;
 /// Where the count and the id sit in the header.
-const COUNT_AT: usize = 16;
-const RECORD_ID_AT: usize = 18;
+const COUNT_AT: usize = format::COUNT_AT;
+const RECORD_ID_AT: usize = format::ID_AT;
 
 /// A validated packed record; cheap to hold, read in place. The default is empty: no header,
 /// no attributes (a session created here, not yet read back).
@@ -109,7 +110,8 @@ impl Packed {
     /// When the session was created and when it dies (ms since the epoch, server clock);
     /// `None` without a header.
     pub(crate) fn times(&self) -> Option<(i64, i64)> {
-        Some((i64::from_be_bytes(self.header(0)?), i64::from_be_bytes(self.header(8)?)))
+        let created = i64::from_be_bytes(self.header(format::CREATED_AT)?);
+        Some((created, i64::from_be_bytes(self.header(format::DEADLINE_AT)?)))
     }
 
     fn header<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
@@ -151,9 +153,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn entry(&mut self) -> Option<(&'a [u8], &'a [u8])> {
-        let name_len = usize::from(u16::from_be_bytes(self.take(2)?.try_into().ok()?));
-        let name = self.take(name_len)?;
-        let value_len = u32::from_be_bytes(self.take(4)?.try_into().ok()?);
+        let name_len = self.take(format::NAME_LEN_BYTES)?.try_into().ok();
+        let name = self.take(usize::from(u16::from_be_bytes(name_len?)))?;
+        let value_len = self.take(format::VALUE_LEN_BYTES)?.try_into().ok();
+        let value_len = u32::from_be_bytes(value_len?);
         Some((name, self.take(usize::try_from(value_len).ok()?)?))
     }
 

@@ -2,12 +2,11 @@
 //!
 //! A redis-rs multiplexed connection is built to be shared: clones send on one socket, and
 //! requests from many tasks are written and read in batches, so Redis serves them with few
-//! system calls. An earlier version checked a connection out of deadpool-redis for every
-//! operation; the benchmark showed what that costs: deadpool recycles each checkout with an
-//! `UNWATCH` + `PING` round trip (two round trips per operation instead of one), and a checked-out
-//! connection carries one request at a time, so 64 concurrent requests queued for 16
-//! connections. This pool instead keeps `pool_max_size` connections and hands each operation a
-//! clone of the next one, round robin.
+//! system calls. A pool that checks a connection out per operation (deadpool-redis) costs more:
+//! it recycles each checkout with an `UNWATCH` + `PING` round trip (two round trips per
+//! operation instead of one), and a checked-out connection carries one request at a time
+//! (docs/performance.md has the figures). This pool keeps `pool_max_size` connections and hands
+//! each operation a clone of the next one, round robin.
 //!
 //! Failure handling stays what a pool gives: when a connection breaks (closed, reset, refused),
 //! all of them are dropped, and the next operation on each slot opens a new one, bounded by the

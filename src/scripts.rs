@@ -76,18 +76,32 @@ pub(crate) struct Scripts {
     pub(crate) destroy: LuaScript,
 }
 
-/// A script with its helpers in front: `lua/clock.lua` (`server_ms`) and `lua/record.lua`
-/// (the packed record: its header's fields and its entries as a table; the expiry field `@t`;
-/// the expiry rule, `next_ttl`; the deadline checks, `unvouched_deadline` and
-/// `past_deadline_reply`; and `stored_bytes`, the save's bound of a session's bytes).
+/// A script with what every script but destroy gets in front: `lua/format.lua` (the stored
+/// format's constants, generated from src/format.rs); `lua/clock.lua` (`server_ms`); and
+/// `lua/record.lua` (the packed record: its header's fields and its entries as a table; the
+/// fields `@t` and `@i`; the expiry rule, `touch_due` and `next_ttl`; the deadline checks,
+/// `unvouched_deadline` and `past_deadline_reply`; and `stored_bytes`, the save's bound of a
+/// session's bytes).
 macro_rules! with_helpers {
     ($name:literal) => {
         concat!(
+            include_str!("../lua/format.lua"),
             include_str!("../lua/clock.lua"),
             include_str!("../lua/record.lua"),
             include_str!(concat!("../lua/", $name, ".lua"))
         )
     };
+}
+
+/// `body` with the helpers of [`with_helpers!`] in front, for tests that run Lua of their own.
+#[cfg(test)]
+pub(crate) fn with_helpers(body: &str) -> String {
+    let helpers = concat!(
+        include_str!("../lua/format.lua"),
+        include_str!("../lua/clock.lua"),
+        include_str!("../lua/record.lua")
+    );
+    format!("{helpers}{body}")
 }
 
 /// The scripts, hashed on first use.

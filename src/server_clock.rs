@@ -1,11 +1,10 @@
 //! The server's clock as this process estimates it, so that a plain load needs no `PTTL`.
 //!
-//! Why: a load must know whether the session's idle expiry is due to slide. It used to ask
-//! Redis with `PTTL` beside `HVALS`, and that second command was more than a third of what a
-//! plain load cost Redis (callgrind: 4,000 of 10,400 instructions; docs/design.md). Now the
-//! scripts that set a key's TTL also record the expiry in the hash (field `@t`, fields.rs), and
-//! a load compares it with this estimate of the server's time: one command, and the answer is
-//! in the values it reads anyway.
+//! Why: a load must know whether the session's idle expiry is due to slide. Asking Redis with a
+//! `PTTL` beside `HVALS` would make a plain load two commands, the second a large share of its
+//! cost (docs/performance.md). So the scripts that set a key's TTL also record the expiry in the
+//! hash (field `@t`, fields.rs), and a load compares it with this estimate of the server's time:
+//! one command, and the answer is in the values it reads anyway.
 //!
 //! How the estimate is kept: a read carries `TIME` when there is no estimate yet, and then once per
 //! [`SYNC_EVERY`] (one read claims it). The estimate is the server's time that `TIME` answered plus

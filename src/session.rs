@@ -18,9 +18,9 @@ use crate::limits::Limits;
 use crate::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
 use crate::token::Token;
 
-/// In a view of a partial load sent to the save script: the attribute was not set (0xc1 is
-/// never valid MessagePack, so no stored value can equal it).
-const NOT_SET: &[u8] = b"\xc1";
+/// In a view of a partial load sent to the save script: the attribute was not set (`META`
+/// alone is never valid MessagePack, so no stored value can equal it).
+const NOT_SET: &[u8] = &[crate::format::META];
 
 /// What Redis told us about a session besides its attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -134,6 +134,7 @@ async fn the_save_script_never_compacts_from_a_partial_view() {
     record[17] = 1; // one attribute: a0 = 0
     record.extend_from_slice(&[0, 2, b'a', b'0', 0, 0, 0, 1, 0]);
     let script = [
+        include_str!("../lua/format.lua"),
         include_str!("../lua/clock.lua"),
         include_str!("../lua/record.lua"),
         include_str!("../lua/save.lua"),

@@ -4,7 +4,11 @@
 mod support;
 
 /// The helpers every script gets in front, as src/scripts.rs prepends them.
-const HELPERS: &str = concat!(include_str!("../lua/clock.lua"), include_str!("../lua/record.lua"));
+const HELPERS: &str = concat!(
+    include_str!("../lua/format.lua"),
+    include_str!("../lua/clock.lua"),
+    include_str!("../lua/record.lua")
+);
 
 /// Runs each case's `touch_due` and `next_ttl`, four arguments a case, two numbers a result.
 const HARNESS: &str = "

@@ -1,0 +1,19 @@
+-- Generated from src/format.rs, the one place these are written: edit them there, then
+-- run REDIS_SESSIONS_REGENERATE=1 cargo test --lib format.
+local RECORD = 0
+local META = 193
+local FLASH = 102
+local EXPIRY = 116
+local OWN_TIMEOUTS = 105
+local CREATED_AT = 1
+local DEADLINE_AT = 9
+local COUNT_AT = 17
+local ID_AT = 19
+local RECORD_HEADER = 22
+local NAME_LEN_BYTES = 2
+local VALUE_LEN_BYTES = 4
+local FIXSTR = 160
+local FIXSTR_MAX = 31
+local STR8 = 217
+local STR16 = 218
+local STR32 = 219
