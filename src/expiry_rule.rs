@@ -1,7 +1,9 @@
 //! The expiry rule: when a touch is due, and the TTL a session gets. Plain loads judge by it
-//! (reply.rs); its Lua twin, under the same names, is in lua/record.lua, where get-and-touch and
-//! saves apply it. tests/data/expiry_rule.csv holds the cases both are tested against (here,
-//! and on a real Redis by tests/expiry_rule.rs), so the two cannot drift apart.
+//! (reply.rs) and create counts its first TTL with it (store.rs); its Lua twin, under the same
+//! names, is in lua/record.lua, where get-and-touch, save, create and regenerate apply it.
+//! tests/data/expiry_rule.csv holds the cases both are tested against (here, and on a real
+//! Redis by tests/expiry_rule.rs): the two agree on every case in the table (values below 2^53,
+//! where Lua's numbers are exact).
 
 /// Whether the idle expiry of a session whose TTL is `ttl_ms` (-1: none) is due to slide: once
 /// at least `touch_after_ms` of `idle_ms` is used up, so that most reads write nothing.

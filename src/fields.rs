@@ -5,11 +5,11 @@
 //! allocate, and a session mostly holds the packed record and one to four loose fields: reading
 //! their names as well nearly doubles the values per load (docs/performance.md has the counts).
 //!
-//! The first byte of a value tells its field:
-//! The bytes themselves are in format.rs, the one place they are written.
+//! The first byte of a value tells its field (the bytes are in format.rs, the one place they
+//! are written):
 //! - [`format::RECORD`]: the packed record (`@p`, packed.rs), whose header opens with the
 //!   creation time as a big-endian u64.
-//! - A MessagePack string (fixstr, str8, str16): a loose attribute. The string is the
+//! - A MessagePack string (fixstr, str8, str16 or str32): a loose attribute. The string is the
 //!   attribute's name (the field's own name) and the value's MessagePack follows; nothing
 //!   follows for a removed attribute (a tombstone that hides the record's value). This *stamp*
 //!   costs a save's AOF entry the name's length and one byte (two from 32 bytes, three from

@@ -80,20 +80,52 @@ fn lua_constants() -> String {
     lines.join("\n") + "\n"
 }
 
+// The widths the offsets assume: the header is created, deadline (u64s), count (u16), id (u32).
+const _: () = assert!(
+    DEADLINE_AT == CREATED_AT + 8
+        && COUNT_AT == DEADLINE_AT + 8
+        && ID_AT == COUNT_AT + 2
+        && HEADER_LEN == ID_AT + 4
+        && NAME_LEN_BYTES == 2
+        && VALUE_LEN_BYTES == 4
+);
+
 #[cfg(test)]
 mod tests {
+    use crate::fields::{stamped, EXPIRY_TAG, FLASH_TAG, OWN_TIMEOUTS_TAG};
+
     #[test]
     fn lua_format_is_generated_from_these_constants() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/lua/format.lua");
         let generated = super::lua_constants();
         if std::env::var_os("REDIS_SESSIONS_REGENERATE").is_some() {
             std::fs::write(path, &generated).expect("write lua/format.lua");
+            panic!(
+                "lua/format.lua regenerated: run the tests again without REDIS_SESSIONS_REGENERATE"
+            );
         }
-        let written = std::fs::read_to_string(path).expect("lua/format.lua");
+        let written = std::fs::read_to_string(path).expect("lua/format.lua").replace("\r\n", "\n");
         assert!(
             written == generated,
             "lua/format.lua is out of date: run REDIS_SESSIONS_REGENERATE=1 cargo test --lib format"
         );
+    }
+
+    /// Stored sessions hold these bytes: a change to a constant must fail here, not pass the
+    /// golden tests (both languages would read the changed constant alike) and misread them.
+    #[test]
+    fn the_stored_bytes_stay_what_stored_sessions_hold() {
+        assert_eq!(
+            (FLASH_TAG, EXPIRY_TAG, OWN_TIMEOUTS_TAG),
+            (&b"\xc1f"[..], &b"\xc1t"[..], &b"\xc1i"[..])
+        );
+        assert_eq!(super::RECORD, 0);
+        for len in [1, 31, 32, 255, 256, 65_535, 65_536] {
+            let name = "n".repeat(len);
+            let mut messagepack = Vec::new();
+            rmp::encode::write_str(&mut messagepack, &name).expect("to a Vec");
+            assert_eq!(stamped(&name, b""), messagepack, "a stamp is a MessagePack string: {len}");
+        }
     }
 }
 

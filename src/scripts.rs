@@ -94,7 +94,7 @@ macro_rules! with_helpers {
 }
 
 /// `body` with the helpers of [`with_helpers!`] in front, for tests that run Lua of their own.
-#[cfg(test)]
+#[cfg(all(test, feature = "test-server"))]
 pub(crate) fn with_helpers(body: &str) -> String {
     let helpers = concat!(
         include_str!("../lua/format.lua"),

@@ -182,9 +182,9 @@ async fn kill_mid_workload(fsync: &str) -> Verdict {
     let all = running.await.expect("workload");
     redis.restart();
     redis.wait_loaded().await;
-    // The workload's last operations failed to connect: the store tries a slot again only
-    // 100 ms after its last failure (src/pool.rs), and the restart may be quicker than that.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // A fresh store: the workload's, whose last operations failed to connect, waits a moment
+    // before it tries a slot again (src/pool.rs), and the restart may be quicker than that.
+    let store = SessionStore::new(config(&redis)).expect("store");
     let verdict = verify(&store, &all, killed).await;
     let sessions = all.len();
     eprintln!(

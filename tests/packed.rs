@@ -292,7 +292,7 @@ async fn stamps_agree_between_the_scripts_and_the_client_at_every_length_marker(
     // stamps and reads both: a disagreement loses the tombstone or makes a checked save conflict.
     let redis = support::any_server();
     let store = redis.store();
-    for len in [31, 32, 255, 256] {
+    for len in [1, 31, 32, 255, 256, 65_535] {
         let name = "n".repeat(len);
         let mut session = support::saved_with(&store, 4).await;
         session.insert(&name, &1).expect("insert");

@@ -174,6 +174,7 @@ pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
         redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
     // The library's script as src/scripts.rs (`with_helpers!`) builds it: helpers first.
     let source = concat!(
+        include_str!("../../lua/format.lua"),
         include_str!("../../lua/clock.lua"),
         include_str!("../../lua/record.lua"),
         include_str!("../../lua/get_and_touch.lua")
@@ -193,6 +194,10 @@ pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
     let touch =
         ((config.idle_timeout.as_millis() as f64 * config.touch_threshold) as u64).to_string();
     let requests = (args.cycles as usize).max(10_000);
+    // One call first: a script that fails would be benchmarked as fast error replies.
+    let mut call = redis::cmd("EVALSHA");
+    call.arg(&sha).arg(1).arg(key).arg(&idle).arg(&touch).arg(0);
+    let _: (i64, Vec<Vec<u8>>) = call.query(&mut conn).ok()?;
     redis_benchmark(
         port,
         args.concurrency,
