@@ -46,6 +46,15 @@ pub(crate) fn fingerprint(token: &Token) -> String {
     URL_SAFE_NO_PAD.encode(&digest(token)[..FINGERPRINT_BYTES])
 }
 
+/// `Token(<fingerprint>)`: the first characters of the key's hash, enough to correlate log
+/// lines, useless for opening the session. Here rather than in token.rs, which then needs
+/// nothing of this module: the fingerprint is the key's hash.
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token({})", fingerprint(self))
+    }
+}
+
 /// Hashed ahead of the token. It names the key's derivation and the layout of the hash a key
 /// holds, so that when either changes the keys change too: a fleet halfway through an upgrade
 /// then keeps two sets of sessions (those of the old build are not found by the new one, and

@@ -4,12 +4,10 @@
 //! by a 43-character secret (32 bytes, 256 bits, from the operating system's CSPRNG). The tag
 //! is not secret; it only picks the Redis Cluster slot, and a regenerated token keeps it so the
 //! session's old and new keys share one slot. The token never leaves this process except in
-//! the cookie: Redis stores only a SHA-256 of all of it, tag included (see [`crate::keys`]).
+//! the cookie: Redis stores only a SHA-256 of all of it, tag included (see keys.rs).
 //!
 //! Parsing is strict: anything that is not exactly a token this crate could have made is
 //! rejected before a key is derived, so garbage cookies never cost a round trip.
-
-use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -24,7 +22,7 @@ const SECRET_CHARS: usize = 43;
 /// Length of a token in characters.
 pub const TOKEN_LEN: usize = TAG_CHARS + SECRET_CHARS;
 
-/// A session token. Its [`Debug`](fmt::Debug) output is a short fingerprint, never the token;
+/// A session token. Its [`Debug`](std::fmt::Debug) output is a short fingerprint, never the token;
 /// get the cookie value with [`Token::expose`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token {
@@ -94,14 +92,6 @@ impl Token {
     #[cfg(test)]
     pub(crate) fn secret(&self) -> &str {
         &self.text[TAG_CHARS..]
-    }
-}
-
-impl fmt::Debug for Token {
-    /// `Token(<fingerprint>)`: the first characters of the key's hash, enough to correlate log
-    /// lines, useless for opening the session.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({})", crate::keys::fingerprint(self))
     }
 }
 

@@ -65,6 +65,7 @@ async fn connect_warns_through_tracing_about_an_evicting_policy() {
     assert!(logs.contains("WARN") && logs.contains("allkeys-lru"), "{logs}");
 }
 
+#[cfg(feature = "axum")]
 async fn remember(
     session: redis_sessions::web::WebSession,
 ) -> Result<&'static str, redis_sessions::Error> {
@@ -72,6 +73,7 @@ async fn remember(
     Ok("ok")
 }
 
+#[cfg(feature = "axum")]
 #[tokio::test]
 async fn a_secure_cookie_over_plain_http_to_another_host_is_warned_about_once() {
     let redis = support::any_server();
