@@ -15,7 +15,14 @@ use crate::tls::TlsConfig;
 
 /// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
 /// doubles (below 2^53) and every conversion to u64 is lossless.
-pub(crate) const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+const MAX_TIMEOUT_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
+
+/// A session timeout (the store's, or a session's own) in whole ms; `None` outside 1 ms to 100
+/// years, the range every timeout is held to.
+pub(crate) fn session_timeout_ms(timeout: Duration) -> Option<u64> {
+    let ms = timeout.as_millis();
+    (1..=MAX_TIMEOUT_MS).contains(&ms).then_some(ms as u64)
+}
 
 /// Everything a [`SessionStore`](crate::SessionStore) needs to know.
 ///
@@ -306,9 +313,8 @@ impl Config {
         if self.tls.is_custom() && !self.is_tls() {
             return fail("tls certificates are set but the url is not rediss://");
         }
-        let session_ms = 1..=MAX_TIMEOUT_MS;
-        if !session_ms.contains(&self.idle_timeout.as_millis())
-            || !session_ms.contains(&self.absolute_timeout.as_millis())
+        if session_timeout_ms(self.idle_timeout).is_none()
+            || session_timeout_ms(self.absolute_timeout).is_none()
         {
             return fail("idle_timeout and absolute_timeout must be between 1 ms and 100 years");
         }

@@ -33,10 +33,12 @@ use crate::format;
 /// The first bytes of the flash messages' field: metadata, `f`.
 pub(crate) const FLASH_TAG: &[u8] = &[format::META, format::FLASH];
 
-/// The first bytes of the expiry's field: metadata, `t`; then 8 bytes.
+/// The first bytes of the expiry's field: metadata, `t`; then 8 bytes (tests write it).
+#[cfg(test)]
 pub(crate) const EXPIRY_TAG: &[u8] = &[format::META, format::EXPIRY];
 
-/// The first bytes of the own timeouts' field: metadata, `i`; then 16 bytes.
+/// The first bytes of the own timeouts' field: metadata, `i`; then 16 bytes (tests write it).
+#[cfg(test)]
 pub(crate) const OWN_TIMEOUTS_TAG: &[u8] = &[format::META, format::OWN_TIMEOUTS];
 
 /// What one value of a session's hash is.
@@ -67,17 +69,21 @@ impl Field {
     pub(crate) fn parse(mut value: Vec<u8>) -> Result<Field> {
         match value.first() {
             Some(&format::RECORD) => Ok(Field::Record(value)),
-            Some(&format::META) if value.starts_with(FLASH_TAG) => {
-                value.drain(..FLASH_TAG.len());
-                Ok(Field::Flash(value))
-            }
-            Some(&format::META) => {
-                Ok(match (numbers(&value, EXPIRY_TAG), numbers(&value, OWN_TIMEOUTS_TAG)) {
-                    (Some([at]), _) => Field::Expiry(at),
-                    (_, Some([idle, touch_after])) => Field::OwnTimeouts { idle, touch_after },
-                    _ => Field::Unknown,
-                })
-            }
+            Some(&format::META) => Ok(match value.get(1) {
+                Some(&format::FLASH) => {
+                    value.drain(..FLASH_TAG.len());
+                    Field::Flash(value)
+                }
+                Some(&format::EXPIRY) => {
+                    numbers(&value).map_or(Field::Unknown, |[at]| Field::Expiry(at))
+                }
+                Some(&format::OWN_TIMEOUTS) => {
+                    numbers(&value).map_or(Field::Unknown, |[idle, touch_after]| {
+                        Field::OwnTimeouts { idle, touch_after }
+                    })
+                }
+                _ => Field::Unknown,
+            }),
             Some(_) => {
                 let (name, rest) = read_str_from_slice(&value).map_err(|_| not_a_field())?;
                 let (name, stamp_length) = (name.to_owned(), value.len() - rest.len());
@@ -112,10 +118,10 @@ pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The `N` big-endian u64s `value` holds after `tag`, when it is that field and of the right
-/// length.
-fn numbers<const N: usize>(value: &[u8], tag: &[u8]) -> Option<[u64; N]> {
-    let rest = value.strip_prefix(tag)?;
+/// The `N` big-endian u64s a metadata value holds after its two tag bytes, when it is of the
+/// right length.
+fn numbers<const N: usize>(value: &[u8]) -> Option<[u64; N]> {
+    let rest = value.get(2..)?;
     if rest.len() != 8 * N {
         return None;
     }

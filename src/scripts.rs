@@ -82,26 +82,27 @@ pub(crate) struct Scripts {
 /// fields `@t` and `@i`; the expiry rule, `touch_due` and `next_ttl`; the deadline checks,
 /// `unvouched_deadline` and `past_deadline_reply`; and `stored_bytes`, the save's bound of a
 /// session's bytes).
-macro_rules! with_helpers {
-    ($name:literal) => {
+macro_rules! helpers {
+    () => {
         concat!(
             include_str!("../lua/format.lua"),
             include_str!("../lua/clock.lua"),
-            include_str!("../lua/record.lua"),
-            include_str!(concat!("../lua/", $name, ".lua"))
+            include_str!("../lua/record.lua")
         )
     };
 }
 
-/// `body` with the helpers of [`with_helpers!`] in front, for tests that run Lua of their own.
+/// The script `lua/<name>.lua` with [`helpers!`] in front.
+macro_rules! with_helpers {
+    ($name:literal) => {
+        concat!(helpers!(), include_str!(concat!("../lua/", $name, ".lua")))
+    };
+}
+
+/// `body` with the same helpers in front, for tests that run Lua of their own.
 #[cfg(all(test, feature = "test-server"))]
 pub(crate) fn with_helpers(body: &str) -> String {
-    let helpers = concat!(
-        include_str!("../lua/format.lua"),
-        include_str!("../lua/clock.lua"),
-        include_str!("../lua/record.lua")
-    );
-    format!("{helpers}{body}")
+    format!("{}{body}", helpers!())
 }
 
 /// The scripts, hashed on first use.

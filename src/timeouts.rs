@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Config, MAX_TIMEOUT_MS};
+use crate::config::{session_timeout_ms, Config};
 use crate::error::{Error, Result};
 
 /// A session's own idle and absolute timeouts, given by
@@ -69,15 +69,16 @@ impl TimeoutsMs {
     ///
     /// [`Error::Config`] when a timeout is outside 1 ms to 100 years.
     pub(crate) fn of(timeouts: &Timeouts, config: &Config) -> Result<Self> {
-        let (idle, absolute) = (timeouts.idle.as_millis(), timeouts.absolute.as_millis());
-        let allowed = 1..=MAX_TIMEOUT_MS;
-        if !allowed.contains(&idle) || !allowed.contains(&absolute) {
+        let (Some(idle), Some(absolute)) =
+            (session_timeout_ms(timeouts.idle), session_timeout_ms(timeouts.absolute))
+        else {
             let why = "a session's own idle and absolute timeouts must be 1 ms to 100 years";
             return Err(Error::Config(why.into()));
-        }
-        let share = idle * u128::from(config.touch_after_ms()) / u128::from(config.idle_ms());
+        };
+        let share =
+            u128::from(idle) * u128::from(config.touch_after_ms()) / u128::from(config.idle_ms());
         let touch_after = u64::try_from(share).unwrap_or(u64::MAX);
-        Ok(TimeoutsMs { idle: idle as u64, absolute: absolute as u64, touch_after })
+        Ok(TimeoutsMs { idle, absolute, touch_after })
     }
 }
 
