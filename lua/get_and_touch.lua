@@ -15,7 +15,7 @@
 -- ARGV[2]  the store's touch threshold, ms: the TTL is extended only once at least this much of
 --          the idle timeout has been used up, so most reads write nothing (nothing in the AOF,
 --          nothing in the replication stream). A session with timeouts of its own (@i, see
---          record.lua) is judged by the idle timeout and threshold it holds instead.
+--          fields.lua) is judged by the idle timeout and threshold it holds instead.
 -- ARGV[3]  '1' to pop the flash messages (field @f), '0' to leave them
 --
 -- Reply    false (nil) when there is no live session (none, or past its absolute deadline,

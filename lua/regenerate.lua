@@ -4,13 +4,13 @@
 -- KEYS[1]  the session's current hash
 -- KEYS[2]  the hash of the new token; on Redis Cluster it carries the same hash tag, so both
 --          keys live in one slot and this stays a single-slot script
--- ARGV[1]  the session's absolute deadline as the client read it (record.lua's
+-- ARGV[1]  the session's absolute deadline as the client read it (expiry.lua's
 --          unvouched_deadline)
 -- ARGV[2]  with ARGV[3] and ARGV[4], new timeouts from now on (src/timeouts.rs); absent to keep
 --          the session's: idle, ms
 -- ARGV[3]  absolute, ms: the new deadline is now + this
 -- ARGV[4]  the touch threshold, ms, of timeouts of the session's own, kept with the idle
---          timeout in @i (record.lua); '' for the store's timeouts (@i is deleted)
+--          timeout in @i (fields.lua); '' for the store's timeouts (@i is deleted)
 --
 -- Reply    1 moved (with new timeouts: {1, new deadline, new TTL}); 0 no live session under
 --          KEYS[1]; -1 KEYS[2] already exists (a token collision; the caller draws a new token
@@ -26,10 +26,7 @@
 --          token lands before the move (and moves with it) or after it (and finds no session);
 --          it can never bring the old token back to life.
 local old, new = KEYS[1], KEYS[2]
-if redis.call('HEXISTS', old, '@p') == 0 then
-  return 0 -- no hash, or one that is not a session
-end
-local stop = past_deadline_reply(old, tonumber(ARGV[1]))
+local stop = not_live_reply(old, tonumber(ARGV[1]))
 if stop then
   return stop
 end

@@ -138,7 +138,7 @@ mod golden {
 
     use crate::fields::{stamped, Field};
     use crate::packed::Packed;
-    use crate::scripts::with_helpers;
+    use crate::scripts;
     use crate::test_server::TestServer;
 
     async fn conn(redis: &TestServer) -> MultiplexedConnection {
@@ -153,7 +153,7 @@ mod golden {
         args: &[&[u8]],
     ) -> T {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(with_helpers(body)).arg(1).arg("k").arg(args);
+        cmd.arg(format!("{}{body}", scripts::source("helpers").unwrap_or_default())).arg(1).arg("k").arg(args);
         cmd.query_async(conn).await.expect("eval")
     }
 

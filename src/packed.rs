@@ -127,14 +127,6 @@ impl Packed {
         })
     }
 
-    /// True when `name` appears anywhere in the record's entries, names or values: the plain
-    /// substring test by which the save script decides that a removed attribute needs a
-    /// tombstone (lua/save.lua). The client repeats it to know which fields the save left.
-    pub(crate) fn may_hold(&self, name: &str) -> bool {
-        let entries = self.0.get(HEADER..).unwrap_or_default();
-        !name.is_empty() && entries.windows(name.len()).any(|window| window == name.as_bytes())
-    }
-
     /// The value of `name`, if the record holds it (a scan: sessions hold a few dozen
     /// attributes, and comparing bytes in place beats building an index on every load).
     pub(crate) fn get(&self, name: &str) -> Option<&[u8]> {

@@ -71,46 +71,70 @@ pub(crate) struct Scripts {
     pub(crate) create: LuaScript,
     pub(crate) get_and_touch: LuaScript,
     pub(crate) save: LuaScript,
+    pub(crate) save_checked: LuaScript,
+    pub(crate) compact: LuaScript,
     pub(crate) regenerate: LuaScript,
     pub(crate) flash_push: LuaScript,
     pub(crate) destroy: LuaScript,
 }
 
-/// A script with what every script but destroy gets in front: `lua/format.lua` (the stored
-/// format's constants, generated from src/format.rs); `lua/clock.lua` (`server_ms`); and
-/// `lua/record.lua` (the packed record: its header's fields and its entries as a table; the
-/// fields `@t` and `@i`; the expiry rule, `touch_due` and `next_ttl`; the deadline checks,
-/// `unvouched_deadline` and `past_deadline_reply`; and `stored_bytes`, the save's bound of a
-/// session's bytes).
+/// What every script but destroy gets in front, each file the twin of a Rust module:
+/// `format.lua` (the stored format's constants, generated from format.rs), `clock.lua`
+/// (`server_ms`), `record.lua` (packed.rs: the record's header and entries), `fields.lua`
+/// (fields.rs: `@t`, `@i`, `@f` and the stamp of a loose attribute) and `expiry.lua`
+/// (expiry_rule.rs: `touch_due` and `next_ttl`, and the deadline checks).
 macro_rules! helpers {
     () => {
         concat!(
             include_str!("../lua/format.lua"),
             include_str!("../lua/clock.lua"),
-            include_str!("../lua/record.lua")
+            include_str!("../lua/record.lua"),
+            include_str!("../lua/fields.lua"),
+            include_str!("../lua/expiry.lua")
         )
     };
 }
 
-/// The script `lua/<name>.lua` with [`helpers!`] in front.
-macro_rules! with_helpers {
-    ($name:literal) => {
-        concat!(helpers!(), include_str!(concat!("../lua/", $name, ".lua")))
+/// The script `lua/<name>.lua` with [`helpers!`] in front, then the save helpers it names:
+/// `write` (finding the live session, a delta's writes, the last write with the expiry),
+/// `limits` (the attribute and byte limits) and `view` (comparing what the client read).
+macro_rules! script {
+    ($name:literal $(, $extra:literal)*) => {
+        concat!(
+            helpers!(),
+            $(include_str!(concat!("../lua/", $extra, ".lua")),)*
+            include_str!(concat!("../lua/", $name, ".lua"))
+        )
     };
-}
-
-/// `body` with the same helpers in front, for tests that run Lua of their own.
-#[cfg(all(test, feature = "test-server"))]
-pub(crate) fn with_helpers(body: &str) -> String {
-    format!("{}{body}", helpers!())
 }
 
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    create: LuaScript::new(with_helpers!("create")),
-    get_and_touch: LuaScript::new(with_helpers!("get_and_touch")),
-    save: LuaScript::new(with_helpers!("save")),
-    regenerate: LuaScript::new(with_helpers!("regenerate")),
-    flash_push: LuaScript::new(with_helpers!("flash_push")),
+    create: LuaScript::new(script!("create")),
+    get_and_touch: LuaScript::new(script!("get_and_touch")),
+    save: LuaScript::new(script!("save", "write", "limits")),
+    save_checked: LuaScript::new(script!("save_checked", "write", "limits", "view")),
+    compact: LuaScript::new(script!("compact", "write", "view")),
+    regenerate: LuaScript::new(script!("regenerate")),
+    flash_push: LuaScript::new(script!("flash_push")),
     destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
 });
+
+/// The source of script `name` as the store sends it with EVAL, helpers included; `"helpers"`
+/// for the helpers alone. `None` for a name no script has.
+#[cfg(feature = "test-server")]
+pub(crate) fn source(name: &str) -> Option<&'static str> {
+    let scripts = &*SCRIPTS;
+    Some(match name {
+        "helpers" => helpers!(),
+        "create" => scripts.create.source,
+        "get_and_touch" => scripts.get_and_touch.source,
+        "save" => scripts.save.source,
+        "save_checked" => scripts.save_checked.source,
+        "compact" => scripts.compact.source,
+        "regenerate" => scripts.regenerate.source,
+        "flash_push" => scripts.flash_push.source,
+        "destroy" => scripts.destroy.source,
+        _ => return None,
+    })
+}

@@ -33,6 +33,20 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Starts tried before giving up when other processes keep taking the chosen port.
 const PORT_TRIES: usize = 6;
 
+/// The Lua source of the store's script `name` (a file of `lua/`: `get_and_touch`, `save`,
+/// `compact`, ...) as the store sends it with `EVAL`, the helpers it needs in front; or, for
+/// `"helpers"`, the helpers every script but `destroy` gets. `None` for any other name. For
+/// tests and benchmarks that run a script, or Lua of their own, directly.
+///
+/// ```
+/// let source = redis_sessions::test_server::lua_source("get_and_touch").expect("a script");
+/// assert!(source.contains("server_ms"), "the helpers come in front");
+/// assert!(redis_sessions::test_server::lua_source("nonesuch").is_none());
+/// ```
+pub fn lua_source(name: &str) -> Option<&'static str> {
+    crate::scripts::source(name)
+}
+
 /// A `redis-server` of its own, on 127.0.0.1, stopped when dropped. See the
 /// [module docs](self).
 ///

@@ -6,7 +6,7 @@ use serde::Serialize;
 use tracing::{debug, instrument};
 
 use crate::error::{Error, Result};
-use crate::scripts::SCRIPTS;
+use crate::scripts::{Call, SCRIPTS};
 use crate::session::Session;
 use crate::store::{collided, SessionStore, TOKEN_ATTEMPTS};
 use crate::timeouts::{Timeouts, TimeoutsMs};
@@ -44,29 +44,36 @@ impl SessionStore {
         if !session.is_changed() {
             return Ok(());
         }
-        let packed = session.compaction();
-        let mut call = SCRIPTS.save.call(&[&session.key]);
-        call.arg(match (checked, session.is_whole()) {
-            (false, _) => "",
-            (true, true) => "all",
-            (true, false) => "read",
-        });
-        // A session with timeouts of its own slides by those its hash holds (timeouts.rs).
-        match (session.meta.idle_timeout_ms, session.meta.touch_after_ms) {
-            (Some(idle), Some(touch_after)) => call.arg(idle).arg(touch_after),
-            _ => call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()),
-        };
+        if let Some(record) = session.compaction() {
+            match self.compact(session, &record).await? {
+                true => {
+                    session.compacted(record);
+                    return Ok(());
+                }
+                false if checked => return Err(Error::Conflict),
+                // Another request saved since: its change stays, and this one goes as a delta.
+                false => session.compaction_refused(),
+            }
+        }
+        let script = if checked { &SCRIPTS.save_checked } else { &SCRIPTS.save };
+        let mut call = script.call(&[&session.key]);
+        if checked {
+            call.arg(if session.is_whole() { "all" } else { "read" });
+        }
+        self.timeouts_and_deadline(&mut call, session);
         call.arg(self.config.limits.max_attributes).arg(self.config.limits.max_session_bytes);
-        call.arg(session.meta.deadline_ms);
-        call.arg(packed.as_deref().unwrap_or_default());
-        match session.view_record_id() {
-            Some(id) => call.arg(id),
-            None => call.arg(""), // the client knows its record is out of date
-        };
         let (set, deleted) = session.delta();
-        // The view goes only where the script compares it: a checked save, a compaction.
-        let view = if checked || packed.is_some() { session.view() } else { Vec::new() };
-        call.arg(set.len()).arg(view.len());
+        let view = if checked { session.view() } else { Vec::new() };
+        if checked {
+            match session.view_record_id() {
+                Some(id) => call.arg(id),
+                None => call.arg(""), // the client knows its record is out of date
+            };
+        }
+        call.arg(set.len());
+        if checked {
+            call.arg(view.len());
+        }
         for (name, value) in set {
             call.arg(name).arg(fields::stamped(name, value));
         }
@@ -74,18 +81,50 @@ impl SessionStore {
             call.arg(name).arg(value);
         }
         call.arg(deleted);
-        match self.run::<(i64, i64)>(&call).await? {
-            (code @ (1 | 2), record_id) => {
-                // -1: the save did not read the record (a plain delta; see lua/save.lua).
-                session.saved(u32::try_from(record_id).ok(), packed.filter(|_| code == 2));
+        let (code, number, tombstoned) = self.run::<(i64, i64, Vec<String>)>(&call).await?;
+        match code {
+            1 => {
+                // -1: the save did not read the record (see lua/save.lua).
+                session.saved_delta(u32::try_from(number).ok(), &tombstoned);
                 Ok(())
             }
-            (0, _) => Err(Error::SessionGone),
-            (-1, _) => Err(Error::Conflict),
-            (-2, count) => Err(over_limit("attributes", count, self.config.limits.max_attributes)),
-            (-3, bytes) => Err(over_limit("session", bytes, self.config.limits.max_session_bytes)),
-            (code, _) => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
+            0 => Err(Error::SessionGone),
+            -1 => Err(Error::Conflict),
+            -2 => Err(over_limit("attributes", number, self.config.limits.max_attributes)),
+            -3 => Err(over_limit("session", number, self.config.limits.max_session_bytes)),
+            code => Err(Error::Corrupt(format!("unexpected save reply {code}"))),
         }
+    }
+
+    /// Folds `session` into `record` if Redis still holds what it read: true when it did.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SessionGone`] when the session is no longer live; connection errors.
+    async fn compact(&self, session: &Session, record: &[u8]) -> Result<bool> {
+        let mut call = SCRIPTS.compact.call(&[&session.key]);
+        self.timeouts_and_deadline(&mut call, session);
+        // '' (never a record's id) once a save found the record out of date.
+        call.arg(record).arg(session.view_record_id().map_or(String::new(), |id| id.to_string()));
+        for (name, value) in session.view() {
+            call.arg(name).arg(value);
+        }
+        match self.run::<(i64, i64, Vec<String>)>(&call).await? {
+            (2, _, _) => Ok(true),
+            (-1, _, _) => Ok(false),
+            (0, _, _) => Err(Error::SessionGone),
+            (code, _, _) => Err(Error::Corrupt(format!("unexpected compaction reply {code}"))),
+        }
+    }
+
+    /// The idle timeout and touch threshold `session` slides by, then the deadline it read:
+    /// a session with timeouts of its own slides by those its hash holds (timeouts.rs).
+    fn timeouts_and_deadline(&self, call: &mut Call, session: &Session) {
+        match (session.meta.idle_timeout_ms, session.meta.touch_after_ms) {
+            (Some(idle), Some(touch_after)) => call.arg(idle).arg(touch_after),
+            _ => call.arg(self.config.idle_ms()).arg(self.config.touch_after_ms()),
+        };
+        call.arg(session.meta.deadline_ms);
     }
 
     /// Moves the session to a fresh token and returns it; the old token loads nothing from now

@@ -1,14 +1,9 @@
-//! The expiry rule's Lua home (lua/record.lua: `touch_due`, `next_ttl`) against the table of
+//! The expiry rule's Lua home (lua/expiry.lua: `touch_due`, `next_ttl`) against the table of
 //! cases its Rust home (src/expiry_rule.rs) is tested against too, on a real Redis.
 
 mod support;
 
-/// The helpers every script gets in front, as src/scripts.rs prepends them.
-const HELPERS: &str = concat!(
-    include_str!("../lua/format.lua"),
-    include_str!("../lua/clock.lua"),
-    include_str!("../lua/record.lua")
-);
+use redis_sessions::test_server::lua_source;
 
 /// Runs each case's `touch_due` and `next_ttl`, four arguments a case, two numbers a result.
 const HARNESS: &str = "
@@ -35,7 +30,8 @@ async fn the_lua_rule_holds_the_shared_cases() {
         .collect();
     assert!(rows.len() >= 10, "the table was read: {} cases", rows.len());
     let mut eval = redis::cmd("EVAL");
-    eval.arg(format!("{HELPERS}{HARNESS}")).arg(1).arg(format!("{}rule", redis.prefix));
+    let helpers = lua_source("helpers").expect("the helpers");
+    eval.arg(format!("{helpers}{HARNESS}")).arg(1).arg(format!("{}rule", redis.prefix));
     for row in &rows {
         eval.arg(&row[..4]);
     }

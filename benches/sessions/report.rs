@@ -172,13 +172,8 @@ fn row(label: &str, baseline: f64, ours: f64, decimals: usize) {
 pub fn ceiling(port: u16, args: &Args, config: &Config) -> Option<f64> {
     let mut conn =
         redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?.get_connection().ok()?;
-    // The library's script as src/scripts.rs (`with_helpers!`) builds it: helpers first.
-    let source = concat!(
-        include_str!("../../lua/format.lua"),
-        include_str!("../../lua/clock.lua"),
-        include_str!("../../lua/record.lua"),
-        include_str!("../../lua/get_and_touch.lua")
-    );
+    // The library's script as the store sends it, helpers first.
+    let source = redis_sessions::test_server::lua_source("get_and_touch")?;
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(source).query(&mut conn).ok()?;
     let (_, keys): (u64, Vec<String>) = redis::cmd("SCAN")
         .arg(0)
