@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::connection::tls::TlsConfig;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::tls::TlsConfig;
 
 /// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
 /// doubles (below 2^53) and every conversion to u64 is lossless.

@@ -17,48 +17,38 @@
 //!
 //! # Layout
 //!
-//! - [`config`](crate::Config) (`config.rs`): where Redis is, timeouts, serde and `with_*`.
-//! - `limits.rs`: [`Limits`], size bounds checked before anything is written.
-//! - `expiry_rule.rs`: when a touch is due and the TTL a session gets, as plain loads judge
-//!   it; its Lua twin is in `lua/record.lua`, and both run one table of cases.
-//! - `timeouts.rs`: [`Timeouts`], a session's own idle and absolute timeouts ("remember me").
-//! - `connector.rs`: opening connections to one server or a Redis Cluster, TLS certificates
-//!   kept.
-//! - `pool.rs`: a few shared multiplexed connections, replaced when they fail.
-//! - `tls.rs`: [`TlsConfig`], custom CA and client certificates, and the rustls provider.
-//! - `token.rs`: [`Token`], 256-bit CSPRNG secrets with a Cluster hash tag, parsed strictly.
-//! - `keys.rs`: Redis keys derived by hashing tokens, so Redis never holds a usable token.
-//! - `scripts.rs`: the Lua scripts of `lua/`, hashed once and run with EVALSHA.
-//! - `reply.rs`: strict parsing of load replies (the plain read's and the get-and-touch
-//!   script's); surprises are errors, not panics.
-//! - `codec.rs`: MessagePack by field name, decoded lazily.
-//! - `format.rs`: the stored format's constants (tags, header offsets, stamp markers), the one
-//!   place they are written; the Lua scripts get them generated.
-//! - `fields.rs`: what each field of a session's hash holds, told by its value alone (so a
-//!   load reads values, not names), and the name stamped on each loose attribute.
-//! - `packed.rs`: the packed record, one hash field holding the attributes as of the last
-//!   compaction, so a load reads a few fields, not one per attribute.
-//! - `session.rs`: [`Session`], attributes plus the delta a save writes.
-//! - `store.rs`: [`SessionStore`]: construction, create, destroy, and the path of every
-//!   operation to Redis (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
-//! - `load.rs`: loads: a plain read of one command, and the get-and-touch script only when a
-//!   write is due.
-//! - `server_clock.rs`: the server's time as estimated here, from a `TIME` a read carries once
-//!   a second, so that a plain load judges the expiry the hash records without a `PTTL`.
-//! - `writes.rs`: delta saves, regenerate-and-migrate, flash push (and `pop_flash`, which
-//!   `flash_pop.rs` carries out).
-//! - `flash_pop.rs`: popping flash messages: the load's read as a `MULTI` transaction that
-//!   also deletes them; get-and-touch on a Cluster (redis-rs follows no redirection inside a
-//!   transaction) and when a server refuses the transaction.
-//! - `advice.rs`: [`ServerAdvice`], the start-up check of the server's eviction and
-//!   persistence settings.
-//! - `error.rs`: [`Error`], one enum that keeps its sources and never holds a token.
+//! Each folder is a layer; a module imports from its own layer and the ones below it, never
+//! from one that imports it back.
+//!
+//! - `config.rs` ([`Config`]: where Redis is, timeouts, serde and `with_*`), `limits.rs`
+//!   ([`Limits`]: size bounds checked before anything is written), `timeouts.rs`
+//!   ([`Timeouts`]: a session's own, for "remember me"), `token.rs` ([`Token`]: 256-bit CSPRNG
+//!   secrets with a Cluster hash tag, parsed strictly) and `error.rs` ([`Error`]: one enum that
+//!   keeps its sources and never holds a token).
+//! - `format/`: what Redis holds for a session. `mod.rs` writes each tag byte, header offset
+//!   and stamp marker once (the Lua scripts get them generated); `keys.rs` derives keys by
+//!   hashing tokens, so Redis never holds a usable token; `fields.rs` tells each field of a
+//!   session's hash by its value alone; `packed.rs` is the packed record, the attributes as of
+//!   the last compaction in one field; `codec.rs` is MessagePack by attribute name.
+//! - `connection/`: reaching Redis. `connector.rs` opens connections to one server or a
+//!   Cluster, `tls.rs` holds [`TlsConfig`], `pool.rs` keeps a few shared multiplexed
+//!   connections, `scripts.rs` the Lua scripts of `lua/`, hashed once and run with EVALSHA.
+//! - `session/`: [`Session`], attributes as read apart from the changes pending, and in
+//!   `changes.rs` what a save sends and what it leaves.
+//! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a
+//!   module of its own: `create.rs`, `load.rs` (with `read.rs`, `flash_pop.rs`, `reply.rs`,
+//!   `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, and `advice.rs`
+//!   ([`ServerAdvice`], the start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
 //!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
-//! - `test_server.rs` (feature `test-server`): `test_server::TestServer`, a throwaway
-//!   redis-server for tests and examples.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.
+//! - `test_server.rs` (feature `test-server`): `test_server::TestServer`, a throwaway
+//!   redis-server for tests and examples.
+//! - `lua/`: the scripts, each with a header (keys, arguments, reply, writes, why it is
+//!   atomic), and the helpers prepended to them, each the twin of a Rust module: `format.lua`
+//!   (generated from `format/mod.rs`), `record.lua` (`packed.rs`), `fields.lua` (`fields.rs`),
+//!   `expiry.lua` (`expiry_rule.rs`).
 //!
 //! `docs/design.md` describes the data model, each operation's path and the scripts;
 //! `docs/operations.md` the Redis settings and failure behaviour; `docs/performance.md` the
@@ -69,43 +59,29 @@
 
 #[cfg(any(feature = "actix", feature = "tower-sessions"))]
 pub mod adapters;
-mod advice;
-mod codec;
 mod config;
-mod connector;
+mod connection;
 mod error;
-mod expiry_rule;
-mod fields;
-mod flash_pop;
 mod format;
-mod keys;
 mod limits;
-mod load;
-mod packed;
-mod pool;
-mod reply;
-mod scripts;
-mod server_clock;
 mod session;
 mod store;
 mod timeouts;
-mod tls;
 mod token;
-mod writes;
 
 #[cfg(feature = "test-server")]
 pub mod test_server;
 #[cfg(feature = "axum")]
 pub mod web;
 
-pub use advice::ServerAdvice;
 pub use config::Config;
+pub use connection::tls::{Pem, TlsConfig};
 pub use error::{Error, Result};
 pub use limits::Limits;
 pub use session::{Metadata, Session};
+pub use store::advice::ServerAdvice;
 pub use store::SessionStore;
 pub use timeouts::Timeouts;
-pub use tls::{Pem, TlsConfig};
 pub use token::{Token, TOKEN_LEN};
 
 /// The redis-rs crate this library is built on, so users never pin a mismatched version.

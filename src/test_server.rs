@@ -33,6 +33,26 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Starts tried before giving up when other processes keep taking the chosen port.
 const PORT_TRIES: usize = 6;
 
+/// The stored format's bytes, for tests that read or write a session's hash directly. Each is
+/// the crate's own constant, not a copy: a test that uses them follows the format.
+pub mod stored {
+    /// The first byte of every metadata value (`@f`, `@t`, `@i`): never valid MessagePack, so
+    /// no attribute value can start with it.
+    pub const META: u8 = crate::format::META;
+    /// After [`META`]: the pending flash messages (`@f`).
+    pub const FLASH: u8 = crate::format::FLASH;
+    /// After [`META`]: the key's expiry (`@t`), a big-endian u64 of ms on the server's clock.
+    pub const EXPIRY: u8 = crate::format::EXPIRY;
+    /// After [`META`]: a session's own idle timeout and touch threshold (`@i`).
+    pub const OWN_TIMEOUTS: u8 = crate::format::OWN_TIMEOUTS;
+    /// Where the attribute count (a big-endian u16) sits in the packed record's header.
+    pub const COUNT_AT: usize = crate::format::COUNT_AT;
+    /// Where the record's id (a big-endian u32) sits in the packed record's header.
+    pub const ID_AT: usize = crate::format::ID_AT;
+    /// The packed record's header length: the first entry starts here.
+    pub const HEADER_LEN: usize = crate::format::HEADER_LEN;
+}
+
 /// The Lua source of the store's script `name` (a file of `lua/`: `get_and_touch`, `save`,
 /// `compact`, ...) as the store sends it with `EVAL`, the helpers it needs in front; or, for
 /// `"helpers"`, the helpers every script but `destroy` gets. `None` for any other name. For
@@ -44,7 +64,7 @@ const PORT_TRIES: usize = 6;
 /// assert!(redis_sessions::test_server::lua_source("nonesuch").is_none());
 /// ```
 pub fn lua_source(name: &str) -> Option<&'static str> {
-    crate::scripts::source(name)
+    crate::connection::scripts::source(name)
 }
 
 /// A `redis-server` of its own, on 127.0.0.1, stopped when dropped. See the

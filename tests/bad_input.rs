@@ -4,6 +4,7 @@
 mod support;
 
 use redis::AsyncCommands;
+use redis_sessions::test_server::stored::META;
 use redis_sessions::{Error, Limits};
 
 #[tokio::test]
@@ -61,8 +62,10 @@ async fn corrupt_bytes_break_only_their_own_attribute() {
     session.insert("bad", &"soon broken").expect("insert");
     store.save(&mut session).await.expect("save");
     let key = redis.keys().await.remove(0);
-    // Stamped with its name (src/fields.rs), then bytes that are not MessagePack.
-    let bad = [0xa3, b'b', b'a', b'd', 0xc1, 0xff, 0x00];
+    // Stamped with its name (src/format/fields.rs), then bytes that are not MessagePack.
+    let mut bad = Vec::new();
+    rmp::encode::write_str(&mut bad, "bad").expect("to a Vec");
+    bad.extend_from_slice(&[META, 0xff, 0x00]);
     let _: () = redis.conn().await.hset(&key, "bad", &bad[..]).await.expect("hset");
 
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use redis::AsyncCommands;
+use redis_sessions::test_server::stored::{COUNT_AT, HEADER_LEN, ID_AT};
 use redis_sessions::{Error, Session, SessionStore};
 
 /// DUMP of the only session's key, and a RESTORE that puts it back: a failover or a restore
@@ -129,10 +130,11 @@ async fn the_compaction_script_never_compacts_from_a_partial_view() {
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
     let stored: Vec<u8> = conn.hget(&key, "@p").await.expect("hget");
-    let stored_id = u32::from_be_bytes(stored[18..22].try_into().expect("a header"));
-    let mut record = stored[..22].to_vec();
-    record[18..22].copy_from_slice(&(stored_id ^ 7).to_be_bytes()); // a new id
-    record[17] = 1; // one attribute: a0 = 0
+    let id = ID_AT..ID_AT + 4;
+    let stored_id = u32::from_be_bytes(stored[id.clone()].try_into().expect("a header"));
+    let mut record = stored[..HEADER_LEN].to_vec();
+    record[id].copy_from_slice(&(stored_id ^ 7).to_be_bytes()); // a new id
+    record[COUNT_AT..COUNT_AT + 2].copy_from_slice(&1u16.to_be_bytes()); // one attribute: a0 = 0
     record.extend_from_slice(&[0, 2, b'a', b'0', 0, 0, 0, 1, 0]);
     let script = redis_sessions::test_server::lua_source("compact").expect("a script");
     let mut eval = redis::cmd("EVAL");
@@ -140,7 +142,9 @@ async fn the_compaction_script_never_compacts_from_a_partial_view() {
     eval.arg(record).arg(stored_id).arg("a0").arg(&[0u8][..]);
     let reply: Vec<redis::Value> = eval.query_async(&mut conn).await.expect("eval");
     let a1: Option<Vec<u8>> = conn.hget(&key, "a1").await.expect("hget");
-    let stamped = vec![0xa2, b'a', b'1', 1]; // the value 1, stamped with its name (src/fields.rs)
+    let mut stamped = Vec::new(); // the value 1, stamped with its name (src/format/fields.rs)
+    rmp::encode::write_str(&mut stamped, "a1").expect("to a Vec");
+    stamped.push(1);
     assert_eq!(reply.first(), Some(&redis::Value::Int(-1)), "refused: the view is partial");
     assert_eq!(a1, Some(stamped), "a1 kept");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
+use redis_sessions::test_server::stored::{EXPIRY, META};
 use redis_sessions::{Session, SessionStore};
 use tokio::time::sleep;
 
@@ -20,7 +21,7 @@ fn ms(n: u64) -> Duration {
 async fn expiries(conn: &mut MultiplexedConnection, key: &str) -> (Option<u64>, i64) {
     let field: Option<Vec<u8>> = conn.hget(key, "@t").await.expect("hget");
     let recorded = field.and_then(|field| match field.as_slice() {
-        [0xc1, b't', ms @ ..] => Some(u64::from_be_bytes(ms.try_into().ok()?)),
+        [META, EXPIRY, ms @ ..] => Some(u64::from_be_bytes(ms.try_into().ok()?)),
         _ => None,
     });
     let script = redis::Script::new(

@@ -256,11 +256,11 @@ mod tests {
             serde_json::json!({"a": {"b": [true, false]}, "": 1, "@c": "x"}),
         ];
         for value in values {
-            let bytes = crate::codec::encode("v", &value).expect("encode");
-            let back: Value = crate::codec::decode("v", &bytes).expect("decode");
+            let bytes = crate::format::codec::encode("v", &value).expect("encode");
+            let back: Value = crate::format::codec::decode("v", &bytes).expect("decode");
             assert_eq!(back, value);
             // Equal values encode to equal bytes, so re-inserting them writes nothing.
-            assert_eq!(crate::codec::encode("v", &back).expect("encode"), bytes);
+            assert_eq!(crate::format::codec::encode("v", &back).expect("encode"), bytes);
         }
     }
 
@@ -269,7 +269,8 @@ mod tests {
         let too_large = Error::TooLarge { limit: "value", size: 2, max: 1 };
         assert!(matches!(store_error(too_large), session_store::Error::Encode(_)));
         assert!(matches!(store_error(Error::SessionGone), session_store::Error::Backend(_)));
-        let decode = crate::codec::decode::<Value>("x", &[0xc1]).expect_err("garbage");
+        let decode = crate::format::codec::decode::<Value>("x", &[crate::format::META])
+            .expect_err("garbage");
         match store_error(decode) {
             session_store::Error::Decode(text) => assert!(text.contains("\"x\""), "{text}"),
             other => panic!("{other:?}"),

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::mem;
 
 use super::{check_name, Session};
-use crate::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
+use crate::format::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
 
 /// In a view of a partial load sent to the save script: the attribute was not set (`META`
 /// alone is never valid MessagePack, so no stored value can equal it).
@@ -37,9 +37,10 @@ impl Session {
         }
         let new_loose = self.pending.keys().filter(|name| !read.loose.contains_key(*name));
         let due = read.loose.len() + new_loose.count() > LOOSE_MAX
-            || self.pending.iter().any(|(name, value)| {
-                value.is_none() && read.packed.get(name).is_some()
-            });
+            || self
+                .pending
+                .iter()
+                .any(|(name, value)| value.is_none() && read.packed.get(name).is_some());
         let packable = || self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
         (due && packable()).then(|| {
             let times = (self.meta.created_ms, self.meta.deadline_ms);
@@ -61,7 +62,9 @@ impl Session {
         let read = &self.read;
         let Some(only) = &read.only else {
             let loose = read.loose.iter();
-            return loose.map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b""))).collect();
+            return loose
+                .map(|(name, value)| (name.as_str(), value.as_deref().unwrap_or(b"")))
+                .collect();
         };
         // A reserved name (`@p`, `@f`) is never an attribute: nothing to compare.
         let attributes = only.iter().filter(|name| check_name(name).is_ok());
@@ -128,4 +131,3 @@ fn fresh_id(old: u32) -> u32 {
     }
     id
 }
-

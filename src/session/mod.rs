@@ -14,10 +14,10 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec;
 use crate::error::{Error, Result};
+use crate::format::codec;
+use crate::format::packed::{Packed, MAX_NAME_BYTES};
 use crate::limits::Limits;
-use crate::packed::{Packed, MAX_NAME_BYTES};
 use crate::token::Token;
 
 mod changes;
@@ -114,7 +114,7 @@ impl Session {
     #[doc(alias = "id")]
     #[doc(alias = "session_id")]
     pub fn fingerprint(&self) -> String {
-        crate::keys::fingerprint(&self.token)
+        crate::format::keys::fingerprint(&self.token)
     }
 
     /// Created, deadline and TTL as last seen in Redis.

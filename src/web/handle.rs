@@ -11,7 +11,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
-use crate::{codec, SessionStore};
+use crate::format::codec;
+use crate::SessionStore;
 
 /// The session of the current request, for handlers. Cheap to clone; clones share the state.
 ///

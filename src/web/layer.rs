@@ -12,8 +12,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{error, warn};
 
+use super::cookie_config::CookieConfig;
+use super::error_page::{self, error_response};
 use super::handle::{CookieAction, WebSession};
-use super::CookieConfig;
 use crate::SessionStore;
 
 /// Gives every request a [`WebSession`] (through the extractor) and finishes it after the
@@ -52,7 +53,7 @@ impl SessionLayer {
         SessionLayer {
             store,
             cookie: Arc::new(CookieConfig::default()),
-            error_page: Arc::new(super::error_response),
+            error_page: Arc::new(error_response),
             warned: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -60,7 +61,7 @@ impl SessionLayer {
     /// Sets the page that replaces the handler's response when the session cannot be saved
     /// after it (Redis unavailable, the session ended by a concurrent request): the handler's
     /// response would report a change that was lost. The failure is logged either way. Default
-    /// [`error_response`](super::error_response): 503 with `Retry-After` or 500, and a short
+    /// [`error_response`]: 503 with `Retry-After` or 500, and a short
     /// text.
     ///
     /// ```
@@ -196,7 +197,7 @@ async fn finish<B: From<String>>(
     let action = match action {
         Ok(action) => action,
         Err(e) => {
-            super::log_failure(&e);
+            error_page::log_failure(&e);
             return error_page(&e).map(B::from);
         }
     };

@@ -14,8 +14,8 @@ use redis::{
 };
 
 use crate::config::Config;
+use crate::connection::tls;
 use crate::error::{Error, Result};
-use crate::tls;
 
 /// Redirections and reconnections one cluster request may make before it fails.
 const CLUSTER_RETRIES: u32 = 3;

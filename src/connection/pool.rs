@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::config::Config;
-use crate::connector::{Connection, Connector};
+use crate::connection::connector::{Connection, Connector};
 use crate::error::{Error, Result};
 
 /// How long a slot that failed to open its connection leaves it closed: operations on it use

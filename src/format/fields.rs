@@ -155,10 +155,11 @@ mod tests {
     fn records_flash_and_newer_metadata_are_told_apart() {
         let record = vec![0, 0, 1, 2];
         assert_eq!(Field::parse(record.clone()).expect("valid"), Field::Record(record));
-        let flash = [FLASH_TAG, b"\xa1x"].concat();
-        assert_eq!(Field::parse(flash).expect("valid"), Field::Flash(b"\xa1x".to_vec()));
+        let message = [format::FIXSTR + 1, b'x']; // "x", as MessagePack
+        let flash = [FLASH_TAG, &message].concat();
+        assert_eq!(Field::parse(flash).expect("valid"), Field::Flash(message.to_vec()));
         assert_eq!(Field::parse(FLASH_TAG.to_vec()).expect("valid"), Field::Flash(vec![]));
-        assert_eq!(Field::parse(b"\xc1z?".to_vec()).expect("valid"), Field::Unknown);
+        assert_eq!(Field::parse(vec![format::META, b'z']).expect("valid"), Field::Unknown);
         let expiry = [EXPIRY_TAG, &1_800_000_000_123u64.to_be_bytes()].concat();
         assert_eq!(Field::parse(expiry.clone()).expect("valid"), Field::Expiry(1_800_000_000_123));
         let cut_short = expiry[..9].to_vec();
@@ -180,7 +181,8 @@ mod tests {
     #[test]
     fn anything_else_is_corrupt_and_the_error_quotes_nothing() {
         let cut_short = stamped("name", b"")[..4].to_vec();
-        for value in [vec![], b"SECRET".to_vec(), cut_short, vec![0xd9], vec![0xa2, 0xff, 0xfe]] {
+        let not_utf8 = vec![format::FIXSTR + 2, 0xff, 0xfe];
+        for value in [vec![], b"SECRET".to_vec(), cut_short, vec![format::STR8], not_utf8] {
             let err = Field::parse(value).expect_err("corrupt");
             assert!(matches!(&err, Error::Corrupt(why) if !why.contains("SECRET")), "{err:?}");
         }

@@ -9,8 +9,8 @@
 
 use tracing::{debug, warn};
 
+use crate::connection::pool::Pool;
 use crate::error::Result;
-use crate::pool::Pool;
 
 /// What the server told us about its persistence and eviction settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

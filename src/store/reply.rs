@@ -1,5 +1,5 @@
-//! Turning load replies into a session, strictly: the plain read's (`HVALS` or `HMGET`, and
-//! `TIME` once a second) and the get-and-touch script's.
+//! Turning load replies into a session, strictly: the plain read's (`HVALS`, and `TIME` once a
+//! second) and the get-and-touch script's.
 //!
 //! The reply comes from Redis and the hash it read may hold anything (a foreign writer under our
 //! prefix, a half-restored backup), so nothing here indexes, unwraps or trusts a shape: every
@@ -10,14 +10,9 @@ use std::collections::BTreeMap;
 use redis::Value;
 
 use crate::error::{Error, Result};
-use crate::fields::Field;
-use crate::packed::Packed;
+use crate::format::fields::Field;
+use crate::format::packed::Packed;
 use crate::session::Metadata;
-
-/// The fields a partial load reads besides the attributes it asks for: the packed record, whose
-/// header holds the creation time, the deadline and the record's id, the expiry, and the
-/// session's own idle timeout.
-pub(crate) const METADATA: [&str; 3] = ["@p", "@t", "@i"];
 
 /// Splits a plain read's replies into the values it read and, when it carried `TIME`
 /// (`timed`), the server's answer.
@@ -27,24 +22,6 @@ pub(crate) fn read_replies(replies: Vec<Value>, timed: bool) -> Result<(Value, O
         (Some(values), time, None) if time.is_some() == timed => Ok((values, time)),
         _ => corrupt("the read's replies are not {values, TIME}"),
     }
-}
-
-/// Turns the reply to `HMGET key @p @t names...` into the shape of `HVALS`'s (the values of
-/// the fields that exist), so one parser serves both.
-pub(crate) fn hmget_as_hvals(values: Value, names: &[&str]) -> Result<Value> {
-    let Value::Array(values) = values else {
-        return corrupt("HMGET did not answer an array");
-    };
-    if values.len() != METADATA.len() + hmget_names(names).count() {
-        return corrupt("HMGET answered the wrong number of values");
-    }
-    Ok(Value::Array(values.into_iter().filter(|value| *value != Value::Nil).collect()))
-}
-
-/// The names a partial load reads besides the metadata: a metadata name among them (`load_only`
-/// of `@p`) would read the record twice.
-pub(crate) fn hmget_names<'a>(names: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
-    names.iter().copied().filter(|name| !METADATA.contains(name))
 }
 
 /// A session as a load read it: metadata, packed record, loose fields and flash.
@@ -104,7 +81,7 @@ impl TouchRule {
             (Some(idle), Some(touch_after)) => (idle.max(0) as u64, touch_after),
             _ => (self.idle_ms, self.touch_after_ms),
         };
-        crate::expiry_rule::touch_due(ttl_ms, idle, touch_after)
+        crate::store::expiry_rule::touch_due(ttl_ms, idle, touch_after)
     }
 }
 
@@ -214,7 +191,7 @@ fn corrupt<T>(why: impl Into<String>) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{stamped, EXPIRY_TAG, FLASH_TAG};
+    use crate::format::fields::{stamped, EXPIRY_TAG, FLASH_TAG};
 
     fn bulk(bytes: Vec<u8>) -> Value {
         Value::BulkString(bytes)
@@ -235,7 +212,7 @@ mod tests {
 
     #[test]
     fn parses_metadata_values_and_flash() {
-        let newer = bulk(b"\xc1zz".to_vec());
+        let newer = bulk(vec![crate::format::META, b'z', b'z']);
         let values = hash(&[flash(b"x"), bulk(stamped("cart", b"y")), newer]);
         let reply = Value::Array(vec![Value::Int(99), values]);
         let loaded = loaded(reply).expect("valid").expect("present");

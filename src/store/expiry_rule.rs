@@ -28,7 +28,7 @@ mod tests {
 
     #[test]
     fn the_shared_cases_hold() {
-        let table = include_str!("../tests/data/expiry_rule.csv");
+        let table = include_str!("../../tests/data/expiry_rule.csv");
         let rows = table.lines().filter(|l| !l.starts_with('#')).skip(1);
         let mut checked = 0;
         for row in rows.filter(|l| !l.trim().is_empty()) {

@@ -86,11 +86,11 @@ pub(crate) struct Scripts {
 macro_rules! helpers {
     () => {
         concat!(
-            include_str!("../lua/format.lua"),
-            include_str!("../lua/clock.lua"),
-            include_str!("../lua/record.lua"),
-            include_str!("../lua/fields.lua"),
-            include_str!("../lua/expiry.lua")
+            include_str!("../../lua/format.lua"),
+            include_str!("../../lua/clock.lua"),
+            include_str!("../../lua/record.lua"),
+            include_str!("../../lua/fields.lua"),
+            include_str!("../../lua/expiry.lua")
         )
     };
 }
@@ -102,8 +102,8 @@ macro_rules! script {
     ($name:literal $(, $extra:literal)*) => {
         concat!(
             helpers!(),
-            $(include_str!(concat!("../lua/", $extra, ".lua")),)*
-            include_str!(concat!("../lua/", $name, ".lua"))
+            $(include_str!(concat!("../../lua/", $extra, ".lua")),)*
+            include_str!(concat!("../../lua/", $name, ".lua"))
         )
     };
 }
@@ -117,7 +117,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     compact: LuaScript::new(script!("compact", "write", "view")),
     regenerate: LuaScript::new(script!("regenerate")),
     flash_push: LuaScript::new(script!("flash_push")),
-    destroy: LuaScript::new(include_str!("../lua/destroy.lua")),
+    destroy: LuaScript::new(include_str!("../../lua/destroy.lua")),
 });
 
 /// The source of script `name` as the store sends it with EVAL, helpers included; `"helpers"`

@@ -1,14 +1,24 @@
-//! The stored format's constants: the one place each tag byte, record header offset and stamp
-//! marker is written. Rust uses them here; the Lua scripts get them as `local`s in
-//! lua/format.lua, generated from these ([`lua_constants`]; a test fails when the file is out
-//! of date, and `REDIS_SESSIONS_REGENERATE=1 cargo test --lib format` rewrites it), prepended
-//! to every script as lua/record.lua is (scripts.rs). The golden tests at the end write with
-//! one language and read with the other.
+//! The stored format: what Redis holds for a session, and the constants that define it.
 //!
-//! A session's hash holds (fields.rs says how a load tells them apart):
-//! - the packed record, `@p`: a header, then the entries (packed.rs);
+//! This file is the one place each tag byte, record header offset and stamp marker is written.
+//! Rust uses them here; the Lua scripts get them as `local`s in lua/format.lua, generated from
+//! these ([`lua_constants`]; a test fails when the file is out of date, and
+//! `REDIS_SESSIONS_REGENERATE=1 cargo test --lib format` rewrites it), prepended to every
+//! script with the other helpers (connection/scripts.rs). The golden tests at the end write
+//! with one language and read with the other.
+//!
+//! A session is one hash under a key derived from its token (`keys.rs`), holding (`fields.rs`
+//! says how a load tells them apart):
+//! - the packed record, `@p`: a header, then the entries (`packed.rs`);
 //! - loose attributes, each value stamped with its name as a MessagePack string;
 //! - metadata: [`META`], then a letter, then the data.
+//!
+//! Attribute values are MessagePack (`codec.rs`).
+
+pub(crate) mod codec;
+pub(crate) mod fields;
+pub(crate) mod keys;
+pub(crate) mod packed;
 
 /// The first byte of the packed record: the high byte of its creation time (a u64 of ms, below
 /// 2^56 until the year 2,280,000).
@@ -92,7 +102,7 @@ const _: () = assert!(
 
 #[cfg(test)]
 mod tests {
-    use crate::fields::{stamped, EXPIRY_TAG, FLASH_TAG, OWN_TIMEOUTS_TAG};
+    use crate::format::fields::{stamped, EXPIRY_TAG, FLASH_TAG, OWN_TIMEOUTS_TAG};
 
     #[test]
     fn lua_format_is_generated_from_these_constants() {
@@ -136,9 +146,10 @@ mod golden {
 
     use redis::aio::MultiplexedConnection;
 
-    use crate::fields::{stamped, Field};
-    use crate::packed::Packed;
-    use crate::scripts;
+    use super::FIXSTR;
+    use crate::connection::scripts;
+    use crate::format::fields::{stamped, Field};
+    use crate::format::packed::Packed;
     use crate::test_server::TestServer;
 
     async fn conn(redis: &TestServer) -> MultiplexedConnection {
@@ -153,7 +164,10 @@ mod golden {
         args: &[&[u8]],
     ) -> T {
         let mut cmd = redis::cmd("EVAL");
-        cmd.arg(format!("{}{body}", scripts::source("helpers").unwrap_or_default())).arg(1).arg("k").arg(args);
+        cmd.arg(format!("{}{body}", scripts::source("helpers").unwrap_or_default()))
+            .arg(1)
+            .arg("k")
+            .arg(args);
         cmd.query_async(conn).await.expect("eval")
     }
 
@@ -161,7 +175,8 @@ mod golden {
     async fn records_written_by_rust_read_the_same_in_lua_and_back() {
         let redis = TestServer::start().expect("redis-server");
         let mut conn = conn(&redis).await;
-        let entries = [("a", &b"\x01"[..]), ("name", &b"\xa3ada"[..])];
+        let ada = [FIXSTR + 3, b'a', b'd', b'a']; // "ada", as MessagePack
+        let entries = [("a", &b"\x01"[..]), ("name", &ada[..])];
         let rust = Packed::encode(
             (1_800_000_000_123, 1_800_043_200_123),
             0xdead_beef,
@@ -207,9 +222,10 @@ mod golden {
             ]
         );
 
-        let expiry = [crate::fields::EXPIRY_TAG, &1_800_000_000_123u64.to_be_bytes()].concat();
+        let expiry =
+            [crate::format::fields::EXPIRY_TAG, &1_800_000_000_123u64.to_be_bytes()].concat();
         let own = [
-            crate::fields::OWN_TIMEOUTS_TAG,
+            crate::format::fields::OWN_TIMEOUTS_TAG,
             &604_800_000u64.to_be_bytes(),
             &60_480_000u64.to_be_bytes(),
         ]
@@ -219,7 +235,7 @@ mod golden {
             "local idle, touch_after = field_own_timeouts(ARGV[2])
              return {field_expiry(ARGV[1]), idle, touch_after,
                      string.byte(ARGV[3], 1) == META and string.byte(ARGV[3], 2) == FLASH and 1 or 0}",
-            &[&expiry, &own, crate::fields::FLASH_TAG],
+            &[&expiry, &own, crate::format::fields::FLASH_TAG],
         )
         .await;
         assert_eq!(read, [1_800_000_000_123, 604_800_000, 60_480_000, 1]);

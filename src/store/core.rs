@@ -1,0 +1,81 @@
+//! What every operation shares: the pool, the configuration and the server's clock, and the way
+//! a call reaches Redis (a script, or a read's pipeline), dropping the connections a failure
+//! shows are broken.
+
+use std::sync::Arc;
+
+use redis::{ErrorKind, FromRedisValue, ServerErrorKind, Value};
+use tracing::debug;
+
+use crate::config::Config;
+use crate::connection::pool::Pool;
+use crate::connection::scripts::Call;
+use crate::error::Result;
+use crate::store::server_clock::ServerClock;
+
+/// The parts of a store every operation uses. Cheap to clone: the parts are shared.
+#[derive(Clone)]
+pub(crate) struct Core {
+    pub(crate) pool: Pool,
+    pub(crate) config: Arc<Config>,
+    /// The server's time as estimated here, which plain loads judge expiry by.
+    pub(crate) clock: Arc<ServerClock>,
+}
+
+impl Core {
+    /// The parts for `config`, validated. Opens no connection.
+    pub(crate) fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        let pool = Pool::build(&config)?;
+        let clock = Arc::new(ServerClock::new());
+        Ok(Core { pool, config: Arc::new(config), clock })
+    }
+
+    /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
+    pub(crate) async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
+        let mut connection = self.pool.get().await?;
+        let reply = match connection.query(call.evalsha()).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                debug!("NOSCRIPT: sending the script body");
+                connection.query(&call.eval()).await
+            }
+            reply => reply,
+        };
+        self.settle(reply)
+    }
+
+    /// Sends a load's pipeline on a pooled connection; when the connection turns out to be
+    /// broken (Redis restarted since it was opened), once more on a new one. Safe because the
+    /// pipeline writes nothing but, when popping, the deletion of the flash messages it reads,
+    /// which a second run cannot repeat (see flash_pop.rs). A timeout is not retried: Redis is
+    /// slow, not gone, and a retry would double the wait.
+    pub(crate) async fn run_read(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
+        let reply = self.pool.get().await?.pipeline(pipe).await;
+        match reply {
+            Err(e) if is_broken(&e) => {
+                self.pool.discard_all();
+                let reply = self.pool.get().await?.pipeline(pipe).await;
+                self.settle(reply)
+            }
+            reply => self.settle(reply),
+        }
+    }
+
+    /// Drops the connections when the reply says they are broken, so the next operation opens
+    /// a new one; converts the error.
+    fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
+        match reply {
+            Err(e) if is_broken(&e) => {
+                self.pool.discard_all();
+                Err(e.into())
+            }
+            reply => Ok(reply?),
+        }
+    }
+}
+
+/// True when the connection itself failed (closed, reset, refused), as opposed to Redis being
+/// slow (a timeout, which redis-rs also counts as an I/O error) or answering with an error.
+fn is_broken(e: &redis::RedisError) -> bool {
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped())
+}

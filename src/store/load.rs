@@ -1,0 +1,109 @@
+//! Loading sessions: get-and-touch, mostly without a script.
+//!
+//! A load reads the hash's values with one command (`HVALS`): each value says which field it is
+//! (format/fields.rs), so the names need not cross the network. One of them is the key's expiry
+//! (`@t`), which every script that sets the TTL records, so the load judges from it and the
+//! server's time as estimated here (server_clock.rs) whether the idle expiry is due to slide,
+//! without a `PTTL`. Nothing is written, and no script runs, unless something must be written.
+//! When the expiry is due (once per touch window), or the hash records none, the get-and-touch
+//! script does the read, the checks and the writes atomically, on the server's clock. Reading
+//! without a script is safe because the load judges by the expiry the hash records and the
+//! deadline in its record, both on the server's clock as estimated here, which is never behind:
+//! past either the load goes to the script, which checks the deadline whatever the key's TTL
+//! says (one set by hand, or by a `RESTORE`, may run past it). And it is cheap: a plain read
+//! costs Redis a fraction of what a script does (docs/performance.md).
+//!
+//! The way a load reads ([`Way`]) is chosen once, before anything is sent, and recorded in its
+//! span with whether get-and-touch ran.
+
+use tracing::debug;
+
+use crate::error::Result;
+use crate::format::keys;
+use crate::session::Session;
+use crate::store::core::Core;
+use crate::store::flash_pop;
+use crate::store::read;
+use crate::store::reply::{self, Loaded, Snapshot};
+use crate::token::Token;
+
+/// How a load reads its session, chosen from what it must do and where. Whichever it is,
+/// get-and-touch runs after the read when the read finds a write due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Way {
+    /// `HVALS`: a load that pops no flash messages.
+    Read,
+    /// `MULTI`, `HVALS`, `HDEL @f`, `EXEC`: a popping load on one server (flash_pop.rs).
+    Transaction,
+    /// `HVALS`, then get-and-touch to pop when messages are pending: a popping load on a
+    /// Redis Cluster, which gets no transaction, or on a server that refused one for want of
+    /// memory (flash_pop.rs).
+    ReadThenPop,
+}
+
+impl Way {
+    fn choose(pop_flash: bool, cluster: bool) -> Way {
+        match (pop_flash, cluster) {
+            (false, _) => Way::Read,
+            (true, false) => Way::Transaction,
+            (true, true) => Way::ReadThenPop,
+        }
+    }
+
+    /// Its name in the load's span.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Way::Read => "read",
+            Way::Transaction => "transaction",
+            Way::ReadThenPop => "read_then_pop",
+        }
+    }
+}
+
+/// Loads the session a cookie names, popping its flash messages when `pop_flash`; with `only`,
+/// a session that answers for those attributes alone (`load_only`).
+pub(crate) async fn load(
+    core: &Core,
+    text: &str,
+    only: Option<&[&str]>,
+    pop_flash: bool,
+) -> Result<Option<Session>> {
+    let Some(token) = Token::parse(text) else {
+        debug!("malformed token: no session");
+        return Ok(None);
+    };
+    let span = tracing::Span::current();
+    span.record("session", tracing::field::debug(&token));
+    let key = keys::session_key(&core.config, &token);
+    let way = Way::choose(pop_flash, core.pool.is_cluster());
+    span.record("way", way.name());
+    let fetched = match way {
+        Way::Read => read_then_touch(core, &key).await?,
+        Way::Transaction => flash_pop::transaction(core, &key).await?,
+        Way::ReadThenPop => flash_pop::read_then_pop(core, &key).await?,
+    };
+    let Some(loaded) = fetched else {
+        debug!("no live session");
+        return Ok(None);
+    };
+    let mut session = Session::new(token, key, loaded.meta, core.config.limits)
+        .with_attributes(loaded.packed, loaded.loose);
+    match pop_flash {
+        true => session.flash = loaded.flash,
+        false => session.flash_pending = !loaded.flash.is_empty(),
+    }
+    Ok(Some(match only {
+        Some(names) => session.loaded_only(names),
+        None => session,
+    }))
+}
+
+/// The plain read, then get-and-touch only if something must be written.
+async fn read_then_touch(core: &Core, key: &str) -> Result<Option<Loaded>> {
+    let (values, rule) = read::timed_read(core, read::hvals(key)).await?;
+    match reply::snapshot(values, rule)? {
+        Snapshot::Missing => Ok(None),
+        Snapshot::Fresh(loaded) => Ok(Some(loaded)),
+        Snapshot::NeedsScript(_) => read::get_and_touch(core, key, false).await,
+    }
+}

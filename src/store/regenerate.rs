@@ -1,0 +1,60 @@
+//! Regenerate-and-migrate: a session moved to a fresh token in one script, optionally with new
+//! timeouts from now on.
+
+use redis::Value;
+use tracing::debug;
+
+use crate::connection::scripts::SCRIPTS;
+use crate::error::{Error, Result};
+use crate::format::keys;
+use crate::session::Session;
+use crate::store::core::Core;
+use crate::store::create::{collided, TOKEN_ATTEMPTS};
+use crate::timeouts::TimeoutsMs;
+use crate::token::Token;
+
+/// Moves `session` to a new token under its hash tag; with `timeouts`, gives it those from
+/// now on (its own when the flag is set, else the store's).
+pub(crate) async fn move_to_new_token(
+    core: &Core,
+    session: &mut Session,
+    timeouts: Option<(TimeoutsMs, bool)>,
+) -> Result<Token> {
+    for _ in 0..TOKEN_ATTEMPTS {
+        let token = Token::generate_with_tag(session.token().tag())?;
+        let key = keys::session_key(&core.config, &token);
+        let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
+        call.arg(session.meta.deadline_ms);
+        if let Some((ms, own)) = timeouts {
+            call.arg(ms.idle).arg(ms.absolute);
+            match own {
+                true => call.arg(ms.touch_after),
+                false => call.arg(""),
+            };
+        }
+        let reply = core.run::<Value>(&call).await?;
+        match (timeouts, reply) {
+            (_, Value::Int(0)) => return Err(Error::SessionGone),
+            (_, Value::Int(-1)) => continue, // the new token's key is taken: draw again
+            (None, Value::Int(1)) => {}
+            (Some((ms, own)), Value::Array(moved)) => match <[Value; 3]>::try_from(moved) {
+                Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]) => {
+                    session.meta.deadline_ms = deadline;
+                    session.meta.ttl_ms = ttl;
+                    session.meta.idle_timeout_ms = own.then_some(ms.idle as i64);
+                    session.meta.touch_after_ms = own.then_some(ms.touch_after);
+                }
+                _ => return Err(unexpected_regenerate_reply()),
+            },
+            _ => return Err(unexpected_regenerate_reply()),
+        }
+        debug!(new_session = ?token, "regenerated");
+        session.rekey(token.clone(), key);
+        return Ok(token);
+    }
+    Err(collided())
+}
+
+fn unexpected_regenerate_reply() -> Error {
+    Error::Corrupt("regenerate answered neither 1, 0, -1 nor {1, deadline, ttl}".into())
+}
