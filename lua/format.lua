@@ -1,4 +1,4 @@
--- Generated from src/format.rs, the one place these are written: edit them there, then
+-- Generated from src/format/mod.rs, the one place these are written: edit them there, then
 -- run REDIS_SESSIONS_REGENERATE=1 cargo test --lib format.
 local RECORD = 0
 local META = 193

@@ -1,5 +1,5 @@
--- limits: the attribute and byte limits a save that sets attributes must keep (save.lua,
--- save_checked.lua). Prepended after write.lua.
+-- limits: the attribute and byte limits a save that sets attributes must keep, and the delta
+-- saved within them (save.lua, save_checked.lua). Prepended after write.lua.
 
 -- An upper bound of the bytes of every name and value the hash at `key` holds: what it takes in
 -- memory (MEMORY USAGE, every field counted), or where that command is refused (renamed away,
@@ -73,4 +73,16 @@ local function check_limits(s, first, last, removed, max_count, max_bytes)
     return {-3, bytes_after, {}}
   end
   return nil
+end
+
+-- Saves the delta that sets ARGV[first .. last] and removes ARGV[removed ..], when it keeps the
+-- limits: the reply of save.lua and save_checked.lua, {1, id, tombstoned}, or the limit's.
+local function save_delta(s, first, last, removed, max_count, max_bytes)
+  local over = check_limits(s, first, last, removed, max_count, max_bytes)
+  if over then
+    return over
+  end
+  local writes, deletes, tombstoned = delta_writes(s, first, last, removed)
+  finish(s, writes, deletes)
+  return {1, known_id(s), tombstoned}
 end

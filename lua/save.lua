@@ -38,11 +38,5 @@ local s, stop = open_session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonu
 if not s then
   return stop
 end
-local first, last = 7, 6 + 2 * tonumber(ARGV[6])
-local over = check_limits(s, first, last, last + 1, tonumber(ARGV[4]), tonumber(ARGV[5]))
-if over then
-  return over
-end
-local writes, deletes, tombstoned = delta_writes(s, first, last, last + 1)
-finish(s, writes, deletes)
-return {1, known_id(s), tombstoned}
+local last = 6 + 2 * tonumber(ARGV[6])
+return save_delta(s, 7, last, last + 1, tonumber(ARGV[4]), tonumber(ARGV[5]))

@@ -43,10 +43,4 @@ end
 if not unchanged then
   return {-1, known_id(s), {}}
 end
-local over = check_limits(s, first, last, view_last + 1, tonumber(ARGV[5]), tonumber(ARGV[6]))
-if over then
-  return over
-end
-local writes, deletes, tombstoned = delta_writes(s, first, last, view_last + 1)
-finish(s, writes, deletes)
-return {1, known_id(s), tombstoned}
+return save_delta(s, first, last, view_last + 1, tonumber(ARGV[5]), tonumber(ARGV[6]))

@@ -183,7 +183,7 @@ async fn kill_mid_workload(fsync: &str) -> Verdict {
     redis.restart();
     redis.wait_loaded().await;
     // A fresh store: the workload's, whose last operations failed to connect, waits a moment
-    // before it tries a slot again (src/pool.rs), and the restart may be quicker than that.
+    // before it tries a slot again (src/connection/pool.rs), and the restart may be quicker than that.
     let store = SessionStore::new(config(&redis)).expect("store");
     let verdict = verify(&store, &all, killed).await;
     let sessions = all.len();

@@ -228,7 +228,7 @@ async fn gone_past_the_deadline(redis: &support::TestRedis) {
     sleep(ms(1150)).await; // past the last session's deadline
 
     for (how, mut session, key) in cases {
-        // A popping load deletes the messages with its read (src/flash_pop.rs), before it
+        // A popping load deletes the messages with its read (src/store/flash_pop.rs), before it
         // finds the session dead: they die with it. Nothing else may change.
         let fields = |mut all: std::collections::BTreeMap<String, Vec<u8>>| {
             all.remove("@f");

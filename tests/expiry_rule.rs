@@ -1,5 +1,5 @@
 //! The expiry rule's Lua home (lua/expiry.lua: `touch_due`, `next_ttl`) against the table of
-//! cases its Rust home (src/expiry_rule.rs) is tested against too, on a real Redis.
+//! cases its Rust home (src/store/expiry_rule.rs) is tested against too, on a real Redis.
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! Popping flash messages: one transaction with the load's read, and the fallbacks when the
-//! transaction cannot do it (src/flash_pop.rs). A Cluster's pops are in tests/cluster.rs.
+//! transaction cannot do it (src/store/flash_pop.rs). A Cluster's pops are in tests/cluster.rs.
 
 mod support;
 
@@ -91,7 +91,7 @@ async fn out_of_memory_pops_go_to_the_script() {
     // Out of memory under noeviction, Redis aborts every transaction but runs plain reads and
     // scripts that only delete or set TTLs. No touch is due, so only the fallback runs a script.
     redis.set_maxmemory(1).await;
-    // A first read syncs the store's clock (TIME, src/server_clock.rs), and the next sync is
+    // A first read syncs the store's clock (TIME, src/store/server_clock.rs), and the next sync is
     // due only a second later: within that, every TIME counted below but one a second is a
     // script's.
     let synced = std::time::Instant::now();

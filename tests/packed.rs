@@ -1,4 +1,4 @@
-//! The packed record (src/packed.rs): a load reads a few fields whatever the session's size,
+//! The packed record (src/format/packed.rs): a load reads a few fields whatever the session's size,
 //! saves stay deltas, and compaction never loses a concurrent change.
 
 mod support;
@@ -165,7 +165,7 @@ async fn the_attribute_limit_counts_packed_and_loose_attributes() {
 
 #[tokio::test]
 async fn a_tombstone_is_not_counted_as_an_attribute() {
-    // A tombstone holds its name and no value (src/fields.rs): the script's exact count must
+    // A tombstone holds its name and no value (src/format/fields.rs): the script's exact count must
     // read it as a removed attribute, or a session at its limit could never take a new one.
     let redis = support::any_server();
     let session = support::saved_with(&redis.store(), 5).await; // a0 .. a4, packed
@@ -264,9 +264,9 @@ async fn removing_a_loose_attribute_deletes_it_even_when_the_header_bytes_spell_
 
 #[tokio::test]
 async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it() {
-    // Copying the record (about 800 bytes in the benchmark) was the largest part of a save
-    // (lua/save.lua): a delta that removes nothing and is far from the limit reads only the
-    // record's length.
+    // Copying the record (about 800 bytes in the benchmark) is the largest part of a save that
+    // reads it (lua/write.lua): a delta that removes nothing and is far from the limit reads
+    // only the record's length.
     let redis = support::own_server(&[]);
     let store = redis.store();
     let mut session = reload(&store, &support::saved_with(&store, 6).await).await;
@@ -289,7 +289,7 @@ async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it(
 
 #[tokio::test]
 async fn stamps_agree_between_the_scripts_and_the_client_at_every_length_marker() {
-    // A stamp's MessagePack length marker grows at 32 and 256 bytes. save.lua writes the
+    // A stamp's MessagePack length marker grows at 32 and 256 bytes. lua/fields.lua writes the
     // tombstone's stamp and measures stamps where it compares; the client writes the values'
     // stamps and reads both: a disagreement loses the tombstone or makes a checked save conflict.
     let redis = support::any_server();

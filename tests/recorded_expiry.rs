@@ -1,5 +1,5 @@
 //! The expiry each session's hash records (field `@t`), by which a plain load judges whether
-//! the idle expiry is due without asking Redis for the TTL (src/server_clock.rs).
+//! the idle expiry is due without asking Redis for the TTL (src/store/server_clock.rs).
 
 mod support;
 

@@ -9,7 +9,7 @@
 //! holds only its name (fields.rs) is a removed attribute. Saves write loose fields (a delta); a
 //! save that would leave more than [`LOOSE_MAX`] of them, or must remove a packed attribute, folds
 //! them into a new record instead, and only if Redis still holds the record and the loose fields it
-//! loaded (save.lua).
+//! loaded (compact.lua).
 //!
 //! The record's header also carries the session's creation time and absolute deadline, which
 //! never change under one key (new timeouts go with a new token, regenerate.lua), and the

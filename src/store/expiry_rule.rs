@@ -1,6 +1,6 @@
 //! The expiry rule: when a touch is due, and the TTL a session gets. Plain loads judge by it
-//! (reply.rs) and create counts its first TTL with it (store.rs); its Lua twin, under the same
-//! names, is in lua/record.lua, where get-and-touch, save, create and regenerate apply it.
+//! (reply.rs) and create counts its first TTL with it (create.rs); its Lua twin, under the same
+//! names, is in lua/expiry.lua, where get-and-touch, the saves, create and regenerate apply it.
 //! tests/data/expiry_rule.csv holds the cases both are tested against (here, and on a real
 //! Redis by tests/expiry_rule.rs): the two agree on every case in the table (values below 2^53,
 //! where Lua's numbers are exact).
