@@ -7,7 +7,8 @@
 -- ARGV[2]  touch threshold, ms
 -- ARGV[3]  the session's absolute deadline as the client read it (expiry.lua's
 --          unvouched_deadline)
--- ARGV[4]  the new packed record: the whole session with the client's changes (src/packed.rs)
+-- ARGV[4]  the new packed record: the whole session with the client's changes
+--          (src/format/packed.rs)
 -- ARGV[5]  the id of the packed record the client loaded
 -- ARGV[6 ..]  the view: the loose fields the client loaded or last saved, name, value pairs,
 --          the values without their stamps ('' for a tombstone)
@@ -16,7 +17,8 @@
 --          since the client read it, so the new record would drop another request's change
 --          (nothing written: a plain save sends a delta instead, a checked one reports a
 --          conflict); {0, 0, {}} no live session.
--- Reads    what save.lua reads, the record's id and every loose field (HGETALL).
+-- Reads    the record's length, the TTL and the key's expiry as save.lua does, the record (for
+--          its id) and every loose field (HGETALL).
 -- Errors   'CORRUPT ...' when the record is shorter than its header, or ARGV[4] has no header
 --          or keeps the stored id (nothing written).
 -- Writes   HSET @p (with @t when the expiry moves, as in save.lua), then HDEL of every loose

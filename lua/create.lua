@@ -6,8 +6,9 @@
 -- ARGV[3]  for timeouts of the session's own (src/timeouts.rs), the touch threshold, ms, that
 --          goes with its idle timeout: both are kept in @i (fields.lua); absent for the store's
 --
--- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token collision,
---          which a 256-bit secret makes practically impossible; the caller draws a new token).
+-- Reply    {created_ms, deadline_ms}, or false (nil) when the key already exists (a token
+--          collision, which a 256-bit secret makes practically impossible; the caller draws a
+--          new token).
 -- Writes   HSET @p (a packed record of no attributes, whose header holds the creation time,
 --          the deadline and id 0), @t (the expiry, see fields.lua) and, for own timeouts, @i
 --          on KEYS[1], then PEXPIREAT that expiry: now + min(idle, absolute).

@@ -2,7 +2,7 @@
 --
 -- KEYS[1]  the session's hash
 -- ARGV[1]  the message, MessagePack-encoded; messages are appended to field @f (after its
---          tag, META FLASH from src/format.rs, which tells a load reading values alone that
+--          tag, META FLASH from src/format/mod.rs, which tells a load reading values alone that
 --          this is flash: see fields.lua), and a run of MessagePack values needs no
 --          separator
 -- ARGV[2]  the most bytes of pending messages (the field holds them and its 2-byte tag)

@@ -1,13 +1,13 @@
 -- get-and-touch: load a session, enforce its deadlines, slide its idle expiry only when due,
 -- and optionally pop its flash messages, all in one round trip.
 --
--- The store runs it (src/load.rs, src/flash_pop.rs) when:
+-- The store runs it (src/store/load.rs, src/store/flash_pop.rs) when:
 --   - a load must write: the expiry is due to slide, or the hash records no expiry (@t);
 --   - flash messages are to be popped where a MULTI/EXEC cannot (a Redis Cluster, or a server
 --     out of memory), by a load or by pop_flash.
 -- Other loads read HVALS without a script (a popping one on one server in a MULTI/EXEC that
 -- also deletes @f), and judge from @t, which every script caps at the deadline, and from the
--- deadline in the record whether the expiry is due (src/server_clock.rs): past either, they
+-- deadline in the record whether the expiry is due (src/store/server_clock.rs): past either, they
 -- come here.
 --
 -- KEYS[1]  the session's hash
@@ -21,7 +21,7 @@
 -- Reply    false (nil) when there is no live session (none, or past its absolute deadline,
 --          whatever its TTL says); else {pttl_ms, {value, ...}}, the
 --          values of every field of the hash alike, each of which says what it is
---          (src/fields.rs): the packed record (@p, whose header holds the creation time, the
+--          (src/format/fields.rs): the packed record (@p, whose header holds the creation time, the
 --          deadline and the record's id), the expiry (@t), flash (@f) and loose attributes;
 --          @f is in the reply whether or not it was popped, so a load that leaves it knows it
 --          is pending. @t is as this script left it.
@@ -41,7 +41,7 @@ local values = redis.call('HVALS', key)
 if #values == 0 then
   return false
 end
--- A value's first byte says its field (src/format.rs): RECORD the record; META metadata,
+-- A value's first byte says its field (src/format/mod.rs): RECORD the record; META metadata,
 -- followed by FLASH for the flash messages, EXPIRY for the expiry, OWN_TIMEOUTS for the
 -- session's own idle timeout and threshold.
 local deadline, flash, expires, expiry_at, own_idle, own_touch_after

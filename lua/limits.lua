@@ -1,5 +1,5 @@
 -- limits: the attribute and byte limits a save that sets attributes must keep, and the delta
--- saved within them (save.lua, save_checked.lua). Prepended after write.lua.
+-- saved within them (save.lua, save_checked.lua). Needs write.lua.
 
 -- An upper bound of the bytes of every name and value the hash at `key` holds: what it takes in
 -- memory (MEMORY USAGE, every field counted), or where that command is refused (renamed away,
@@ -15,32 +15,6 @@ local function stored_bytes(key)
     bytes = bytes + redis.call('HSTRLEN', key, name)
   end
   return bytes
-end
-
--- The attributes and their bytes before and after a save that sets ARGV[first .. last] (name,
--- stamped value pairs) and removes the names ARGV[removed ..], counted exactly from the record
--- and the loose fields; nil when the record is malformed.
-local function exact_sizes(s, first, last, removed)
-  local live = record_values(s.record())
-  if not live then return nil end
-  local fields = redis.call('HGETALL', s.key)
-  for i = 1, #fields, 2 do
-    if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
-      local value = loose_value(fields[i], fields[i + 1])
-      live[fields[i]] = value ~= '' and value or nil
-    end
-  end
-  local function size()
-    local count, total = 0, 0
-    for name, value in pairs(live) do
-      count, total = count + 1, total + #name + #value
-    end
-    return count, total
-  end
-  local count, total = size()
-  for i = first, last, 2 do live[ARGV[i]] = loose_value(ARGV[i], ARGV[i + 1]) end
-  for i = removed, #ARGV do live[ARGV[i]] = nil end
-  return count, total, size()
 end
 
 -- nil when a save that sets ARGV[first .. last] and removes ARGV[removed ..] keeps the session
@@ -62,6 +36,34 @@ local function check_limits(s, first, last, removed, max_count, max_bytes)
     bytes = bytes + #ARGV[i]
   end
   if not count_over and bytes <= max_bytes then return nil end
+  -- Defined here, not at the top: most saves never get this far, and Redis makes a closure of
+  -- every function a script defines, on every call.
+  -- The attributes and their bytes before and after a save that sets ARGV[first .. last] (name,
+  -- stamped value pairs) and removes the names ARGV[removed ..], counted exactly from the record
+  -- and the loose fields; nil when the record is malformed.
+  local function exact_sizes(s, first, last, removed)
+    local live = record_values(s.record())
+    if not live then return nil end
+    local fields = redis.call('HGETALL', s.key)
+    for i = 1, #fields, 2 do
+      if string.byte(fields[i], 1) ~= 64 then -- not '@': a loose field
+        local value = loose_value(fields[i], fields[i + 1])
+        live[fields[i]] = value ~= '' and value or nil
+      end
+    end
+    local function size()
+      local count, total = 0, 0
+      for name, value in pairs(live) do
+        count, total = count + 1, total + #name + #value
+      end
+      return count, total
+    end
+    local count, total = size()
+    for i = first, last, 2 do live[ARGV[i]] = loose_value(ARGV[i], ARGV[i + 1]) end
+    for i = removed, #ARGV do live[ARGV[i]] = nil end
+    return count, total, size()
+  end
+
   local count_before, bytes_before, count_after, bytes_after = exact_sizes(s, first, last, removed)
   if not count_before then
     return redis.error_reply('CORRUPT packed record is malformed')

@@ -1,6 +1,7 @@
--- record: the packed record (field @p; src/packed.rs is its Rust twin), read and written with
--- string.byte. Prepended to every script but destroy (src/scripts.rs), after format.lua, which
--- holds the offsets named here, and clock.lua.
+-- record: the packed record's header (field @p; src/format/packed.rs is its Rust twin), read and
+-- written with string.byte. Prepended to every script but destroy (src/connection/scripts.rs),
+-- after format.lua, which holds the offsets named here, and clock.lua; entries.lua reads the
+-- entries.
 -- The record begins with a header: created and deadline, ms since the epoch as u64 big-endian,
 -- the attribute count as u16, and the record's id as u32 (0 for a new session's, then drawn at
 -- random by each compaction, so that it never repeats). Then, per attribute: the name's length
@@ -53,32 +54,4 @@ end
 
 local function record_id(record)
   return record_number(record, ID_AT, 4)
-end
-
--- The attributes of `record`, a table of name -> value; nil when its entries are malformed or
--- not as many as its header says.
-local function record_values(record)
-  local count = record_count(record)
-  if not count then return nil end
-  local values, at, seen = {}, RECORD_HEADER + 1, 0
-  while at <= #record do
-    local a, b = string.byte(record, at, at + 1)
-    if not b then return nil end
-    local name_end = at + 1 + a * 256 + b
-    local c, d, e, f = string.byte(record, name_end + 1, name_end + 4)
-    if not f then return nil end
-    local value_end = name_end + 4 + ((c * 256 + d) * 256 + e) * 256 + f
-    if value_end > #record then return nil end
-    values[string.sub(record, at + 2, name_end)] = string.sub(record, name_end + 5, value_end)
-    at, seen = value_end + 1, seen + 1
-  end
-  if seen ~= count then return nil end
-  return values
-end
-
--- True when `name` appears anywhere in the record's entries, names or values (not in its
--- header's times): a plain substring test, cheaper than parsing the entries. A save gives a
--- removed name a tombstone only where this holds; a false match only costs a tombstone.
-local function record_may_hold(record, name)
-  return string.find(record, name, RECORD_HEADER + 1, true) ~= nil
 end

@@ -1,5 +1,5 @@
 -- view: comparing what the client read with what the hash holds now, for a checked save
--- (save_checked.lua) or a compaction (compact.lua). Prepended after write.lua.
+-- (save_checked.lua) or a compaction (compact.lua). Needs write.lua.
 
 -- In a 'read' view: the name was not set. META alone is never valid MessagePack, so no stored
 -- value can equal it.

@@ -1,6 +1,6 @@
 -- write: what the save scripts share (save.lua, save_checked.lua, compact.lua): finding the
--- live session, a delta's writes, and the last write with the new expiry. Prepended after
--- expiry.lua.
+-- live session, a delta's writes, and the last write with the new expiry. Needs record.lua,
+-- fields.lua, expiry.lua, deadline.lua and entries.lua.
 
 local CHUNK = 1000 -- arguments per HSET, HDEL or HMGET, under Lua's unpack limit
 
@@ -74,13 +74,13 @@ local function delta_writes(s, first, last, removed)
   return writes, deletes, tombstoned
 end
 
--- Writes `writes` (one HSET) and deletes `deletes` (HDEL), with the new expiry: slid when
--- due, and capped at the deadline when the TTL runs past it; recorded in @t in the same HSET,
--- then set with PEXPIREAT. The HSET comes first: Redis refuses a script for want of memory
--- only at its first write that can grow memory, and lets every later write through, so a save
--- that sets anything is refused whole (an OOM error, nothing written). @t alone replaces a
--- value of its own size: in a pcall, so that a save that only deletes goes through out of
--- memory too (@t waits for a later touch to repair it).
+-- Writes `writes` (HSET) and deletes `deletes` (HDEL), each in chunks, with the new expiry: slid
+-- when due, and capped at the deadline when the TTL runs past it; recorded in @t in the same HSET,
+-- then set with PEXPIREAT. The HSET comes first: Redis refuses a script for want of memory only at
+-- its first write that can grow memory, and lets every later write through, so a save that sets
+-- anything is refused whole (an OOM error, nothing written). @t alone replaces a value of its own
+-- size: in a pcall, so that a save that only deletes goes through out of memory too (@t waits for a
+-- later touch to repair it).
 local function finish(s, writes, deletes)
   local expires
   if s.deadline then

@@ -17,8 +17,8 @@
 //!
 //! # Layout
 //!
-//! Each folder is a layer; a module imports from its own layer and the ones below it, never
-//! from one that imports it back.
+//! Each folder is a concern. No module imports a module that imports it back, however long the
+//! way round (`tests/layering.rs` reads the sources and fails on a cycle).
 //!
 //! - `config.rs` ([`Config`]: where Redis is, timeouts, serde and `with_*`), `limits.rs`
 //!   ([`Limits`]: size bounds checked before anything is written), `timeouts.rs`

@@ -55,7 +55,7 @@ pub mod stored {
 
 /// The Lua source of the store's script `name` (a file of `lua/`: `get_and_touch`, `save`,
 /// `compact`, ...) as the store sends it with `EVAL`, the helpers it needs in front; or, for
-/// `"helpers"`, the helpers every script but `destroy` gets. `None` for any other name. For
+/// `"helpers"`, every helper file (`lua/` but the scripts). `None` for any other name. For
 /// tests and benchmarks that run a script, or Lua of their own, directly.
 ///
 /// ```

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Module path (`store::load`) -> source, for every file under `src/`.
+/// Module path (`store::load`; `""` for the crate root) -> source, for every file under `dir`.
 fn sources(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
     for entry in std::fs::read_dir(dir).expect("src/ is readable") {
         let path = entry.expect("an entry").path();
@@ -23,86 +23,179 @@ fn sources(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
 }
 
 /// The code of `source` without comments (doc links name modules without importing them) and
-/// without its unit tests, which may reach anywhere.
+/// without its test modules (`#[cfg(...test...)]` then `mod`), which may reach anywhere.
 fn code(source: &str) -> String {
-    let source = source.split("#[cfg(test)]").next().unwrap_or_default();
-    let lines = source.lines().map(|line| line.split("//").next().unwrap_or_default());
-    lines.collect::<Vec<_>>().join("\n")
-}
-
-/// The modules `module`'s code names: each `crate::a::b` path (and each path of a
-/// `crate::a::{b, c::d}` group) and each `super::` path, resolved to the longest known module.
-/// A name that is a re-export of the crate root (`crate::SessionStore`) counts as the module
-/// that defines it.
-fn imports(
-    module: &str,
-    code: &str,
-    known: &BTreeSet<String>,
-    roots: &BTreeMap<String, String>,
-) -> BTreeSet<String> {
-    let parent = module.rsplit_once("::").map_or("", |(parent, _)| parent);
-    let code =
-        code.replace("super::", &format!("crate::{parent}::")).replace("crate::::", "crate::");
-    let mut found = BTreeSet::new();
-    for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
-        let path: String =
-            rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
-        let mut paths = vec![path.trim_end_matches(':').to_owned()];
-        if let Some(group) = rest[path.len()..].strip_prefix('{') {
-            let group = group.split('}').next().unwrap_or_default();
-            for item in group.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-                paths.push(format!("{path}{item}"));
-            }
-        }
-        for path in paths {
-            let segments: Vec<&str> = path.split("::").collect();
-            let resolved = (1..=segments.len())
-                .rev()
-                .map(|n| segments[..n].join("::"))
-                .find(|prefix| known.contains(prefix))
-                .or_else(|| roots.get(segments[0]).cloned());
-            if let Some(target) = resolved.filter(|target| target != module && !target.is_empty()) {
-                found.insert(target);
-            }
-        }
-    }
-    // A child module named by a relative path (`load::load(...)` after `mod load;`).
-    for line in code.lines().map(str::trim) {
-        let declared = line.strip_suffix(';').and_then(|line| line.rsplit_once("mod "));
-        if let Some((_, child)) = declared.filter(|(visibility, _)| !visibility.contains('{')) {
-            let target =
-                if module.is_empty() { child.to_owned() } else { format!("{module}::{child}") };
-            if code.contains(&format!("{child}::")) && known.contains(&target) {
-                found.insert(target);
-            }
-        }
-    }
-    found
-}
-
-/// The crate root's re-exports: name -> the module that defines it.
-fn root_exports(lib: &str, known: &BTreeSet<String>) -> BTreeMap<String, String> {
-    let mut exports = BTreeMap::new();
-    for line in lib.lines().filter_map(|line| line.trim().strip_prefix("pub use ")) {
-        let line = line.trim_end_matches(';');
-        let (path, names) = match line.split_once("::{") {
-            Some((path, names)) => (
-                path.to_owned(),
-                names.trim_end_matches('}').split(',').map(|n| n.trim().to_owned()).collect(),
-            ),
-            None => match line.rsplit_once("::") {
-                Some((path, name)) => (path.to_owned(), vec![name.to_owned()]),
-                None => continue,
-            },
+    let mut kept = Vec::new();
+    let (mut depth, mut skipping, mut gated) = (0i32, false, false);
+    for line in source.lines() {
+        let trimmed = line.trim_start();
+        let line = match trimmed.starts_with("//") {
+            true => "",
+            false => line.split(" //").next().unwrap_or_default(),
         };
-        if known.contains(&path) {
-            for name in names {
-                exports.insert(name, path.clone());
+        if !skipping && gated && line.trim_start().starts_with("mod ") {
+            (skipping, depth) = (!line.trim_end().ends_with(';'), 0);
+            if !skipping {
+                continue; // a test module in a file of its own
             }
         }
+        gated = line.trim_start().starts_with("#[cfg(") && line.contains("test");
+        if skipping {
+            depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
+            skipping = depth > 0 || !line.contains('}');
+            continue;
+        }
+        kept.push(line);
     }
-    exports
+    kept.join("\n")
+}
+
+/// The full paths a use tree names: `a::{b, c::{d, e as f}}` -> `a::b`, `a::c::d`, `a::c::e`.
+fn expand(tree: &str) -> Vec<String> {
+    let tree = tree.trim();
+    let Some(open) = tree.find('{') else {
+        let path = tree.split(" as ").next().unwrap_or_default().trim();
+        return vec![path.trim_end_matches("::self").to_owned()];
+    };
+    let (prefix, mut depth, mut items, mut item) = (&tree[..open], 0, Vec::new(), String::new());
+    for c in tree[open + 1..].chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    items.push(item);
+    let items = items.iter().filter(|item| !item.trim().is_empty());
+    items.flat_map(|item| expand(item)).map(|path| format!("{prefix}{path}")).collect()
+}
+
+/// The use tree that starts at byte `at` of `code`: a path, and the group after it.
+fn tree_at(code: &str, at: usize) -> &str {
+    let rest = &code[at..];
+    let path =
+        rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).unwrap_or(rest.len());
+    if !rest[path..].starts_with('{') {
+        return &rest[..path];
+    }
+    let mut depth = 0;
+    for (i, c) in rest[path..].char_indices() {
+        depth += match c {
+            '{' => 1,
+            '}' => -1,
+            _ => 0,
+        };
+        if depth == 0 {
+            return &rest[..path + i + 1];
+        }
+    }
+    rest
+}
+
+/// The modules of a crate, and what each re-exports (name -> the module that defines it).
+struct Crate {
+    known: BTreeSet<String>,
+    exports: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Crate {
+    fn new(sources: &BTreeMap<String, String>) -> Crate {
+        let known = sources.keys().cloned().collect();
+        let mut krate = Crate { known, exports: BTreeMap::new() };
+        for (module, source) in sources {
+            let code = code(source);
+            let mut names = BTreeMap::new();
+            for (at, _) in code.match_indices("use ") {
+                let before = &code[..at];
+                if !(before.ends_with("pub ") || before.ends_with("pub(crate) ")) {
+                    continue;
+                }
+                for path in expand(tree_at(&code, at + 4)) {
+                    let absolute = krate.absolute(module, &path);
+                    let (Some(absolute), Some(name)) = (absolute, path.rsplit("::").next()) else {
+                        continue;
+                    };
+                    if let Some(target) = krate.resolve(&absolute) {
+                        names.insert(name.to_owned(), target);
+                    }
+                }
+            }
+            krate.exports.insert(module.clone(), names);
+        }
+        krate
+    }
+
+    /// `path`, as written in `module`, from the crate root; `None` for another crate's.
+    fn absolute(&self, module: &str, path: &str) -> Option<String> {
+        let mut base: Vec<&str> = module.split("::").filter(|s| !s.is_empty()).collect();
+        let mut segments = path.split("::").peekable();
+        match segments.peek().copied() {
+            Some("crate") => {
+                segments.next();
+                base.clear();
+            }
+            Some("self") => _ = segments.next(),
+            Some("super") => {
+                while segments.peek() == Some(&"super") {
+                    segments.next();
+                    base.pop();
+                }
+            }
+            Some(first) if self.known.contains(&[&base[..], &[first]].concat().join("::")) => {}
+            _ => return None,
+        }
+        Some(base.into_iter().chain(segments).collect::<Vec<_>>().join("::"))
+    }
+
+    /// The module an absolute path names: its longest known prefix, or the module a name
+    /// re-exported there comes from.
+    fn resolve(&self, path: &str) -> Option<String> {
+        let segments: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+        (0..=segments.len()).rev().find_map(|n| {
+            let module = segments[..n].join("::");
+            if !self.known.contains(&module) {
+                return None;
+            }
+            let exported = segments.get(n).and_then(|next| self.exports.get(&module)?.get(*next));
+            Some(exported.cloned().unwrap_or(module))
+        })
+    }
+
+    /// The modules `module`'s code names: every `crate::`, `super::` and `self::` path (groups
+    /// expanded), and every child module named by a relative path (`load::load(...)`).
+    fn imports(&self, module: &str, code: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for (at, c) in code.char_indices() {
+            let before = code[..at].chars().next_back();
+            let inside = before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+            if !(c.is_alphabetic() || c == '_') || inside {
+                continue;
+            }
+            let rest = &code[at..];
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+            let first = &rest[..end];
+            let child =
+                if module.is_empty() { first.to_owned() } else { format!("{module}::{first}") };
+            let named = matches!(first, "crate" | "super" | "self") || self.known.contains(&child);
+            if !rest[end..].starts_with("::") || !named {
+                continue;
+            }
+            for path in expand(tree_at(code, at)) {
+                let target = self.absolute(module, &path).and_then(|path| self.resolve(&path));
+                if let Some(target) = target.filter(|target| target != module && !target.is_empty())
+                {
+                    found.insert(target);
+                }
+            }
+        }
+        found
+    }
 }
 
 /// A cycle in `graph`, as the modules along it; `None` when there is none.
@@ -132,14 +225,22 @@ fn cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     graph.keys().find_map(|node| visit(node, graph, &mut Vec::new(), &mut done))
 }
 
+/// Each module's imports. A module's own re-exports (`pub use child::Name`) are not counted as
+/// imports of the child: they name, they do not use.
 fn graph(sources: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
-    let known: BTreeSet<String> = sources.keys().cloned().collect();
-    let roots = root_exports(sources.get("").map_or("", String::as_str), &known);
-    sources
-        .iter()
-        .filter(|(module, _)| !module.is_empty()) // the root declares and re-exports, nothing more
-        .map(|(module, source)| (module.clone(), imports(module, &code(source), &known, &roots)))
-        .collect()
+    let krate = Crate::new(sources);
+    let graph = sources.iter().filter(|(module, _)| !module.is_empty()).map(|(module, source)| {
+        let code = code(source);
+        let uses: Vec<&str> = code
+            .lines()
+            .filter(|l| {
+                !l.trim_start().starts_with("pub use ")
+                    && !l.trim_start().starts_with("pub(crate) use ")
+            })
+            .collect();
+        (module.clone(), krate.imports(module, &uses.join("\n")))
+    });
+    graph.collect()
 }
 
 #[test]
@@ -149,26 +250,35 @@ fn no_module_imports_a_module_that_imports_it_back() {
     assert!(modules.len() > 30, "the sources were read: {} modules", modules.len());
     let graph = graph(&modules);
     let edges: usize = graph.values().map(BTreeSet::len).sum();
-    assert!(edges > 50, "imports were found: {edges}");
+    assert!(edges > 80, "imports were found: {edges}");
+    let store: Vec<&String> = graph["store"].iter().collect();
+    assert!(
+        store.iter().any(|m| *m == "store::load"),
+        "a child named by a relative path: {store:?}"
+    );
     assert_eq!(cycle(&graph), None, "a cycle of imports");
 }
 
 #[test]
 fn the_check_finds_a_cycle_when_there_is_one() {
     let modules: BTreeMap<String, String> = [
-        ("", "pub use store::Store;"),
-        ("store", "mod load;\nmod helpers;\npub struct Store; fn f() { load::x() }"),
+        ("", "pub use store::Store;\npub use config::Config;"),
+        ("store", "mod load;\nmod helpers;\npub struct Store;\nfn f() { load::x() }"),
         ("store::load", "use super::helpers::y; pub fn x() {}"),
-        ("store::helpers", "use crate::{config::Config, Store}; pub fn y() {}"),
-        ("config", "// crate::store::load in a comment is no import\npub struct Config;"),
+        ("store::helpers", "use crate::{config::{self, Config}, Store};\npub fn y() {}"),
+        ("store::helpers::deep", "use super::super::load;"),
+        ("config", "// crate::store::load in a comment is no import\npub struct Config;\nconst U: &str = \"redis://x\"; fn g() { crate::store::load::x() }\n#[cfg(test)]\nmod tests {\n    use crate::store::helpers;\n}\n"),
+        ("thread", "fn f() { std::thread::spawn(|| ()); }"),
     ]
     .into_iter()
     .map(|(module, source)| (module.to_owned(), source.to_owned()))
     .collect();
     let graph = graph(&modules);
-    let config: BTreeSet<String> = ["store".to_owned(), "config".to_owned()].into();
-    assert_eq!(graph["store::helpers"], config, "a group, and a root re-export");
-    assert!(graph["config"].is_empty(), "comments import nothing");
+    let helpers: BTreeSet<String> = ["store".to_owned(), "config".to_owned()].into();
+    assert_eq!(graph["store::helpers"], helpers, "nested groups, and a root re-export");
+    assert_eq!(graph["store::helpers::deep"], ["store::load".to_owned()].into(), "super::super");
+    assert_eq!(graph["config"], ["store::load".to_owned()].into(), "past \"redis://\", not tests");
+    assert!(graph["thread"].is_empty(), "std::thread is not the module thread");
     let found = cycle(&graph).expect("store -> load -> helpers -> store");
     assert_eq!(found.len(), 4, "{found:?}");
 }

@@ -33,6 +33,19 @@ impl Captured {
         (captured, tracing::subscriber::set_default(subscriber))
     }
 
+    /// Like [`start`](Self::start), and logs each span as it closes, with its fields.
+    fn start_with_spans(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
     }
@@ -52,6 +65,34 @@ async fn trace_logs_name_sessions_by_fingerprint_only() {
     for token in &tokens {
         assert!(!logs.contains(&token[4..]), "token in logs");
     }
+}
+
+#[tokio::test]
+async fn a_load_records_the_way_it_read_and_whether_get_and_touch_ran() {
+    let redis = support::any_server();
+    let lazy = redis.store();
+    let eager = redis.store_with(|config| config.with_touch_threshold(0.0)); // every read touches
+    let token = lazy.create().await.expect("create").token().expose().to_owned();
+    lazy.load(&token).await.expect("load").expect("live"); // syncs the clock estimate
+    let (captured, guard) = Captured::start_with_spans(tracing::Level::DEBUG);
+    lazy.load(&token).await.expect("load").expect("live");
+    lazy.load_and_pop_flash(&token).await.expect("load").expect("live");
+    eager.load(&token).await.expect("load").expect("live");
+    drop(guard);
+
+    let logs = captured.text();
+    let closed: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("session.load{") && line.contains("close"))
+        .collect();
+    assert_eq!(closed.len(), 3, "{logs}");
+    assert!(closed[0].contains("way=\"read\"") && !closed[0].contains("script"), "{}", closed[0]);
+    assert!(closed[1].contains("way=\"transaction\""), "{}", closed[1]);
+    assert!(
+        closed[2].contains("way=\"read\"") && closed[2].contains("script=true"),
+        "{}",
+        closed[2]
+    );
 }
 
 #[tokio::test]

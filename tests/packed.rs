@@ -66,6 +66,30 @@ async fn loose_fields_past_the_bound_are_folded_into_the_record() {
 }
 
 #[tokio::test]
+async fn a_removal_stays_removed_when_another_request_compacted_it_away_first() {
+    // Both requests remove a0 from the record; the second finds the first's new record, which
+    // no longer holds a0, so its save deletes the name rather than hiding it with a tombstone.
+    let redis = support::any_server();
+    let store = redis.store();
+    let session = support::saved_with(&store, 6).await; // a0 to a5, folded into the record
+    let mut first = reload(&store, &session).await;
+    let mut second = reload(&store, &session).await;
+    first.delete("a0");
+    store.save(&mut first).await.expect("compacts a0 away");
+    assert!(second.delete("a0"), "the second request read a0 too");
+    store.save(&mut second).await.expect("a delta, after the refused compaction");
+
+    assert_eq!(second.get::<usize>("a0").expect("decode"), None, "still removed here");
+    assert!(!second.names().any(|name| name == "a0"));
+    assert!(!second.delete("a0"), "nothing left to delete");
+    second.insert("a0", &0usize).expect("insert");
+    assert!(second.is_changed(), "the old value is no longer what the session holds");
+    store.save(&mut second).await.expect("save");
+    let loaded = reload(&store, &session).await;
+    assert_eq!(loaded.get::<usize>("a0").expect("decode"), Some(0), "written again");
+}
+
+#[tokio::test]
 async fn a_compaction_never_drops_a_save_that_raced_it() {
     let redis = support::any_server();
     let store = redis.store();

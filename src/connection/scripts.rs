@@ -78,45 +78,61 @@ pub(crate) struct Scripts {
     pub(crate) destroy: LuaScript,
 }
 
-/// What every script but destroy gets in front, each file the twin of a Rust module:
-/// `format.lua` (the stored format's constants, generated from format.rs), `clock.lua`
-/// (`server_ms`), `record.lua` (packed.rs: the record's header and entries), `fields.lua`
-/// (fields.rs: `@t`, `@i`, `@f` and the stamp of a loose attribute) and `expiry.lua`
-/// (expiry_rule.rs: `touch_due` and `next_ttl`, and the deadline checks).
-macro_rules! helpers {
-    () => {
+/// The script `lua/<name>.lua` with helpers in front: `format.lua` (the stored format's
+/// constants, generated from format/mod.rs) and `clock.lua` (`server_ms`) always, then the
+/// helper files named, each the twin of a Rust module or a part the saves share:
+/// `record.lua` (packed.rs: the record's header), `fields.lua` (fields.rs: `@t`, `@i`, `@f`),
+/// `expiry.lua` (expiry_rule.rs: `touch_due`, `next_ttl`), `deadline.lua` (the absolute
+/// deadline check), `live.lua` (the check that opens flash push and regenerate), `entries.lua` (the record's entries and the loose fields' stamps),
+/// `write.lua` (finding the live session, a delta's writes, the last write with the expiry),
+/// `limits.lua` (the attribute and byte limits) and `view.lua` (comparing what the client
+/// read). Each script gets only what it uses: every function a script defines is a closure
+/// made on every call, which Redis pays for.
+macro_rules! script {
+    ($name:literal $(, $helper:literal)*) => {
         concat!(
             include_str!("../../lua/format.lua"),
             include_str!("../../lua/clock.lua"),
-            include_str!("../../lua/record.lua"),
-            include_str!("../../lua/fields.lua"),
-            include_str!("../../lua/expiry.lua")
-        )
-    };
-}
-
-/// The script `lua/<name>.lua` with [`helpers!`] in front, then the save helpers it names:
-/// `write` (finding the live session, a delta's writes, the last write with the expiry),
-/// `limits` (the attribute and byte limits) and `view` (comparing what the client read).
-macro_rules! script {
-    ($name:literal $(, $extra:literal)*) => {
-        concat!(
-            helpers!(),
-            $(include_str!(concat!("../../lua/", $extra, ".lua")),)*
+            $(include_str!(concat!("../../lua/", $helper, ".lua")),)*
             include_str!(concat!("../../lua/", $name, ".lua"))
         )
     };
 }
 
+/// Every helper, for tests that run Lua of their own.
+#[cfg(feature = "test-server")]
+const ALL_HELPERS: &str = script!("live", "record", "fields", "expiry", "deadline", "entries");
+
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    create: LuaScript::new(script!("create")),
-    get_and_touch: LuaScript::new(script!("get_and_touch")),
-    save: LuaScript::new(script!("save", "write", "limits")),
-    save_checked: LuaScript::new(script!("save_checked", "write", "limits", "view")),
-    compact: LuaScript::new(script!("compact", "write", "view")),
-    regenerate: LuaScript::new(script!("regenerate")),
-    flash_push: LuaScript::new(script!("flash_push")),
+    create: LuaScript::new(script!("create", "record", "fields", "expiry")),
+    get_and_touch: LuaScript::new(script!("get_and_touch", "record", "fields", "expiry")),
+    save: LuaScript::new(script!(
+        "save", "record", "fields", "expiry", "deadline", "entries", "write", "limits"
+    )),
+    save_checked: LuaScript::new(script!(
+        "save_checked",
+        "record",
+        "fields",
+        "expiry",
+        "deadline",
+        "entries",
+        "write",
+        "limits",
+        "view"
+    )),
+    compact: LuaScript::new(script!(
+        "compact", "record", "fields", "expiry", "deadline", "entries", "write", "view"
+    )),
+    regenerate: LuaScript::new(script!(
+        "regenerate",
+        "record",
+        "fields",
+        "expiry",
+        "deadline",
+        "live"
+    )),
+    flash_push: LuaScript::new(script!("flash_push", "record", "fields", "deadline", "live")),
     destroy: LuaScript::new(include_str!("../../lua/destroy.lua")),
 });
 
@@ -126,7 +142,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 pub(crate) fn source(name: &str) -> Option<&'static str> {
     let scripts = &*SCRIPTS;
     Some(match name {
-        "helpers" => helpers!(),
+        "helpers" => ALL_HELPERS,
         "create" => scripts.create.source,
         "get_and_touch" => scripts.get_and_touch.source,
         "save" => scripts.save.source,

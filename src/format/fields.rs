@@ -5,7 +5,7 @@
 //! allocate, and a session mostly holds the packed record and one to four loose fields: reading
 //! their names as well nearly doubles the values per load (docs/performance.md has the counts).
 //!
-//! The first byte of a value tells its field (the bytes are in format.rs, the one place they
+//! The first byte of a value tells its field (the bytes are in mod.rs, the one place they
 //! are written):
 //! - [`format::RECORD`]: the packed record (`@p`, packed.rs), whose header opens with the
 //!   creation time as a big-endian u64.
@@ -107,7 +107,7 @@ pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
             out.push(format::STR16);
             out.extend_from_slice(&medium.to_be_bytes());
         }
-        // Names are at most 65,535 bytes (session.rs); a longer one still gets a valid stamp.
+        // Names are at most 65,535 bytes (session/mod.rs); a longer one still gets a valid stamp.
         _ => {
             out.push(format::STR32);
             out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());

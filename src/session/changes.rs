@@ -77,7 +77,8 @@ impl Session {
     }
 
     /// Takes in a delta the script wrote: the pending changes are now what was read, each
-    /// removed name a tombstone where the script wrote one (`tombstoned`) and gone elsewhere.
+    /// removed name a tombstone where the script wrote one (`tombstoned`) or where this
+    /// session's record holds it, and gone elsewhere.
     /// `record_id` is the stored record's, when the save read it: a new one means another
     /// request compacted since this view was read. (When the save did not read the record, one
     /// may have: the next compaction or checked save sends the id, and the script refuses a
@@ -90,7 +91,11 @@ impl Session {
         }
         let tombstoned: BTreeSet<&str> = tombstoned.iter().map(String::as_str).collect();
         for (name, value) in mem::take(&mut self.pending) {
-            if value.is_some() || tombstoned.contains(name.as_str()) {
+            // A removed name the script deleted rather than tombstoned is gone from Redis; the
+            // record this session read may still hold it (another request compacted it away
+            // since), so it stays hidden here as it would be by a tombstone.
+            let hidden = value.is_none() && read.packed.get(&name).is_some();
+            if value.is_some() || hidden || tombstoned.contains(name.as_str()) {
                 read.loose.insert(name, value);
             } else {
                 read.loose.remove(&name);

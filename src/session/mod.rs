@@ -307,7 +307,7 @@ impl Read {
     }
 }
 
-pub(super) fn check_name(name: &str) -> Result<()> {
+fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.starts_with('@') || name.len() > MAX_NAME_BYTES {
         return Err(Error::InvalidName(name.to_owned()));
     }

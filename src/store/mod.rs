@@ -208,8 +208,8 @@ impl SessionStore {
     /// Like [`load`](Self::load), and takes the pending flash messages, which
     /// [`Session::take_flash`] then returns. No other request will see them. On one server the
     /// read deletes them in the same transaction: one round trip when no touch is due, two
-    /// otherwise; on a Redis Cluster, two when messages are pending (see `src/store/flash_pop.rs`). A
-    /// message is shown at most once: one whose reply is lost with the connection is gone, and
+    /// otherwise; on a Redis Cluster, two when messages are pending (docs/design.md says why).
+    /// A message is shown at most once: one whose reply is lost with the connection is gone, and
     /// so is one read from a hash that the load then refuses as corrupt.
     ///
     /// # Errors
