@@ -45,6 +45,8 @@ pub mod stored {
     pub const EXPIRY: u8 = crate::format::EXPIRY;
     /// After [`META`]: a session's own idle timeout and touch threshold (`@i`).
     pub const OWN_TIMEOUTS: u8 = crate::format::OWN_TIMEOUTS;
+    /// Where the absolute deadline (a big-endian u64 of ms) sits in the packed record's header.
+    pub const DEADLINE_AT: usize = crate::format::DEADLINE_AT;
     /// Where the attribute count (a big-endian u16) sits in the packed record's header.
     pub const COUNT_AT: usize = crate::format::COUNT_AT;
     /// Where the record's id (a big-endian u32) sits in the packed record's header.

@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use redis_sessions::test_server::stored::DEADLINE_AT;
 use tokio::time::sleep;
 
 fn ms(n: u64) -> Duration {
@@ -89,9 +90,9 @@ async fn past_its_deadline_a_session_is_gone_for_every_operation_even_without_a_
     let redis = support::any_server();
     let store = redis.store();
     let (mut session, key, mut conn) = session_without_ttl(&redis, &store).await;
-    // The deadline is bytes 8..16 of the packed record's header.
+    // The deadline, a big-endian u64 in the packed record's header.
     let mut record: Vec<u8> = conn.hget(&key, "@p").await.expect("record");
-    record[8..16].copy_from_slice(&1_000u64.to_be_bytes());
+    record[DEADLINE_AT..DEADLINE_AT + 8].copy_from_slice(&1_000u64.to_be_bytes());
     let _: () = conn.hset(&key, "@p", record).await.expect("deadline in 1970");
 
     assert!(store.load(session.token().expose()).await.expect("load").is_none());

@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+use redis_sessions::test_server::stored::DEADLINE_AT;
 use redis_sessions::{Config, SessionStore};
 
 /// A touch due 200 ms into a 3 s idle timeout: long enough that a slow machine cannot expire
@@ -125,9 +126,9 @@ async fn a_popping_load_past_the_deadline_of_a_key_without_a_ttl_serves_nothing(
     let key = redis.keys().await.remove(0);
     let mut conn = redis.conn().await;
     let _: () = conn.persist(&key).await.expect("persist");
-    // The deadline is bytes 8..16 of the packed record's header.
+    // The deadline, a big-endian u64 in the packed record's header.
     let mut record: Vec<u8> = conn.hget(&key, "@p").await.expect("record");
-    record[8..16].copy_from_slice(&1_000u64.to_be_bytes());
+    record[DEADLINE_AT..DEADLINE_AT + 8].copy_from_slice(&1_000u64.to_be_bytes());
     let _: () = conn.hset(&key, "@p", record).await.expect("deadline in 1970");
 
     // The read pops the message, then get-and-touch finds the session dead: the read judged it
