@@ -26,7 +26,7 @@
 -- Errors   'CORRUPT ...' when the record is shorter than its header, or an exact count finds
 --          its entries malformed (nothing written).
 -- Writes   HSET of the changed attributes and of a tombstone for each removed name the record
---          may hold (record.lua's record_may_hold), then HDEL of the other removed names, each
+--          may hold (entries.lua's record_may_hold), then HDEL of the other removed names, each
 --          in chunks of 1000 arguments. No version is written, so a delta appends only the
 --          attributes to the AOF. When the idle expiry is due, or the TTL runs past the
 --          deadline, @t in the same HSET and PEXPIREAT of the new expiry (write.lua's finish).

@@ -313,7 +313,7 @@ async fn saves_and_flash_pushes_copy_the_record_into_lua_only_when_they_need_it(
 
 #[tokio::test]
 async fn stamps_agree_between_the_scripts_and_the_client_at_every_length_marker() {
-    // A stamp's MessagePack length marker grows at 32 and 256 bytes. lua/fields.lua writes the
+    // A stamp's MessagePack length marker grows at 32 and 256 bytes. lua/entries.lua writes the
     // tombstone's stamp and measures stamps where it compares; the client writes the values'
     // stamps and reads both: a disagreement loses the tombstone or makes a checked save conflict.
     let redis = support::any_server();

@@ -13,7 +13,7 @@
 //!   attribute's name (the field's own name) and the value's MessagePack follows; nothing
 //!   follows for a removed attribute (a tombstone that hides the record's value). This *stamp*
 //!   costs a save's AOF entry the name's length and one byte (two from 32 bytes, three from
-//!   256; lua/fields.lua writes it for tombstones, `stamped` here for values).
+//!   256; lua/entries.lua writes it for tombstones, `stamped` here for values).
 //! - [`format::META`] (never valid MessagePack), then a letter that names the metadata:
 //!   [`format::FLASH`] for the pending flash messages (`@f`); [`format::EXPIRY`] for the key's
 //!   expiry (`@t`), a big-endian u64 of ms on the server's clock, which the scripts keep equal
@@ -96,7 +96,7 @@ impl Field {
 }
 
 /// `value` stamped with `name`, as a save stores it in the loose field `name`: the name as a
-/// MessagePack string (lua/fields.lua's `stamp` writes the same, from the same markers).
+/// MessagePack string (lua/entries.lua's `stamp` writes the same, from the same markers).
 pub(crate) fn stamped(name: &str, value: &[u8]) -> Vec<u8> {
     let len = name.len();
     let mut out = Vec::with_capacity(5 + len + value.len());
