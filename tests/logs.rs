@@ -6,6 +6,8 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
+use tracing_subscriber::fmt::format::FmtSpan;
+
 /// A `tracing` writer that keeps everything in memory.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -23,24 +25,24 @@ impl std::io::Write for Captured {
 impl Captured {
     /// Captures this thread's events at `level` and above until the guard drops.
     fn start(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (captured, tracing::subscriber::set_default(subscriber))
+        Captured::capture(level, FmtSpan::NONE)
     }
 
     /// Like [`start`](Self::start), and logs each span as it closes, with its fields.
     fn start_with_spans(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+        Captured::capture(level, FmtSpan::CLOSE)
+    }
+
+    fn capture(
+        level: tracing::Level,
+        spans: FmtSpan,
+    ) -> (Captured, tracing::subscriber::DefaultGuard) {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(level)
             .with_ansi(false)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_span_events(spans)
             .with_writer(move || writer.clone())
             .finish();
         (captured, tracing::subscriber::set_default(subscriber))

@@ -99,6 +99,14 @@ macro_rules! script {
     };
 }
 
+/// A save script: `script!` with the helpers every save uses (the record, `@t`, the expiry
+/// rule, the deadline, the entries and stamps, and `write.lua`), then those named.
+macro_rules! save_script {
+    ($name:literal $(, $helper:literal)*) => {
+        script!($name, "record", "fields", "expiry", "deadline", "entries", "write" $(, $helper)*)
+    };
+}
+
 /// Every helper, for tests that run Lua of their own.
 #[cfg(feature = "test-server")]
 const ALL_HELPERS: &str = script!("live", "record", "fields", "expiry", "deadline", "entries");
@@ -107,23 +115,9 @@ const ALL_HELPERS: &str = script!("live", "record", "fields", "expiry", "deadlin
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     create: LuaScript::new(script!("create", "record", "fields", "expiry")),
     get_and_touch: LuaScript::new(script!("get_and_touch", "record", "fields", "expiry")),
-    save: LuaScript::new(script!(
-        "save", "record", "fields", "expiry", "deadline", "entries", "write", "limits"
-    )),
-    save_checked: LuaScript::new(script!(
-        "save_checked",
-        "record",
-        "fields",
-        "expiry",
-        "deadline",
-        "entries",
-        "write",
-        "limits",
-        "view"
-    )),
-    compact: LuaScript::new(script!(
-        "compact", "record", "fields", "expiry", "deadline", "entries", "write", "view"
-    )),
+    save: LuaScript::new(save_script!("save", "limits")),
+    save_checked: LuaScript::new(save_script!("save_checked", "limits", "view")),
+    compact: LuaScript::new(save_script!("compact", "view")),
     regenerate: LuaScript::new(script!(
         "regenerate",
         "record",
