@@ -39,6 +39,7 @@ pub(crate) mod reply;
 mod save;
 pub(crate) mod server_clock;
 
+#[cfg(feature = "tower-sessions")]
 pub(crate) use create::TOKEN_ATTEMPTS;
 
 /// Sessions in Redis. Cheap to clone: clones share one pool.
@@ -158,7 +159,8 @@ impl SessionStore {
     }
 
     /// Creates an empty session under `token` (see create.rs); `None` when a session already
-    /// has that token. The adapters use it for IDs their framework draws.
+    /// has that token. The tower-sessions adapter uses it for IDs its framework draws.
+    #[cfg(feature = "tower-sessions")]
     pub(crate) async fn create_with_token(
         &self,
         token: Token,
