@@ -5,7 +5,7 @@
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms
 -- ARGV[2]  touch threshold, ms
--- ARGV[3]  the session's absolute deadline as the client read it (expiry.lua's
+-- ARGV[3]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
 -- ARGV[4]  the new packed record: the whole session with the client's changes
 --          (src/format/packed.rs)

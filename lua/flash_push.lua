@@ -6,7 +6,7 @@
 --          this is flash: see fields.lua), and a run of MessagePack values needs no
 --          separator
 -- ARGV[2]  the most bytes of pending messages (the field holds them and its 2-byte tag)
--- ARGV[3]  the session's absolute deadline as the client read it (expiry.lua's
+-- ARGV[3]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
 --
 -- Reply    the number of bytes now pending; 0 no live session (none, or past its absolute

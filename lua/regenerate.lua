@@ -4,7 +4,7 @@
 -- KEYS[1]  the session's current hash
 -- KEYS[2]  the hash of the new token; on Redis Cluster it carries the same hash tag, so both
 --          keys live in one slot and this stays a single-slot script
--- ARGV[1]  the session's absolute deadline as the client read it (expiry.lua's
+-- ARGV[1]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
 -- ARGV[2]  with ARGV[3] and ARGV[4], new timeouts from now on (src/timeouts.rs); absent to keep
 --          the session's: idle, ms

@@ -4,12 +4,12 @@
 -- KEYS[1]  the session's hash
 -- ARGV[1]  idle timeout, ms
 -- ARGV[2]  touch threshold, ms (see get_and_touch.lua)
--- ARGV[3]  the session's absolute deadline as the client read it (expiry.lua's
+-- ARGV[3]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
 -- ARGV[4]  the most attributes a session may hold
 -- ARGV[5]  the most bytes of attribute names and values a session may hold, all together
 -- ARGV[6]  n, the number of attributes to set
--- ARGV[7 .. 6+2n]  name, value pairs to set, each value stamped with its name (fields.lua)
+-- ARGV[7 .. 6+2n]  name, value pairs to set, each value stamped with its name (entries.lua)
 -- ARGV[7+2n ..]    names to remove
 --
 -- Reply    {1, id, tombstoned} saved: `id` is the stored record's, or -1 when the save did

@@ -14,7 +14,7 @@
 --          client loaded or last saved, their values without the stamps ('' for a tombstone);
 --          for 'read', each name it read with the value it read, wherever it was stored, or
 --          META alone (never valid MessagePack) when it was not set
--- ARGV[10 .. 9+2n]           name, value pairs to set, stamped (fields.lua)
+-- ARGV[10 .. 9+2n]           name, value pairs to set, stamped (entries.lua)
 -- ARGV[10+2n .. 9+2n+2m]     the view
 -- ARGV[10+2n+2m ..]          names to remove
 --

@@ -49,8 +49,8 @@
 //!   atomic), and the helpers prepended to them (`connection/scripts.rs` says which go with
 //!   which): twins of Rust modules (`format.lua`, generated from `format/mod.rs`;
 //!   `record.lua`, `packed.rs`; `fields.lua`, `fields.rs`; `expiry.lua`, `expiry_rule.rs`),
-//!   and the parts the scripts share (`deadline.lua`, `live.lua`, `entries.lua`, and for the
-//!   saves `write.lua`, `limits.lua`, `view.lua`).
+//!   and the parts the scripts share (`clock.lua`, `deadline.lua`, `live.lua`, `entries.lua`,
+//!   and for the saves `write.lua`, `limits.lua`, `view.lua`).
 //!
 //! `docs/design.md` describes the data model, each operation's path and the scripts;
 //! `docs/operations.md` the Redis settings and failure behaviour; `docs/performance.md` the

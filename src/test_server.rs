@@ -57,8 +57,8 @@ pub mod stored {
 
 /// The Lua source of the store's script `name` (a file of `lua/`: `get_and_touch`, `save`,
 /// `compact`, ...) as the store sends it with `EVAL`, the helpers it needs in front; or, for
-/// `"helpers"`, every helper file (`lua/` but the scripts). `None` for any other name. For
-/// tests and benchmarks that run a script, or Lua of their own, directly.
+/// `"helpers"`, the helpers of every script (all but the saves' own). `None` for any other
+/// name. For tests and benchmarks that run a script, or Lua of their own, directly.
 ///
 /// ```
 /// let source = redis_sessions::test_server::lua_source("get_and_touch").expect("a script");

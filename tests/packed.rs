@@ -79,6 +79,7 @@ async fn a_removal_stays_removed_when_another_request_compacted_it_away_first() 
     assert!(second.delete("a0"), "the second request read a0 too");
     store.save(&mut second).await.expect("a delta, after the refused compaction");
 
+    assert_eq!(field_names(&redis).await, ["@p"], "a0 deleted, not tombstoned: nothing held it");
     assert_eq!(second.get::<usize>("a0").expect("decode"), None, "still removed here");
     assert!(!second.names().any(|name| name == "a0"));
     assert!(!second.delete("a0"), "nothing left to delete");

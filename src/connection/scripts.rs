@@ -80,14 +80,15 @@ pub(crate) struct Scripts {
 
 /// The script `lua/<name>.lua` with helpers in front: `format.lua` (the stored format's
 /// constants, generated from format/mod.rs) and `clock.lua` (`server_ms`) always, then the
-/// helper files named, each the twin of a Rust module or a part the saves share:
+/// helper files named, each the twin of a Rust module or a part the scripts share:
 /// `record.lua` (packed.rs: the record's header), `fields.lua` (fields.rs: `@t`, `@i`, `@f`),
 /// `expiry.lua` (expiry_rule.rs: `touch_due`, `next_ttl`), `deadline.lua` (the absolute
-/// deadline check), `live.lua` (the check that opens flash push and regenerate), `entries.lua` (the record's entries and the loose fields' stamps),
-/// `write.lua` (finding the live session, a delta's writes, the last write with the expiry),
-/// `limits.lua` (the attribute and byte limits) and `view.lua` (comparing what the client
-/// read). Each script gets only what it uses: every function a script defines is a closure
-/// made on every call, which Redis pays for.
+/// deadline check), `live.lua` (the check that opens flash push and regenerate),
+/// `entries.lua` (the record's entries and the loose fields' stamps), `write.lua` (finding
+/// the live session, a delta's writes, the last write with the expiry), `limits.lua` (the
+/// attribute and byte limits) and `view.lua` (comparing what the client read). Each script
+/// gets only what it uses: every function a script defines is a closure made on every call,
+/// which Redis pays for.
 macro_rules! script {
     ($name:literal $(, $helper:literal)*) => {
         concat!(
@@ -107,7 +108,8 @@ macro_rules! save_script {
     };
 }
 
-/// Every helper, for tests that run Lua of their own.
+/// The helpers of every script (all but the saves' `write.lua`, `limits.lua` and `view.lua`,
+/// which run on `ARGV` as the save scripts lay it out), for tests that run Lua of their own.
 #[cfg(feature = "test-server")]
 const ALL_HELPERS: &str = script!("live", "record", "fields", "expiry", "deadline", "entries");
 

@@ -244,7 +244,7 @@ mod golden {
         let redis = TestServer::start().expect("redis-server");
         let store = crate::SessionStore::new(redis.config()).expect("store");
         // fixstr at both ends, str8 at both ends, str16 at both ends: a name is at most 65,535
-        // bytes, so no stamp is a str32 (lua/fields.lua can write one all the same).
+        // bytes, so no stamp is a str32 (lua/entries.lua can write one all the same).
         let names: Vec<String> =
             [1, 31, 32, 255, 256, 65_535].iter().map(|&len| "n".repeat(len - 1) + "x").collect();
         let mut session = store.create().await.expect("create");
