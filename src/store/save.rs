@@ -26,29 +26,27 @@ pub(crate) async fn save(core: &Core, session: &mut Session, checked: bool) -> R
             false => session.compaction_refused(),
         }
     }
-    let script = if checked { &SCRIPTS.save_checked } else { &SCRIPTS.save };
+    // A checked save also sends its view and the record's id (lua/save_checked.lua's ARGV).
+    let (script, view) = match checked {
+        true => (&SCRIPTS.save_checked, Some(session.view())),
+        false => (&SCRIPTS.save, None),
+    };
     let mut call = script.call(&[&session.key]);
-    if checked {
+    if view.is_some() {
         call.arg(if session.is_whole() { "all" } else { "read" });
     }
     timeouts_and_deadline(core, &mut call, session);
     call.arg(core.config.limits.max_attributes).arg(core.config.limits.max_session_bytes);
     let (set, deleted) = session.delta();
-    let view = if checked { session.view() } else { Vec::new() };
-    if checked {
-        match session.view_record_id() {
-            Some(id) => call.arg(id),
-            None => call.arg(""), // the client knows its record is out of date
-        };
-    }
-    call.arg(set.len());
-    if checked {
-        call.arg(view.len());
+    if let Some(view) = &view {
+        call.arg(record_id_arg(session)).arg(set.len()).arg(view.len());
+    } else {
+        call.arg(set.len());
     }
     for (name, value) in set {
         call.arg(name).arg(fields::stamped(name, value));
     }
-    for (name, value) in view {
+    for (name, value) in view.into_iter().flatten() {
         call.arg(name).arg(value);
     }
     call.arg(deleted);
@@ -71,8 +69,7 @@ pub(crate) async fn save(core: &Core, session: &mut Session, checked: bool) -> R
 async fn compact(core: &Core, session: &Session, record: &[u8]) -> Result<bool> {
     let mut call = SCRIPTS.compact.call(&[&session.key]);
     timeouts_and_deadline(core, &mut call, session);
-    // '' (never a record's id) once a save found the record out of date.
-    call.arg(record).arg(session.view_record_id().map_or(String::new(), |id| id.to_string()));
+    call.arg(record).arg(record_id_arg(session));
     for (name, value) in session.view() {
         call.arg(name).arg(value);
     }
@@ -108,6 +105,12 @@ pub(crate) async fn push_flash(core: &Core, session: &Session, bytes: Vec<u8>) -
         }
         _ => Ok(()),
     }
+}
+
+/// The id of the record `session` read, for a script to compare with the stored one; `''`
+/// (never a record's id, so the script refuses the view) once a save found it out of date.
+fn record_id_arg(session: &Session) -> String {
+    session.view_record_id().map_or(String::new(), |id| id.to_string())
 }
 
 /// What a save reports when the script found it would take the session over a limit: the
