@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::connection::tls::TlsConfig;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::seal::keys::Encryption;
 
 /// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
 /// doubles (below 2^53) and every conversion to u64 is lossless.
@@ -83,6 +84,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// Size limits, enforced before anything is written.
     pub limits: Limits,
+    /// Encryption at rest of attribute values and flash messages. Default none: values are
+    /// stored as plain MessagePack.
+    pub encryption: Option<Encryption>,
 }
 
 impl Default for Config {
@@ -102,6 +106,7 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(500),
             limits: Limits::default(),
+            encryption: None,
         }
     }
 }
@@ -279,6 +284,19 @@ impl Config {
         self
     }
 
+    /// Seals attribute values and flash messages with these keys. Default none.
+    ///
+    /// ```
+    /// use redis_sessions::{Config, Encryption, EncryptionKey};
+    /// let key = EncryptionKey::from_bytes(1, [0x5a; 32]); // a real key is random
+    /// let config = Config::default().with_encryption(Encryption::new(key));
+    /// assert!(config.encryption.is_some());
+    /// ```
+    pub fn with_encryption(mut self, encryption: Encryption) -> Self {
+        self.encryption = Some(encryption);
+        self
+    }
+
     /// The idle timeout in whole milliseconds, as the scripts take it (bounded by `validate`).
     pub(crate) fn idle_ms(&self) -> u64 {
         self.idle_timeout.as_millis() as u64
@@ -355,6 +373,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("limits", &self.limits)
+            .field("encryption", &self.encryption)
             .finish()
     }
 }

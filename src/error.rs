@@ -73,6 +73,55 @@ pub enum Error {
     /// The key holds something that is not a session of this crate (a foreign value under the
     /// prefix, a wrong Redis type, or missing metadata).
     Corrupt(String),
+    /// A stored value did not open ([encryption at rest](crate::Encryption)). Only this
+    /// attribute is affected; the rest of the session reads as usual.
+    Unseal {
+        /// The attribute (or `"@flash"`) being opened.
+        attribute: String,
+        /// Why it did not open.
+        cause: Unseal,
+    },
+}
+
+/// Why a stored value did not open (see [`Error::Unseal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unseal {
+    /// It is sealed under a key id the key ring does not hold (a key retired too early).
+    UnknownKey(u16),
+    /// It does not authenticate: changed in Redis, copied from another attribute or another
+    /// session, or sealed under other key material with the same id.
+    Rejected,
+    /// It is sealed, and the store has no encryption keys configured.
+    NoKeys,
+    /// It is not sealed, and the store does not accept unsealed values
+    /// ([`Encryption::accept_unsealed`](crate::Encryption::accept_unsealed)).
+    NotSealed,
+    /// It is too short or cut to be a sealed value.
+    Malformed,
+    /// The operating system's random source failed, so no nonce could be drawn (a seal).
+    NoEntropy,
+    /// The value is too long to seal (over 64 GiB).
+    TooLong,
+}
+
+impl fmt::Display for Unseal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unseal::UnknownKey(id) => {
+                write!(f, "sealed under key id {id}, which the key ring lacks")
+            }
+            Unseal::Rejected => f.write_str(
+                "it does not authenticate (changed, moved from another attribute or session, or \
+                 sealed under other key material with its key id)",
+            ),
+            Unseal::NoKeys => f.write_str("it is sealed and no encryption key is configured"),
+            Unseal::NotSealed => f.write_str("it is not sealed and unsealed values are refused"),
+            Unseal::Malformed => f.write_str("it is not a whole sealed value"),
+            Unseal::NoEntropy => f.write_str("the random source failed"),
+            Unseal::TooLong => f.write_str("it is too long to seal"),
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -104,6 +153,9 @@ impl fmt::Display for Error {
             Error::Encode { attribute, .. } => write!(f, "cannot encode attribute {attribute:?}"),
             Error::Decode { attribute, .. } => write!(f, "cannot decode attribute {attribute:?}"),
             Error::Corrupt(why) => write!(f, "corrupt session data: {why}"),
+            Error::Unseal { attribute, cause } => {
+                write!(f, "attribute {attribute:?} does not open: {cause}")
+            }
         }
     }
 }
@@ -152,6 +204,8 @@ impl Error {
     }
 }
 
+impl std::error::Error for Unseal {}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -163,6 +217,7 @@ impl std::error::Error for Error {
             Error::Entropy(e) => Some(e),
             Error::Encode { source, .. } => Some(source),
             Error::Decode { source, .. } => Some(source),
+            Error::Unseal { cause, .. } => Some(cause),
             _ => None,
         }
     }

@@ -1,0 +1,176 @@
+//! A sealed value's bytes, and a run of sealed flash frames.
+//!
+//! A sealed value is [`SEALED`], the key id (u16, big-endian), a random 12-byte nonce, then the
+//! AES-256-GCM ciphertext and its 16-byte tag: [`OVERHEAD`] bytes more than the MessagePack it
+//! seals. It sits where a plain value would (a loose field after its stamp, an entry of the
+//! packed record), whose length is known; [`SEALED`] is never the first byte of MessagePack, so
+//! a load tells a sealed value from a plain one by its first byte.
+//!
+//! Flash messages are appended to one field by a script, so each push's messages are a *frame*:
+//! [`SEALED`], the sealed value's length (u32, big-endian), then the sealed value.
+
+use ring::aead::{Aad, LessSafeKey, Nonce, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::Unseal;
+use crate::format::SEALED;
+
+/// The bytes before the ciphertext: marker, key id, nonce.
+const HEAD: usize = 1 + 2 + NONCE_LEN;
+/// AES-GCM's tag.
+const TAG: usize = 16;
+/// How much longer a sealed value is than what it seals.
+pub(crate) const OVERHEAD: usize = HEAD + TAG;
+/// A flash frame's length field.
+const FRAME_LEN: usize = 4;
+
+/// Seals `plain` under `key` (whose id is `id`) with `aad`, under a fresh random nonce.
+pub(crate) fn seal(
+    key: &LessSafeKey,
+    id: u16,
+    aad: &[u8],
+    plain: &[u8],
+    random: &SystemRandom,
+) -> Result<Vec<u8>, Unseal> {
+    let mut nonce = [0; NONCE_LEN];
+    random.fill(&mut nonce).map_err(|_| Unseal::NoEntropy)?;
+    let mut out = Vec::with_capacity(OVERHEAD + plain.len());
+    out.push(SEALED);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plain);
+    let nonce = Nonce::assume_unique_for_key(nonce);
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[HEAD..])
+        .map_err(|_| Unseal::TooLong)?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// The key id of a sealed value; `None` for a value that is not sealed.
+pub(crate) fn key_id(stored: &[u8]) -> Option<u16> {
+    match stored {
+        [SEALED, high, low, ..] => Some(u16::from_be_bytes([*high, *low])),
+        _ => None,
+    }
+}
+
+/// Opens a sealed value with `key`, which the caller chose by [`key_id`].
+pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unseal> {
+    if sealed.len() < OVERHEAD {
+        return Err(Unseal::Malformed);
+    }
+    let nonce: [u8; NONCE_LEN] = sealed[3..HEAD].try_into().map_err(|_| Unseal::Malformed)?;
+    let mut buffer = sealed[HEAD..].to_vec();
+    let nonce = Nonce::assume_unique_for_key(nonce);
+    let plain_len =
+        key.open_in_place(nonce, Aad::from(aad), &mut buffer).map_err(|_| Unseal::Rejected)?.len();
+    buffer.truncate(plain_len);
+    Ok(buffer)
+}
+
+/// `sealed` as a flash frame.
+pub(crate) fn frame(sealed: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + FRAME_LEN + sealed.len());
+    out.push(SEALED);
+    out.extend_from_slice(&u32::try_from(sealed.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend(sealed);
+    out
+}
+
+/// What a run of flash messages holds, part by part.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Part<'a> {
+    /// A frame's sealed value.
+    Sealed(&'a [u8]),
+    /// Plain MessagePack messages up to the next frame (or the end).
+    Plain(&'a [u8]),
+}
+
+/// Splits a run of flash messages into frames and plain stretches; `Err` when a frame is cut
+/// short (the rest of the run cannot be told apart).
+pub(crate) fn parts(mut run: &[u8]) -> Result<Vec<Part<'_>>, Unseal> {
+    let mut parts = Vec::new();
+    while !run.is_empty() {
+        if run[0] != SEALED {
+            // A plain stretch runs to the next frame: SEALED never starts a MessagePack value,
+            // but it may sit inside one (a binary), so the stretch must be decoded to be cut.
+            let end = plain_end(run);
+            parts.push(Part::Plain(&run[..end]));
+            run = &run[end..];
+            continue;
+        }
+        let len: [u8; FRAME_LEN] = run
+            .get(1..1 + FRAME_LEN)
+            .ok_or(Unseal::Malformed)?
+            .try_into()
+            .map_err(|_| Unseal::Malformed)?;
+        let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| Unseal::Malformed)?;
+        let end = (1 + FRAME_LEN).checked_add(len).ok_or(Unseal::Malformed)?;
+        parts.push(Part::Sealed(run.get(1 + FRAME_LEN..end).ok_or(Unseal::Malformed)?));
+        run = &run[end..];
+    }
+    Ok(parts)
+}
+
+/// Where the plain messages at the start of `run` end: at the first value that starts with
+/// [`SEALED`], or where a value cannot be read (the rest is then one plain stretch, which
+/// decoding reports).
+fn plain_end(run: &[u8]) -> usize {
+    let mut at = 0;
+    while at < run.len() && run[at] != SEALED {
+        let mut rest = &run[at..];
+        if rmp_serde::from_read::<_, serde::de::IgnoredAny>(&mut rest).is_err() {
+            return run.len();
+        }
+        at = run.len() - rest.len();
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use ring::aead::{UnboundKey, AES_256_GCM};
+
+    use super::*;
+
+    fn key(byte: u8) -> LessSafeKey {
+        LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[byte; 32]).expect("32 bytes"))
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_and_aad_only() {
+        let random = SystemRandom::new();
+        let sealed = seal(&key(1), 7, b"aname", b"\xa5hello", &random).expect("seal");
+        assert_eq!((sealed.len(), key_id(&sealed)), (6 + OVERHEAD, Some(7)));
+        assert_eq!(open(&key(1), b"aname", &sealed).expect("open"), b"\xa5hello");
+        assert_eq!(open(&key(2), b"aname", &sealed), Err(Unseal::Rejected), "another key");
+        assert_eq!(open(&key(1), b"aother", &sealed), Err(Unseal::Rejected), "another name");
+        for at in 0..sealed.len() {
+            let mut tampered = sealed.clone();
+            tampered[at] ^= 1;
+            // The marker and the id choose the key (a caller's job): the rest is authenticated.
+            if at >= 3 {
+                assert_eq!(open(&key(1), b"aname", &tampered), Err(Unseal::Rejected), "byte {at}");
+            }
+        }
+        for len in 0..OVERHEAD {
+            assert!(open(&key(1), b"aname", &sealed[..len]).is_err(), "cut to {len}");
+        }
+        let again = seal(&key(1), 7, b"aname", b"\xa5hello", &random).expect("seal");
+        assert_ne!(again, sealed, "a fresh nonce per seal");
+    }
+
+    #[test]
+    fn a_run_splits_into_frames_and_plain_messages() {
+        let random = SystemRandom::new();
+        let sealed = seal(&key(1), 1, b"f", b"\x01\x02", &random).expect("seal");
+        // A plain binary message that holds SEALED inside it.
+        let plain = [0xc4, 2, SEALED, 0];
+        let run = [&plain[..], &frame(sealed.clone()), &[0x03]].concat();
+        let parts = parts(&run).expect("valid");
+        assert_eq!(parts, [Part::Plain(&plain), Part::Sealed(&sealed), Part::Plain(&[0x03])]);
+        let cut = &frame(sealed)[..10];
+        assert_eq!(super::parts(cut), Err(Unseal::Malformed));
+    }
+}

@@ -1,0 +1,172 @@
+//! Encryption at rest: attribute values and flash messages sealed with AES-256-GCM before they
+//! leave the process, opened only when the application reads them.
+//!
+//! - `keys.rs`: the configuration of the keys, and the ring they load into.
+//! - `envelope.rs`: the bytes of a sealed value and of a run of flash frames.
+//! - `sealer.rs`: the store's key ring and its rule for unsealed values.
+//! - `binding.rs`: which key a session's values are sealed under, across regenerates.
+//! - `usage.rs`: the scan that counts what each key still seals.
+//!
+//! What is sealed and how:
+//! - Each value is sealed on its own, under a fresh random 96-bit nonce, so that one value that
+//!   fails to open costs that attribute alone, and a delta save seals only what it writes.
+//! - Under a key of its session's own: HKDF-SHA256 expands the ring's key with the session's
+//!   key (binding.rs). A value copied to another session opens under no key of that session;
+//!   and random nonces stay far from their collision bound (2^32 seals per key, NIST SP 800-38D)
+//!   however busy the store, since each session's key seals only that session's values.
+//! - The associated data is the attribute's name (`a`, then the name) or the flash queue
+//!   (`f`): a value copied to another attribute, or a loose field stamped with another name,
+//!   fails to open.
+//! - Names, the record's header and the metadata stay in clear: the scripts must read them to
+//!   compare, count, expire and compact without a key, and Redis must keep them to find a field.
+//!   Names are the application's code, not its users' data; a value that is secret belongs in a
+//!   value.
+//!
+//! ring does the cryptography: it is in the dependency tree already (rustls runs on it), its
+//! AES-GCM is BoringSSL's constant-time, hardware-accelerated code, and it offers only
+//! misuse-resistant interfaces.
+
+use std::borrow::Cow;
+
+use crate::error::{Error, Result, Unseal};
+
+pub(crate) mod binding;
+pub(crate) mod envelope;
+pub(crate) mod keys;
+pub(crate) mod sealer;
+pub(crate) mod usage;
+
+use binding::Binding;
+use envelope::Part;
+
+/// The associated data of attribute `name`'s value.
+fn attribute_aad(name: &str) -> Vec<u8> {
+    [b"a", name.as_bytes()].concat()
+}
+
+/// The associated data of a flash frame.
+const FLASH_AAD: &[u8] = b"f";
+
+fn unseal(attribute: &str, cause: Unseal) -> Error {
+    Error::Unseal { attribute: attribute.to_owned(), cause }
+}
+
+/// `plain` as stored for attribute `name`: sealed under the session's current value key, or
+/// as it is without encryption.
+pub(crate) fn seal_value(binding: Option<&Binding>, name: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(binding) = binding else { return Ok(plain) };
+    seal(binding, &attribute_aad(name), &plain).map_err(|cause| unseal(name, cause))
+}
+
+fn seal(binding: &Binding, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, Unseal> {
+    let id = binding.sealer.ring.current().id;
+    envelope::seal(binding.current_key()?, id, aad, plain, &binding.sealer.random)
+}
+
+/// The MessagePack of attribute `name` from its stored bytes.
+///
+/// # Errors
+///
+/// [`Error::Unseal`] when a sealed value does not open (tampered, moved, under a key the ring
+/// does not hold, or no ring at all), or an unsealed one is refused.
+pub(crate) fn open_value<'a>(
+    binding: Option<&Binding>,
+    name: &str,
+    stored: &'a [u8],
+) -> Result<Cow<'a, [u8]>> {
+    open(binding, &attribute_aad(name), stored).map_err(|cause| unseal(name, cause))
+}
+
+fn open<'a>(
+    binding: Option<&Binding>,
+    aad: &[u8],
+    stored: &'a [u8],
+) -> Result<Cow<'a, [u8]>, Unseal> {
+    let Some(id) = envelope::key_id(stored) else {
+        return match binding {
+            Some(binding) if !binding.sealer.accept_unsealed => Err(Unseal::NotSealed),
+            _ => Ok(Cow::Borrowed(stored)),
+        };
+    };
+    if stored.len() < envelope::OVERHEAD {
+        return Err(Unseal::Malformed);
+    }
+    let binding = binding.ok_or(Unseal::NoKeys)?;
+    if let Some(why) = binding.broken() {
+        return Err(why);
+    }
+    let ring = &binding.sealer.ring;
+    let plain = if id == ring.current().id {
+        envelope::open(binding.current_key()?, aad, stored)?
+    } else {
+        let ring_key = ring.get(id).ok_or(Unseal::UnknownKey(id))?;
+        envelope::open(&binding.value_key(ring_key).ok_or(Unseal::Malformed)?, aad, stored)?
+    };
+    Ok(Cow::Owned(plain))
+}
+
+/// True when `stored` is as a save under the current key would store it: sealed under the
+/// ring's current key (or, without encryption, anything).
+pub(crate) fn is_current(binding: Option<&Binding>, stored: &[u8]) -> bool {
+    binding.is_none_or(|b| envelope::key_id(stored) == Some(b.sealer.ring.current().id))
+}
+
+/// True when a save would seal `stored` anew: it is sealed under an older key the ring holds,
+/// or is unsealed and accepted. (A value under a key the ring lacks, or refused, never opens:
+/// sealing it anew is not possible.)
+pub(crate) fn reseal_due(binding: &Binding, stored: &[u8]) -> bool {
+    let ring = &binding.sealer.ring;
+    match envelope::key_id(stored) {
+        Some(id) => id != ring.current().id && ring.get(id).is_some(),
+        None => binding.sealer.accept_unsealed,
+    }
+}
+
+/// `stored` re-sealed under the current key, for a compaction; as it is when it already is, or
+/// when it does not open (it never will: the compaction keeps it for the application to see
+/// the error).
+pub(crate) fn resealed<'a>(
+    binding: Option<&Binding>,
+    name: &str,
+    stored: &'a [u8],
+) -> Cow<'a, [u8]> {
+    if is_current(binding, stored) {
+        return Cow::Borrowed(stored);
+    }
+    let reseal = |b: &Binding| {
+        seal(b, &attribute_aad(name), &open(Some(b), &attribute_aad(name), stored).ok()?).ok()
+    };
+    binding.and_then(reseal).map_or(Cow::Borrowed(stored), Cow::Owned)
+}
+
+/// Flash messages (concatenated MessagePack) as a push appends them: one sealed frame, or as
+/// they are without encryption.
+pub(crate) fn seal_flash(binding: Option<&Binding>, plain: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(binding) = binding else { return Ok(plain) };
+    let sealed = seal(binding, FLASH_AAD, &plain).map_err(|cause| unseal("@flash", cause))?;
+    Ok(envelope::frame(sealed))
+}
+
+/// The popped flash messages as concatenated MessagePack, and why some did not open: those are
+/// left out (they never would open), the others kept.
+pub(crate) fn open_flash(binding: Option<&Binding>, run: Vec<u8>) -> (Vec<u8>, Option<Unseal>) {
+    if binding.is_none() && !run.contains(&crate::format::SEALED) {
+        return (run, None); // nothing sealed can be in it: the common case without encryption
+    }
+    let parts = match envelope::parts(&run) {
+        Ok(parts) => parts,
+        Err(why) => return (Vec::new(), Some(why)),
+    };
+    let (mut plain, mut failed) = (Vec::new(), None);
+    for part in parts {
+        let stored = match part {
+            Part::Sealed(sealed) => sealed,
+            Part::Plain(messages) => messages,
+        };
+        match open(binding, FLASH_AAD, stored) {
+            Ok(messages) => plain.extend_from_slice(&messages),
+            Err(why) => failed = Some(why),
+        }
+    }
+    (plain, failed)
+}
