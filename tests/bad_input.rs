@@ -5,7 +5,7 @@ mod support;
 
 use redis::AsyncCommands;
 use redis_sessions::test_server::stored::META;
-use redis_sessions::{Error, Limits};
+use redis_sessions::{Error, Limits, Unseal};
 
 #[tokio::test]
 async fn a_malformed_token_never_reaches_redis() {
@@ -62,10 +62,11 @@ async fn corrupt_bytes_break_only_their_own_attribute() {
     session.insert("bad", &"soon broken").expect("insert");
     store.save(&mut session).await.expect("save");
     let key = redis.keys().await.remove(0);
-    // Stamped with its name (src/format/fields.rs), then bytes that are not MessagePack.
+    // Stamped with its name (src/format/fields.rs), then bytes that are not MessagePack: an
+    // array of two that holds one element.
     let mut bad = Vec::new();
     rmp::encode::write_str(&mut bad, "bad").expect("to a Vec");
-    bad.extend_from_slice(&[META, 0xff, 0x00]);
+    bad.extend_from_slice(&[0x92, 0x01]);
     let _: () = redis.conn().await.hset(&key, "bad", &bad[..]).await.expect("hset");
 
     let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
@@ -73,6 +74,13 @@ async fn corrupt_bytes_break_only_their_own_attribute() {
     assert!(matches!(&err, Error::Decode { attribute, .. } if attribute == "bad"), "{err:?}");
     assert!(std::error::Error::source(&err).is_some(), "keeps the decoder's error");
     assert_eq!(loaded.get::<String>("good").expect("unaffected"), Some("fine".into()));
+
+    // Starting with META, never MessagePack, it reads as a sealed value cut short.
+    let cut = [&bad[..4], &[META, 0xff, 0x00][..]].concat();
+    let _: () = redis.conn().await.hset(&key, "bad", &cut[..]).await.expect("hset");
+    let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+    let err = loaded.get::<String>("bad").expect_err("corrupt");
+    assert!(matches!(err, Error::Unseal { cause: Unseal::Malformed, .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -5,8 +5,11 @@
 use std::collections::BTreeSet;
 use std::mem;
 
+use std::borrow::Cow;
+
 use super::{check_name, Session};
 use crate::format::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
+use crate::seal;
 
 /// In a view of a partial load sent to the save script: the attribute was not set (`META`
 /// alone is never valid MessagePack, so no stored value can equal it).
@@ -27,8 +30,10 @@ impl Session {
     }
 
     /// The whole session as a new packed record, when this save should compact: the session
-    /// was loaded whole, and the save would leave more than [`LOOSE_MAX`] loose fields or must
-    /// remove an attribute that sits in the record (which a loose field could only hide).
+    /// was loaded whole, and the save would leave more than [`LOOSE_MAX`] loose fields, must
+    /// remove an attribute that sits in the record (which a loose field could only hide), or
+    /// finds a value or the binding not sealed under the current key (a rotation: the record
+    /// seals them all anew, and a compaction writes only if nothing changed since the load).
     pub(crate) fn compaction(&self) -> Option<Vec<u8>> {
         // The cheap checks first: most saves stop here, without scanning the record.
         let read = &self.read;
@@ -40,12 +45,27 @@ impl Session {
             || self
                 .pending
                 .iter()
-                .any(|(name, value)| value.is_none() && read.packed.get(name).is_some());
+                .any(|(name, value)| value.is_none() && read.packed.get(name).is_some())
+            || self.reseal_due();
         let packable = || self.attributes().all(|(name, _)| name.len() <= MAX_NAME_BYTES);
         (due && packable()).then(|| {
             let times = (self.meta.created_ms, self.meta.deadline_ms);
-            Packed::encode(times, fresh_id(read.record_id), self.attributes())
+            let seal = self.seal.as_ref();
+            let attributes: Vec<(&str, Cow<'_, [u8]>)> = self
+                .attributes()
+                .map(|(name, value)| (name, seal::resealed(seal, name, value)))
+                .collect();
+            let attributes = attributes.iter().map(|(name, value)| (*name, &value[..]));
+            Packed::encode(times, fresh_id(read.record_id), attributes)
         })
+    }
+
+    /// True when a value read, or the binding, is under an older key of the ring (or is
+    /// unsealed and accepted): what a save under the current key would seal anew.
+    fn reseal_due(&self) -> bool {
+        let Some(binding) = &self.seal else { return false };
+        !binding.proof_is_current()
+            || self.read.attributes().any(|(_, value)| seal::reseal_due(binding, value))
     }
 
     /// The id of the packed record this view holds, for the save script to compare;
@@ -105,6 +125,9 @@ impl Session {
 
     /// Takes in a compaction the script wrote: `record` holds the whole session now.
     pub(crate) fn compacted(&mut self, record: Vec<u8>) {
+        if let Some(binding) = &mut self.seal {
+            binding.proof_renewed();
+        }
         let packed = Packed::encoded(record);
         self.read.record_id = packed.record_id();
         (self.read.packed, self.read.loose) = (packed, Default::default());

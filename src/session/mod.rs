@@ -14,10 +14,11 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Unseal};
 use crate::format::codec;
 use crate::format::packed::{Packed, MAX_NAME_BYTES};
 use crate::limits::Limits;
+use crate::seal::{self, binding::Binding};
 use crate::token::Token;
 
 mod changes;
@@ -51,7 +52,11 @@ pub struct Session {
     pub(crate) flash: Vec<u8>,
     /// Flash messages were pending when the session was loaded (and left in Redis).
     pub(crate) flash_pending: bool,
+    /// Why popped flash messages were left out of `flash`: they did not open.
+    pub(crate) flash_unopened: Option<Unseal>,
     limits: Limits,
+    /// The session's seals; `None` without encryption.
+    pub(crate) seal: Option<Binding>,
 }
 
 /// What a session read from Redis (or last saved there): the attributes as stored.
@@ -74,10 +79,27 @@ struct Read {
 }
 
 impl Session {
-    pub(crate) fn new(token: Token, key: String, meta: Metadata, limits: Limits) -> Self {
+    pub(crate) fn new(
+        token: Token,
+        key: String,
+        meta: Metadata,
+        limits: Limits,
+        seal: Option<Binding>,
+    ) -> Self {
         let (read, pending) = (Read::default(), BTreeMap::new());
-        let (flash, flash_pending) = (Vec::new(), false);
-        Session { token, key, read, pending, meta, flash, flash_pending, limits }
+        let (flash, flash_pending, flash_unopened) = (Vec::new(), false, None);
+        Session {
+            token,
+            key,
+            read,
+            pending,
+            meta,
+            flash,
+            flash_pending,
+            flash_unopened,
+            limits,
+            seal,
+        }
     }
 
     /// Sets the attributes as loaded: the packed record and the loose fields.
@@ -126,13 +148,14 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] when the stored bytes are not a `T`; other attributes are unaffected.
-    /// [`Error::NotLoaded`] when the session came from
+    /// [`Error::Decode`] when the stored bytes are not a `T`, [`Error::Unseal`] when they are
+    /// sealed and do not open; other attributes are unaffected. [`Error::NotLoaded`] when the session came from
     /// [`load_only`](crate::SessionStore::load_only) without `name`, and `name` was not
     /// inserted since.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let value = self.known_value(name).ok_or_else(|| Error::NotLoaded(name.to_owned()))?;
-        value.map(|bytes| codec::decode(name, bytes)).transpose()
+        let open = |bytes| codec::decode(name, &seal::open_value(self.seal.as_ref(), name, bytes)?);
+        value.map(open).transpose()
     }
 
     /// The bytes of `name`: a pending change wins over what was read.
@@ -158,15 +181,20 @@ impl Session {
     /// the session or the attribute count would exceed the limits. On error nothing changes.
     pub fn insert<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<()> {
         check_name(name)?;
-        let bytes = codec::encode(name, value)?;
+        let plain = codec::encode(name, value)?;
+        let current = self.known_value(name);
+        // Unchanged when the value opens to the same bytes: a sealed one differs every time.
+        let unchanged = current.flatten().is_some_and(|old| {
+            seal::open_value(self.seal.as_ref(), name, old).is_ok_and(|old| *old == plain[..])
+        });
+        let bytes = seal::seal_value(self.seal.as_ref(), name, plain)?;
         self.limits.check_value(bytes.len())?;
         let before = self.size();
-        let current = self.known_value(name);
         let old = current.flatten().map(|old| old.len() + name.len());
         let added = usize::from(old.is_none());
         let after = (before.0 - old.unwrap_or(0) + name.len() + bytes.len(), before.1 + added);
         self.limits.check_growth(before, after)?;
-        if current != Some(Some(&bytes[..])) {
+        if !unchanged {
             self.change(name, Some(bytes));
         }
         Ok(())
@@ -266,8 +294,12 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Decode`] when a message is not a `T`; the messages then stay in the session,
-    /// so a retry with the right type still gets them.
+    /// so a retry with the right type still gets them. [`Error::Unseal`] once when popped
+    /// messages did not open: they are left out, and the next call returns the others.
     pub fn take_flash<T: DeserializeOwned>(&mut self) -> Result<Vec<T>> {
+        if let Some(cause) = self.flash_unopened.take() {
+            return Err(Error::Unseal { attribute: "@flash".to_owned(), cause });
+        }
         let messages = codec::decode_all("@flash", &self.flash)?;
         self.flash.clear();
         Ok(messages)

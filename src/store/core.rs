@@ -11,6 +11,8 @@ use crate::config::Config;
 use crate::connection::pool::Pool;
 use crate::connection::scripts::Call;
 use crate::error::Result;
+use crate::seal::binding::Binding;
+use crate::seal::sealer::Sealer;
 use crate::store::server_clock::ServerClock;
 
 /// The parts of a store every operation uses. Cheap to clone: the parts are shared.
@@ -20,6 +22,8 @@ pub(crate) struct Core {
     pub(crate) config: Arc<Config>,
     /// The server's time as estimated here, which plain loads judge expiry by.
     pub(crate) clock: Arc<ServerClock>,
+    /// The key ring, when values are sealed.
+    pub(crate) sealer: Option<Arc<Sealer>>,
 }
 
 impl Core {
@@ -28,7 +32,15 @@ impl Core {
         config.validate()?;
         let pool = Pool::build(&config)?;
         let clock = Arc::new(ServerClock::new());
-        Ok(Core { pool, config: Arc::new(config), clock })
+        let sealer = config.encryption.as_ref().map(Sealer::new).transpose()?.map(Arc::new);
+        Ok(Core { pool, config: Arc::new(config), clock, sealer })
+    }
+
+    /// The seals of the session under `key`, whose hash holds `proof` as its `@b`; `None`
+    /// without encryption.
+    pub(crate) fn binding(&self, key: &str, proof: Option<&[u8]>) -> Option<Binding> {
+        let sealer = self.sealer.as_ref()?;
+        Some(Binding::new(Arc::clone(sealer), key, proof))
     }
 
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
@@ -63,7 +75,7 @@ impl Core {
 
     /// Drops the connections when the reply says they are broken, so the next operation opens
     /// a new one; converts the error.
-    fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
+    pub(crate) fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {
         match reply {
             Err(e) if is_broken(&e) => {
                 self.pool.discard_all();

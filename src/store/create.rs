@@ -60,7 +60,8 @@ pub(crate) async fn create_with_token(
         touch_after_ms: own.map(|own| own.touch_after),
     };
     debug!(session = ?token, "created");
-    Ok(Some(Session::new(token, key, meta, core.config.limits)))
+    let seal = core.binding(&key, None);
+    Ok(Some(Session::new(token, key, meta, core.config.limits, seal)))
 }
 
 /// Deletes the session at `key`; true when it existed.

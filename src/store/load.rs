@@ -20,6 +20,7 @@ use tracing::debug;
 
 use crate::error::Result;
 use crate::format::keys;
+use crate::seal;
 use crate::session::Session;
 use crate::store::core::Core;
 use crate::store::flash_pop;
@@ -86,10 +87,14 @@ pub(crate) async fn load(
         debug!("no live session");
         return Ok(None);
     };
-    let mut session = Session::new(token, key, loaded.meta, core.config.limits)
+    let seal = core.binding(&key, loaded.binding.as_deref());
+    let mut session = Session::new(token, key, loaded.meta, core.config.limits, seal)
         .with_attributes(loaded.packed, loaded.loose);
     match pop_flash {
-        true => session.flash = loaded.flash,
+        true => {
+            let (messages, unopened) = seal::open_flash(session.seal.as_ref(), loaded.flash);
+            (session.flash, session.flash_unopened) = (messages, unopened);
+        }
         false => session.flash_pending = !loaded.flash.is_empty(),
     }
     Ok(Some(match only {

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::connection::scripts::SCRIPTS;
 use crate::error::{Error, Result};
 use crate::format::{codec, keys};
+use crate::seal;
 use crate::session::Session;
 use crate::store::advice::ServerAdvice;
 use crate::store::core::Core;
@@ -32,6 +33,7 @@ mod core;
 mod create;
 pub(crate) mod expiry_rule;
 mod flash_pop;
+mod key_usage;
 mod load;
 mod read;
 mod regenerate;
@@ -343,8 +345,9 @@ impl SessionStore {
         self.push_flash_encoded(session, codec::encode("@flash", message)?).await
     }
 
-    /// Queues a message already encoded with MessagePack.
+    /// Queues messages already encoded with MessagePack (sealed here under encryption).
     pub(crate) async fn push_flash_encoded(&self, session: &Session, bytes: Vec<u8>) -> Result<()> {
+        let bytes = seal::seal_flash(session.seal.as_ref(), bytes)?;
         save::push_flash(&self.core, session, bytes).await
     }
 
@@ -353,8 +356,9 @@ impl SessionStore {
     /// # Errors
     ///
     /// [`Error::Decode`] when a message is not a `T`: the messages then stay in `session`, and
-    /// [`Session::take_flash`] with the right type still returns them. Connection errors as for
-    /// [`create`](Self::create).
+    /// [`Session::take_flash`] with the right type still returns them. [`Error::Unseal`] when
+    /// some did not open: the others stay in `session` for `take_flash`. Connection errors as
+    /// for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.flash_pop", skip_all, fields(session = ?session.token()))]
     pub async fn pop_flash<T: DeserializeOwned>(&self, session: &mut Session) -> Result<Vec<T>> {
         let popped = self.pop_flash_encoded(session).await?;
@@ -362,12 +366,40 @@ impl SessionStore {
         session.take_flash()
     }
 
-    /// Takes the pending flash messages, still encoded (concatenated MessagePack values); see
-    /// store/flash_pop.rs.
+    /// Counts, over every session in the store, the stored values each encryption key seals
+    /// (and those stored unsealed), so that a key is retired only once nothing needs it. It
+    /// reads key ids only, so it runs under any key ring, or none; it writes nothing, and
+    /// calls `progress` with the counts so far and the keys seen after each batch of 500.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
+    /// let usage = store.key_usage(|_, seen| eprint!("\r{seen} keys")).await?;
+    /// if usage.uses(1) == 0 && usage.unsealed == 0 {
+    ///     println!("key 1 can be retired");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] on a Redis Cluster (scan each primary with its own URL instead);
+    /// connection errors as for [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.key_usage", skip_all)]
+    pub async fn key_usage(
+        &self,
+        progress: impl FnMut(&crate::KeyUsage, u64),
+    ) -> Result<crate::KeyUsage> {
+        key_usage::scan(&self.core, progress).await
+    }
+
+    /// Takes the pending flash messages, opened but still encoded (concatenated MessagePack
+    /// values); see store/flash_pop.rs. Why some did not open goes to `session.flash_unopened`.
     pub(crate) async fn pop_flash_encoded(&self, session: &mut Session) -> Result<Vec<u8>> {
         let popped = flash_pop::pop_pending(&self.core, &session.key).await?;
         session.flash_pending = false;
-        Ok(popped)
+        let (messages, unopened) = seal::open_flash(session.seal.as_ref(), popped);
+        session.flash_unopened = session.flash_unopened.or(unopened);
+        Ok(messages)
     }
 }
 

@@ -25,6 +25,7 @@ pub(crate) async fn move_to_new_token(
         let key = keys::session_key(&core.config, &token);
         let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
         call.arg(session.meta.deadline_ms);
+        call.arg(session.seal.as_ref().map(|seal| seal.proof_for(&key)).unwrap_or_default());
         if let Some((ms, own)) = timeouts {
             call.arg(ms.idle).arg(ms.absolute);
             match own {
@@ -49,6 +50,9 @@ pub(crate) async fn move_to_new_token(
             _ => return Err(unexpected_regenerate_reply()),
         }
         debug!(new_session = ?token, "regenerated");
+        if let Some(seal) = &mut session.seal {
+            seal.proof_written();
+        }
         session.rekey(token.clone(), key);
         return Ok(token);
     }

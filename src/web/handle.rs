@@ -77,7 +77,8 @@ impl WebSession {
     ///
     /// # Errors
     ///
-    /// Loading errors of [`SessionStore::load`]; [`Error::Decode`] when the value is not a `T`.
+    /// Loading errors of [`SessionStore::load`]; [`Error::Decode`] when the value is not a `T`,
+    /// [`Error::Unseal`] when it is sealed and does not open.
     pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let mut state = self.inner.lock().await;
         match state.live().await? {
@@ -291,15 +292,23 @@ impl WebSession {
     ///
     /// Loading and Redis errors; [`Error::Decode`] when a message is not a `T` (the messages
     /// are kept: a read with the right type still gets them, and popped ones that no read
-    /// takes go back to Redis after the handler).
+    /// takes go back to Redis after the handler); [`Error::Unseal`] once when popped messages
+    /// did not open (the others are returned by the next call).
     pub async fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
-        let popped = match state.live().await? {
-            Some(session) if session.flash_pending => store.pop_flash_encoded(session).await?,
-            _ => Vec::new(),
+        let (popped, unopened) = match state.live().await? {
+            Some(session) if session.flash_pending => {
+                let popped = store.pop_flash_encoded(session).await?;
+                (popped, session.flash_unopened.take())
+            }
+            _ => (Vec::new(), None),
         };
         state.popped.extend(popped);
+        if let Some(cause) = unopened {
+            // The messages that opened stay popped here: the next read returns them.
+            return Err(Error::Unseal { attribute: "@flash".to_owned(), cause });
+        }
         let mut messages: Vec<T> = codec::decode_all("@flash", &state.popped)?;
         messages.extend(codec::decode_all::<T>("@flash", &state.now)?);
         state.popped.clear();
