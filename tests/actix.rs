@@ -285,6 +285,31 @@ fn session_key_in(cookie: &Cookie<'static>, signing: &Key) -> String {
 }
 
 #[actix_web::test]
+async fn with_encryption_on_the_adapter_works_the_same() {
+    let redis = support::any_server();
+    let sealed = redis.encrypted_store();
+    let store = ActixSessionStore::new(sealed.clone());
+    let saved = store.save(state(&[("a", "\"1\""), ("b", "\"2\"")]), &TTL).await.expect("save");
+    let updated = store
+        .update(copy(&saved), state(&[("a", "\"3\""), ("c", "\"4\"")]), &TTL)
+        .await
+        .expect("update");
+    let loaded = store.load(&updated).await.expect("load").expect("live");
+    assert_eq!(loaded, state(&[("a", "\"3\""), ("c", "\"4\"")]));
+    redis.assert_all_sealed(&sealed).await;
+
+    let signing = Key::generate();
+    let app = app!(store.clone(), signing.clone());
+    let cookie = send(&app, request("/set/user/alice", None).to_request()).await.cookie;
+    let reply = send(&app, request("/get/user", cookie.as_ref()).to_request()).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "alice"));
+    let reply = send(&app, request("/renew", cookie.as_ref()).to_request()).await;
+    let reply = send(&app, request("/get/user", reply.cookie.as_ref()).to_request()).await;
+    assert_eq!(reply.body, "alice", "renew (a regenerate) keeps what opens");
+    redis.assert_all_sealed(&sealed).await;
+}
+
+#[actix_web::test]
 async fn a_value_set_in_one_request_is_read_in_the_next() {
     let redis = support::any_server();
     let signing = Key::generate();

@@ -143,6 +143,23 @@ async fn cycle_id_retires_the_old_id_and_keeps_the_data() {
 }
 
 #[tokio::test]
+async fn with_encryption_on_the_adapter_works_the_same() {
+    let redis = support::any_server();
+    let sealed = redis.encrypted_store();
+    let store = TowerSessionStore::new(sealed.clone());
+    let app = App::start(store.clone()).await;
+
+    assert_eq!(app.get("/incr").await, "1");
+    assert_eq!(app.get("/incr").await, "2");
+    assert_eq!(app.get("/cycle").await, "cycled");
+    assert_eq!(app.get("/incr").await, "3", "the data survives cycle_id");
+    let id = Id::from_str(&app.cookie().expect("cookie")).expect("an ID");
+    let record = store.load(&id).await.expect("load").expect("live");
+    assert_eq!(record.data.get("n"), Some(&json!(3)));
+    redis.assert_all_sealed(&sealed).await;
+}
+
+#[tokio::test]
 async fn flush_removes_the_redis_key() {
     let redis = support::any_server();
     let store = TowerSessionStore::new(redis.store());

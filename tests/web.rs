@@ -14,7 +14,11 @@ use reqwest::Client;
 
 /// The demo app on a free port; its base URL.
 async fn serve(redis: &support::TestRedis, cookie: CookieConfig) -> String {
-    let store = redis.store();
+    serve_store(redis.store(), cookie).await
+}
+
+/// The demo app over `store` on a free port; its base URL.
+async fn serve_store(store: redis_sessions::SessionStore, cookie: CookieConfig) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, demo::app(store, cookie)).await });
@@ -119,6 +123,31 @@ async fn login_regenerates_so_a_cookie_from_before_no_longer_works() {
         new.contains("Logged in as <b>ada</b>") && new.contains("tea"),
         "the new one opens it all"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_encryption_on_the_demo_works_the_same_and_redis_holds_no_value_in_clear() {
+    let redis = support::any_server();
+    let store = redis.encrypted_store();
+    let base = serve_store(store.clone(), plain()).await;
+    let (client, _) = browser();
+    client.post(format!("{base}/cart")).form(&[("item", "Gyokuro")]).send().await.expect("cart");
+    login(&client, &base, "hamilton").await; // regenerate, then a flash message
+    let shop = page(&client, &base).await;
+    assert!(shop.contains("Logged in as <b>hamilton</b>") && shop.contains("Gyokuro"), "{shop}");
+    assert!(shop.contains("Welcome, hamilton."), "the flash message opens: {shop}");
+    assert!(!page(&client, &base).await.contains("Welcome"), "shown once");
+    let remove = client.post(format!("{base}/cart/remove")).form(&[("item", "Gyokuro")]);
+    remove.send().await.expect("remove");
+    assert!(page(&client, &base).await.contains("Gyokuro left your cart."));
+    for (_, fields) in redis.contents().await {
+        for (_, value) in fields {
+            assert!(
+                !support::contains(&value, "hamilton") && !support::contains(&value, "Gyokuro")
+            );
+        }
+    }
+    redis.assert_all_sealed(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

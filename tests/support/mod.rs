@@ -152,6 +152,19 @@ impl TestRedis {
         self.store_with(|c| c)
     }
 
+    /// A store that seals values under one key (id 1): encryption at rest.
+    pub fn encrypted_store(&self) -> SessionStore {
+        let key = redis_sessions::EncryptionKey::from_bytes(1, [0x42; 32]);
+        self.store_with(|config| config.with_encryption(redis_sessions::Encryption::new(key)))
+    }
+
+    /// Asserts that every value this test's sessions hold is sealed.
+    pub async fn assert_all_sealed(&self, store: &SessionStore) {
+        let usage = store.key_usage(|_, _| {}).await.expect("key usage scan");
+        assert!(usage.sessions > 0 && usage.uses(1) > 0, "values sealed under key 1: {usage:?}");
+        assert_eq!((usage.unsealed, usage.unreadable), (0, 0), "{usage:?}");
+    }
+
     pub fn store_with(&self, adjust: impl FnOnce(Config) -> Config) -> SessionStore {
         SessionStore::new(adjust(self.config())).expect("valid config")
     }
