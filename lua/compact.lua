@@ -10,9 +10,7 @@
 -- ARGV[4]  the new packed record: the whole session with the client's changes
 --          (src/format/packed.rs)
 -- ARGV[5]  the id of the packed record the client loaded
--- ARGV[6]  a binding @b under the current encryption key, to replace one under an older key
---          (src/seal/binding.rs); '' to leave @b as it is
--- ARGV[7 ..]  the view: the loose fields the client loaded or last saved, name, value pairs,
+-- ARGV[6 ..]  the view: the loose fields the client loaded or last saved, name, value pairs,
 --          the values without their stamps ('' for a tombstone)
 --
 -- Reply    {2, id, {}} compacted (`id`: the new record's); {-1, id, {}} the session changed
@@ -23,7 +21,7 @@
 --          its id) and every loose field (HGETALL).
 -- Errors   'CORRUPT ...' when the record is shorter than its header, or ARGV[4] has no header
 --          or keeps the stored id (nothing written).
--- Writes   HSET @p (and @b when given; with @t when the expiry moves, as in save.lua), then HDEL of every loose
+-- Writes   HSET @p (with @t when the expiry moves, as in save.lua), then HDEL of every loose
 --          field, and PEXPIREAT of a new expiry.
 -- Atomic   the comparison and the writes run as one script, so a compaction can never drop a
 --          concurrent save: that save's loose field would differ from the view. The record's
@@ -32,7 +30,7 @@ local s, stop = open_session(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonu
 if not s then
   return stop
 end
-local loose = tonumber(ARGV[5]) == record_id(s.record()) and as_viewed(s, 7, #ARGV)
+local loose = tonumber(ARGV[5]) == record_id(s.record()) and as_viewed(s, 6, #ARGV)
 if not loose then
   return {-1, known_id(s), {}}
 end
@@ -40,9 +38,5 @@ local new_id = record_id(ARGV[4])
 if not new_id or new_id == record_id(s.record()) then
   return redis.error_reply('CORRUPT the new packed record has no header or keeps the stored id')
 end
-local writes = {'@p', ARGV[4]}
-if ARGV[6] ~= '' then
-  writes[3], writes[4] = '@b', ARGV[6]
-end
-finish(s, writes, loose)
+finish(s, {'@p', ARGV[4]}, loose)
 return {2, new_id, {}}

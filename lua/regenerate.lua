@@ -6,34 +6,57 @@
 --          keys live in one slot and this stays a single-slot script
 -- ARGV[1]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
--- ARGV[2]  under encryption, the binding @b for the new key (src/seal/binding.rs: it proves
---          that the values, sealed for the session's first key, belong to the new one); ''
---          without
--- ARGV[3]  with ARGV[4] and ARGV[5], new timeouts from now on (src/timeouts.rs); absent to keep
---          the session's: idle, ms
--- ARGV[4]  absolute, ms: the new deadline is now + this
--- ARGV[5]  the touch threshold, ms, of timeouts of the session's own, kept with the idle
+-- ARGV[2]  m: under encryption, how many fields the client sealed anew for KEYS[2] (values
+--          are sealed for their session's key: src/seal/binding.rs); 0 without
+-- ARGV[3 .. 2 + 3m]  per field: its name, its value as the client read it (HGETALL), its value
+--          sealed for KEYS[2]
+-- ARGV[t]  with t = 3 + 3m, and ARGV[t + 1], ARGV[t + 2], new timeouts from now on
+--          (src/timeouts.rs); absent to keep the session's: idle, ms
+-- ARGV[t + 1]  absolute, ms: the new deadline is now + this
+-- ARGV[t + 2]  the touch threshold, ms, of timeouts of the session's own, kept with the idle
 --          timeout in @i (fields.lua); '' for the store's timeouts (@i is deleted)
 --
 -- Reply    1 moved (with new timeouts: {1, new deadline, new TTL}); 0 no live session under
 --          KEYS[1]; -1 KEYS[2] already exists (a token collision; the caller draws a new token
---          and nothing was written).
--- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move unchanged. With a binding,
---          first HSET of @b on KEYS[1]. With new timeouts, first, on KEYS[1], HSET of @p with the new deadline in its header, @t (and @i for
---          the session's own), HDEL @i for the store's, and PEXPIREAT of now + min(idle,
---          absolute): the HSET first, so that a server out of memory refuses it before anything
---          has changed. The deadline of a key never changes: the new one goes with the new key.
+--          and nothing was written); -2 the hash is not as the client read it (a save or a
+--          flash push came in between: the client reads it again; nothing was written).
+-- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move. Sealed anew, first, on KEYS[1],
+--          HSET of each field's new value. With new timeouts, then, on KEYS[1], HSET of @p with
+--          the new deadline in its header, @t (and @i for the session's own), HDEL @i for the
+--          store's, and PEXPIREAT of now + min(idle, absolute). An HSET comes first, so that a
+--          server out of memory refuses it before anything has changed. The deadline of a key
+--          never changes: the new one goes with the new key.
 -- Errors   'CORRUPT ...' when the deadline must be read (the key's expiry runs past the one the
 --          client read, or the key has no TTL) and the record has no readable header.
 -- Atomic   check and rename run as one script, so a save or a flash push racing through the old
 --          token lands before the move (and moves with it) or after it (and finds no session);
---          it can never bring the old token back to life.
-local old, new, binding = KEYS[1], KEYS[2], ARGV[2]
+--          it can never bring the old token back to life. Sealed anew, the comparison with what
+--          the client read runs in the same script, so no value sealed for the old key moves.
+local CHUNK = 1000 -- arguments per HSET, under Lua's unpack limit
+
+-- True when the hash at `key` holds exactly the m fields of ARGV[3 ..] with their values as read.
+local function as_read(key, m)
+  local read = {}
+  for i = 3, 2 + 3 * m, 3 do
+    read[ARGV[i]] = ARGV[i + 1]
+  end
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    if read[fields[i]] ~= fields[i + 1] then
+      return false
+    end
+  end
+  return #fields == 2 * m
+end
+
+local old, new = KEYS[1], KEYS[2]
 local stop = not_live_reply(old, tonumber(ARGV[1]))
 if stop then
   return stop
 end
-if not ARGV[3] and binding == '' then
+local m = tonumber(ARGV[2])
+local t = 3 + 3 * m
+if m == 0 and not ARGV[t] then
   -- RENAMENX refuses to overwrite: a collision writes nothing.
   if redis.call('RENAMENX', old, new) == 0 then
     return -1
@@ -43,8 +66,19 @@ end
 if redis.call('EXISTS', new) == 1 then
   return -1
 end
-if not ARGV[3] then
-  redis.call('HSET', old, '@b', binding)
+if m > 0 then
+  if not as_read(old, m) then
+    return -2
+  end
+  local writes = {}
+  for i = 3, 2 + 3 * m, 3 do
+    writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
+  end
+  for from = 1, #writes, CHUNK do
+    redis.call('HSET', old, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+  end
+end
+if not ARGV[t] then
   redis.call('RENAMENX', old, new) -- KEYS[2] was free above, and nothing ran in between
   return 1
 end
@@ -53,21 +87,18 @@ if not record_deadline(record) then
   return redis.error_reply('CORRUPT session hash has no packed record header')
 end
 local now = server_ms()
-local idle, absolute = tonumber(ARGV[3]), tonumber(ARGV[4])
+local idle, absolute = tonumber(ARGV[t]), tonumber(ARGV[t + 1])
 local deadline = now + absolute
 local expires = now + next_ttl(-1, true, idle, absolute)
 -- The header keeps its creation time, count and id: only the deadline changes.
 record = string.sub(record, 1, DEADLINE_AT - 1) .. big_endian(deadline, 8)
   .. string.sub(record, DEADLINE_AT + 8)
 local fields = {'@p', record, '@t', expiry_field(expires)}
-if ARGV[5] ~= '' then
-  fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[5]))
-end
-if binding ~= '' then
-  fields[#fields + 1], fields[#fields + 2] = '@b', binding
+if ARGV[t + 2] ~= '' then
+  fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[t + 2]))
 end
 redis.call('HSET', old, unpack(fields))
-if ARGV[5] == '' then
+if ARGV[t + 2] == '' then
   redis.call('HDEL', old, '@i')
 end
 redis.call('PEXPIREAT', old, expires)

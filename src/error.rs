@@ -73,12 +73,13 @@ pub enum Error {
     /// The key holds something that is not a session of this crate (a foreign value under the
     /// prefix, a wrong Redis type, or missing metadata).
     Corrupt(String),
-    /// A stored value did not open ([encryption at rest](crate::Encryption)). Only this
-    /// attribute is affected; the rest of the session reads as usual.
+    /// A stored value did not open ([encryption at rest](crate::Encryption)), or, rarely, a
+    /// value could not be sealed (the random source failed). Only this attribute is affected;
+    /// the rest of the session reads as usual.
     Unseal {
         /// The attribute (or `"@flash"`) being opened.
         attribute: String,
-        /// Why it did not open.
+        /// Why it did not open (or could not be sealed).
         cause: Unseal,
     },
 }
@@ -153,6 +154,9 @@ impl fmt::Display for Error {
             Error::Encode { attribute, .. } => write!(f, "cannot encode attribute {attribute:?}"),
             Error::Decode { attribute, .. } => write!(f, "cannot decode attribute {attribute:?}"),
             Error::Corrupt(why) => write!(f, "corrupt session data: {why}"),
+            Error::Unseal { attribute, cause: cause @ (Unseal::NoEntropy | Unseal::TooLong) } => {
+                write!(f, "attribute {attribute:?} cannot be sealed: {cause}")
+            }
             Error::Unseal { attribute, cause } => {
                 write!(f, "attribute {attribute:?} does not open: {cause}")
             }

@@ -33,12 +33,17 @@
 //! - `connection/`: reaching Redis. `connector.rs` opens connections to one server or a
 //!   Cluster, `tls.rs` holds [`TlsConfig`], `pool.rs` keeps a few shared multiplexed
 //!   connections, `scripts.rs` the Lua scripts of `lua/`, hashed once and run with EVALSHA.
+//! - `seal/`: encryption at rest. `keys.rs` holds [`Encryption`] (keys from configuration)
+//!   and the key ring, `sealer.rs` the store's ring and rules, `envelope.rs` the bytes of a
+//!   sealed value, `binding.rs` the key each session's values are sealed under (across
+//!   regenerates), `usage.rs` what [`KeyUsage`] counts; `mod.rs` seals and opens.
 //! - `session/`: [`Session`], attributes as read apart from the changes pending, and in
 //!   `changes.rs` what a save sends and what it leaves.
 //! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a
 //!   module of its own: `create.rs`, `load.rs` (with `read.rs`, `flash_pop.rs`, `reply.rs`,
-//!   `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, and `advice.rs`
-//!   ([`ServerAdvice`], the start-up check of the server's settings).
+//!   `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, `key_usage.rs` (the
+//!   scan behind [`SessionStore::key_usage`]) and `advice.rs` ([`ServerAdvice`], the
+//!   start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
 //!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'

@@ -173,19 +173,58 @@ async fn a_value_moved_to_another_attribute_or_session_fails_to_open() {
     let guest = store.load(&guest_token).await.expect("load").expect("live");
     assert!(rejected(guest.get::<String>("role")), "moved to another session");
 
-    // The whole hash, binding and all, copied over the guest's after a regenerate.
-    let mut admin = store.load(&admin_token).await.expect("load").expect("live");
-    let admin_token = store.regenerate(&mut admin).await.expect("regenerate").expose().to_owned();
-    let admin_key = redis_key(&redis, &store, &admin_token).await;
+    // The whole hash copied over the guest's.
     let fields: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&admin_key).await.expect("hgetall");
-    assert!(fields.iter().any(|(name, _)| name == b"@b"), "the regenerate left its binding");
-    let _: () = conn.del(&guest_key).await.expect("del");
-    let _: () = conn.hset_multiple(&guest_key, &fields).await.expect("copy");
-    let _: () = conn.pexpire(&guest_key, 600_000).await.expect("ttl");
+    copy_hash(&mut conn, &fields, &guest_key).await;
     let copied = store.load(&guest_token).await.expect("load").expect("live");
     assert!(rejected(copied.get::<String>("role")), "a copied session opens nothing");
-    let admin = store.load(&admin_token).await.expect("load").expect("live");
-    assert_eq!(admin.get::<String>("role").expect("opens"), Some("admin".to_owned()));
+}
+
+async fn copy_hash(
+    conn: &mut redis::aio::MultiplexedConnection,
+    fields: &[(Vec<u8>, Vec<u8>)],
+    to: &str,
+) {
+    let _: () = conn.del(to).await.expect("del");
+    let _: () = conn.hset_multiple(to, fields).await.expect("copy");
+    let _: () = conn.pexpire(to, 600_000).await.expect("ttl");
+}
+
+#[tokio::test]
+async fn a_regenerate_seals_anew_so_the_hash_copied_back_to_its_old_key_opens_nothing() {
+    let redis = support::any_server();
+    let store = store_with_keys(&redis, Encryption::new(key(1)));
+    // A fixation: the attacker knows the token from before the login.
+    let mut session = store.create().await.expect("create");
+    session.insert("cart", "tea").expect("insert");
+    store.save(&mut session).await.expect("save");
+    let planted = session.token().expose().to_owned();
+    let planted_key = redis_key(&redis, &store, &planted).await;
+    store.push_flash(&session, "pushed before the login").await.expect("push");
+    session.insert("user", "alice").expect("insert: pending through the regenerate");
+    let day = Duration::from_secs(86_400);
+    let timeouts = redis_sessions::Timeouts::new(day, 7 * day);
+    let token = store.regenerate_with_timeouts(&mut session, Some(timeouts)).await.expect("login");
+    assert_eq!(session.get::<String>("user").expect("pending, opens"), Some("alice".to_owned()));
+    assert_eq!(session.get::<String>("cart").expect("read, opens"), Some("tea".to_owned()));
+    store.save(&mut session).await.expect("save after the regenerate");
+    let mut loaded = store.load_and_pop_flash(token.expose()).await.expect("load").expect("live");
+    assert_eq!(loaded.get::<String>("user").expect("opens"), Some("alice".to_owned()));
+    assert_eq!(loaded.get::<String>("cart").expect("opens"), Some("tea".to_owned()));
+    assert_eq!(loaded.take_flash::<String>().expect("opens"), ["pushed before the login"]);
+    assert_eq!(loaded.metadata().idle_timeout_ms, Some(86_400_000), "the new timeouts hold");
+
+    // A writer copies the logged-in hash back under the planted token's key.
+    store.push_flash(&loaded, "after the login").await.expect("push");
+    let mut conn = redis.conn().await;
+    let new_key = redis_key(&redis, &store, token.expose()).await;
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = conn.hgetall(&new_key).await.expect("hgetall");
+    copy_hash(&mut conn, &fields, &planted_key).await;
+    let mut copied = store.load_and_pop_flash(&planted).await.expect("load").expect("live");
+    assert!(rejected(copied.get::<String>("user")), "the user does not open");
+    assert!(rejected(copied.get::<String>("cart")), "nor anything else");
+    let err = copied.take_flash::<String>().expect_err("nor the flash messages");
+    assert!(matches!(err, Error::Unseal { cause: Unseal::Rejected, .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -258,12 +297,12 @@ async fn rotation_keeps_sessions_and_a_save_moves_them_to_the_new_key() {
         session.insert("cart", &[i, i + 1]).expect("insert");
         old.save(&mut session).await.expect("save");
         if i == 0 {
-            old.regenerate(&mut session).await.expect("regenerate: a binding under key 1");
+            old.regenerate(&mut session).await.expect("regenerate: sealed anew under key 1");
         }
         tokens.push(session.token().expose().to_owned());
     }
     let usage = old.key_usage(|_, _| {}).await.expect("scan");
-    assert_eq!((usage.uses(1), usage.uses(2), usage.unsealed), (7, 0, 0), "{usage:?}");
+    assert_eq!((usage.uses(1), usage.uses(2), usage.unsealed), (6, 0, 0), "{usage:?}");
 
     // Key 2 becomes current; key 1 still opens.
     let rotated = store_with_keys(&redis, Encryption::new(key(2)).with_key(key(1)));
@@ -271,7 +310,7 @@ async fn rotation_keeps_sessions_and_a_save_moves_them_to_the_new_key() {
         let session = rotated.load(token).await.expect("load").expect("live");
         assert_eq!(session.get::<String>("user").expect("key 1 opens"), Some(format!("user{i}")));
     }
-    // A save of the first two moves all their values, and the binding, to key 2.
+    // A save of the first two moves all their values to key 2.
     for token in &tokens[..2] {
         let mut session = rotated.load(token).await.expect("load").expect("live");
         session.insert("seen", &true).expect("insert");
@@ -279,7 +318,7 @@ async fn rotation_keeps_sessions_and_a_save_moves_them_to_the_new_key() {
     }
     let mut progress = Vec::new();
     let usage = rotated.key_usage(|_, seen| progress.push(seen)).await.expect("scan");
-    assert_eq!((usage.uses(1), usage.uses(2), usage.sessions), (2, 7, 3), "{usage:?}");
+    assert_eq!((usage.uses(1), usage.uses(2), usage.sessions), (2, 6, 3), "{usage:?}");
     assert_eq!(progress.last(), Some(&3), "progress counts the keys seen");
 
     // Key 1 retired: the saved sessions load whole; the other fails clearly, per attribute.

@@ -19,8 +19,7 @@
 //!   expiry (`@t`), a big-endian u64 of ms on the server's clock, which the scripts keep equal
 //!   to the key's own (server_clock.rs says why); [`format::OWN_TIMEOUTS`] for the session's
 //!   own idle timeout and its touch threshold (`@i`, timeouts.rs), two big-endian u64s of ms,
-//!   present only in sessions given timeouts of their own; [`format::BINDING`] for the binding
-//!   a regenerate leaves under encryption (`@b`, seal/binding.rs). Metadata this version does not
+//!   present only in sessions given timeouts of their own. Metadata this version does not
 //!   know (a newer one's) is skipped, and so is an expiry of the wrong length: the load then
 //!   treats it as missing, and the script that runs because of that rewrites it.
 //!
@@ -56,8 +55,6 @@ pub(crate) enum Field {
     Expiry(u64),
     /// The session's own idle timeout and touch threshold, ms, in place of the store's.
     OwnTimeouts { idle: u64, touch_after: u64 },
-    /// The binding a regenerate leaves under encryption (seal/binding.rs), after its tag.
-    Binding(Vec<u8>),
     /// Metadata of a newer version of this crate: not ours to read.
     Unknown,
 }
@@ -79,10 +76,6 @@ impl Field {
                 }
                 Some(&format::EXPIRY) => {
                     numbers(&value).map_or(Field::Unknown, |[at]| Field::Expiry(at))
-                }
-                Some(&format::BINDING) => {
-                    value.drain(..2);
-                    Field::Binding(value)
                 }
                 Some(&format::OWN_TIMEOUTS) => {
                     numbers(&value).map_or(Field::Unknown, |[idle, touch_after]| {

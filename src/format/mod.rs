@@ -28,9 +28,6 @@ pub(crate) const RECORD: u8 = 0x00;
 pub(crate) const META: u8 = 0xc1;
 /// The letter after [`META`] of the pending flash messages (`@f`).
 pub(crate) const FLASH: u8 = b'f';
-/// The letter after [`META`] of the binding a regenerate leaves under encryption (`@b`,
-/// seal/binding.rs).
-pub(crate) const BINDING: u8 = b'b';
 /// The first byte of a sealed value (seal/envelope.rs): [`META`], never the first byte of
 /// MessagePack, so a sealed value is never taken for a plain one.
 pub(crate) const SEALED: u8 = META;

@@ -137,6 +137,19 @@ impl Packed {
     }
 }
 
+/// A record id other than `old`, for a compaction or a regenerate that seals anew: random, so that an id never repeats even when
+/// a failover or a restore loses a compaction (a counter would count up to the lost id again).
+pub(crate) fn fresh_id(old: u32) -> u32 {
+    let mut id = old;
+    while id == old {
+        let mut bytes = [0; 4];
+        // The OS's random source failing is no reason to fail a save: any other id will do.
+        id =
+            getrandom::fill(&mut bytes).map_or(old.wrapping_add(1), |()| u32::from_ne_bytes(bytes));
+    }
+    id
+}
+
 /// Walks the entries of a record without trusting any length in it.
 struct Reader<'a> {
     bytes: &'a [u8],

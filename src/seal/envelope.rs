@@ -87,9 +87,9 @@ pub(crate) enum Part<'a> {
     Plain(&'a [u8]),
 }
 
-/// Splits a run of flash messages into frames and plain stretches; `Err` when a frame is cut
-/// short (the rest of the run cannot be told apart).
-pub(crate) fn parts(mut run: &[u8]) -> Result<Vec<Part<'_>>, Unseal> {
+/// Splits a run of flash messages into frames and plain stretches, and the rest of the run
+/// from a frame cut short, if one is (what follows it cannot be told apart).
+pub(crate) fn parts(mut run: &[u8]) -> (Vec<Part<'_>>, Option<&[u8]>) {
     let mut parts = Vec::new();
     while !run.is_empty() {
         if run[0] != SEALED {
@@ -100,17 +100,18 @@ pub(crate) fn parts(mut run: &[u8]) -> Result<Vec<Part<'_>>, Unseal> {
             run = &run[end..];
             continue;
         }
-        let len: [u8; FRAME_LEN] = run
-            .get(1..1 + FRAME_LEN)
-            .ok_or(Unseal::Malformed)?
-            .try_into()
-            .map_err(|_| Unseal::Malformed)?;
-        let len = usize::try_from(u32::from_be_bytes(len)).map_err(|_| Unseal::Malformed)?;
-        let end = (1 + FRAME_LEN).checked_add(len).ok_or(Unseal::Malformed)?;
-        parts.push(Part::Sealed(run.get(1 + FRAME_LEN..end).ok_or(Unseal::Malformed)?));
-        run = &run[end..];
+        let Some(frame) = frame_at(run) else { return (parts, Some(run)) };
+        parts.push(Part::Sealed(frame));
+        run = &run[1 + FRAME_LEN + frame.len()..];
     }
-    Ok(parts)
+    (parts, None)
+}
+
+/// The sealed value of the frame `run` starts with; `None` when it is cut short.
+fn frame_at(run: &[u8]) -> Option<&[u8]> {
+    let len: [u8; FRAME_LEN] = run.get(1..1 + FRAME_LEN)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
+    run.get(1 + FRAME_LEN..(1 + FRAME_LEN).checked_add(len)?)
 }
 
 /// Where the plain messages at the start of `run` end: at the first value that starts with
@@ -168,9 +169,11 @@ mod tests {
         // A plain binary message that holds SEALED inside it.
         let plain = [0xc4, 2, SEALED, 0];
         let run = [&plain[..], &frame(sealed.clone()), &[0x03]].concat();
-        let parts = parts(&run).expect("valid");
+        let (parts, cut) = parts(&run);
         assert_eq!(parts, [Part::Plain(&plain), Part::Sealed(&sealed), Part::Plain(&[0x03])]);
-        let cut = &frame(sealed)[..10];
-        assert_eq!(super::parts(cut), Err(Unseal::Malformed));
+        assert_eq!(cut, None);
+        let cut = [frame(sealed.clone()), frame(sealed.clone())[..10].to_vec()].concat();
+        let (parts, rest) = super::parts(&cut);
+        assert_eq!((parts, rest.map(<[u8]>::len)), (vec![Part::Sealed(&sealed)], Some(10)));
     }
 }

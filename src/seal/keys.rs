@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use ring::{hkdf, hmac};
+use ring::hkdf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -177,8 +177,6 @@ pub(crate) struct RingKey {
     pub(crate) id: u16,
     /// The key as HKDF's pseudorandom key: each session's value key is expanded from it.
     pub(crate) prk: hkdf::Prk,
-    /// Authenticates the binding a regenerate leaves (binding.rs).
-    pub(crate) binding: hmac::Key,
 }
 
 /// The loaded keys and which one seals.
@@ -202,11 +200,7 @@ impl KeyRing {
             }
             let bytes = key.load()?;
             let prk = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &bytes);
-            let binding = prk.expand(&[b"redis-sessions binding v1"], hmac::HMAC_SHA256);
-            let binding = binding.map(hmac::Key::from).map_err(|_| {
-                Error::Config(format!("encryption key {}: cannot derive its keys", key.id))
-            })?;
-            keys.push(RingKey { id: key.id, prk, binding });
+            keys.push(RingKey { id: key.id, prk });
         }
         let current = keys.iter().position(|k| k.id == encryption.current).ok_or_else(|| {
             Error::Config(format!("encryption.current is {}, which no key has", encryption.current))

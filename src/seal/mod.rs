@@ -33,6 +33,7 @@ use crate::error::{Error, Result, Unseal};
 pub(crate) mod binding;
 pub(crate) mod envelope;
 pub(crate) mod keys;
+pub(crate) mod moved;
 pub(crate) mod sealer;
 pub(crate) mod usage;
 
@@ -92,9 +93,6 @@ fn open<'a>(
         return Err(Unseal::Malformed);
     }
     let binding = binding.ok_or(Unseal::NoKeys)?;
-    if let Some(why) = binding.broken() {
-        return Err(why);
-    }
     let ring = &binding.sealer.ring;
     let plain = if id == ring.current().id {
         envelope::open(binding.current_key()?, aad, stored)?
@@ -111,15 +109,48 @@ pub(crate) fn is_current(binding: Option<&Binding>, stored: &[u8]) -> bool {
     binding.is_none_or(|b| envelope::key_id(stored) == Some(b.sealer.ring.current().id))
 }
 
-/// True when a save would seal `stored` anew: it is sealed under an older key the ring holds,
-/// or is unsealed and accepted. (A value under a key the ring lacks, or refused, never opens:
-/// sealing it anew is not possible.)
-pub(crate) fn reseal_due(binding: &Binding, stored: &[u8]) -> bool {
+/// True when a save would seal attribute `name`'s `stored` anew: it is sealed under an older
+/// key the ring holds and opens, or is unsealed and accepted. (A value under a key the ring
+/// lacks, or one that does not open, never will: sealing it anew is not possible, and asking
+/// again would compact on every save.)
+pub(crate) fn reseal_due(binding: &Binding, name: &str, stored: &[u8]) -> bool {
     let ring = &binding.sealer.ring;
     match envelope::key_id(stored) {
-        Some(id) => id != ring.current().id && ring.get(id).is_some(),
+        Some(id) if id == ring.current().id || ring.get(id).is_none() => false,
+        Some(_) => open(Some(binding), &attribute_aad(name), stored).is_ok(),
         None => binding.sealer.accept_unsealed,
     }
+}
+
+/// Attribute `name`'s `stored`, sealed for the session `to` instead of `from` (a regenerate);
+/// as it is when it does not open (it never will).
+pub(crate) fn moved_value(from: &Binding, to: &Binding, name: &str, stored: &[u8]) -> Vec<u8> {
+    let aad = attribute_aad(name);
+    let plain = open(Some(from), &aad, stored);
+    plain.ok().and_then(|plain| seal(to, &aad, &plain).ok()).unwrap_or_else(|| stored.to_vec())
+}
+
+/// A run of flash messages, each frame sealed for the session `to` instead of `from`; frames
+/// that do not open, and plain messages, as they are.
+pub(crate) fn moved_flash(from: &Binding, to: &Binding, run: &[u8]) -> Vec<u8> {
+    let (parts, cut) = envelope::parts(run);
+    let mut out = Vec::with_capacity(run.len());
+    for part in parts {
+        match part {
+            Part::Sealed(sealed) => {
+                let plain = open(Some(from), FLASH_AAD, sealed);
+                match plain.ok().and_then(|plain| seal(to, FLASH_AAD, &plain).ok()) {
+                    Some(moved) => out.extend(envelope::frame(moved)),
+                    None => out.extend(envelope::frame(sealed.to_vec())),
+                }
+            }
+            Part::Plain(messages) => out.extend_from_slice(messages),
+        }
+    }
+    if let Some(rest) = cut {
+        out.extend_from_slice(rest); // a frame cut short stays cut short
+    }
+    out
 }
 
 /// `stored` re-sealed under the current key, for a compaction; as it is when it already is, or
@@ -153,11 +184,8 @@ pub(crate) fn open_flash(binding: Option<&Binding>, run: Vec<u8>) -> (Vec<u8>, O
     if binding.is_none() && !run.contains(&crate::format::SEALED) {
         return (run, None); // nothing sealed can be in it: the common case without encryption
     }
-    let parts = match envelope::parts(&run) {
-        Ok(parts) => parts,
-        Err(why) => return (Vec::new(), Some(why)),
-    };
-    let (mut plain, mut failed) = (Vec::new(), None);
+    let (parts, cut) = envelope::parts(&run);
+    let (mut plain, mut failed) = (Vec::new(), cut.map(|_| Unseal::Malformed));
     for part in parts {
         let stored = match part {
             Part::Sealed(sealed) => sealed,

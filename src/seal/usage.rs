@@ -16,8 +16,7 @@ use crate::seal::envelope::{self, Part};
 pub struct KeyUsage {
     /// Sessions read.
     pub sessions: u64,
-    /// Sealed values, flash frames and regenerate bindings, by the id of the key they are
-    /// sealed under.
+    /// Sealed values and flash frames, by the id of the key they are sealed under.
     pub by_key: BTreeMap<u16, u64>,
     /// Attribute values and flash messages stored unsealed.
     pub unsealed: u64,
@@ -59,17 +58,15 @@ impl KeyUsage {
                     Err(_) => self.unreadable += 1,
                 },
                 Field::Loose(_, Some(value)) => self.count(&value),
-                Field::Flash(run) => match envelope::parts(&run) {
-                    Ok(parts) => parts.iter().for_each(|part| match part {
-                        Part::Sealed(sealed) => self.count(sealed),
-                        Part::Plain(_) => self.unsealed += 1,
-                    }),
-                    Err(_) => self.unreadable += 1,
-                },
-                Field::Binding(proof) => {
-                    if let [high, low, ..] = proof[..] {
-                        *self.by_key.entry(u16::from_be_bytes([high, low])).or_default() += 1;
+                Field::Flash(run) => {
+                    let (parts, cut) = envelope::parts(&run);
+                    for part in parts {
+                        match part {
+                            Part::Sealed(sealed) => self.count(sealed),
+                            Part::Plain(_) => self.unsealed += 1,
+                        }
                     }
+                    self.unreadable += u64::from(cut.is_some());
                 }
                 _ => {}
             }

@@ -8,8 +8,9 @@ use std::mem;
 use std::borrow::Cow;
 
 use super::{check_name, Session};
-use crate::format::packed::{Packed, LOOSE_MAX, MAX_NAME_BYTES};
+use crate::format::packed::{fresh_id, Packed, LOOSE_MAX, MAX_NAME_BYTES};
 use crate::seal;
+use crate::seal::moved::Moved;
 
 /// In a view of a partial load sent to the save script: the attribute was not set (`META`
 /// alone is never valid MessagePack, so no stored value can equal it).
@@ -32,7 +33,7 @@ impl Session {
     /// The whole session as a new packed record, when this save should compact: the session
     /// was loaded whole, and the save would leave more than [`LOOSE_MAX`] loose fields, must
     /// remove an attribute that sits in the record (which a loose field could only hide), or
-    /// finds a value or the binding not sealed under the current key (a rotation: the record
+    /// finds a value not sealed under the current key (a rotation: the record
     /// seals them all anew, and a compaction writes only if nothing changed since the load).
     pub(crate) fn compaction(&self) -> Option<Vec<u8>> {
         // The cheap checks first: most saves stop here, without scanning the record.
@@ -60,12 +61,11 @@ impl Session {
         })
     }
 
-    /// True when a value read, or the binding, is under an older key of the ring (or is
-    /// unsealed and accepted): what a save under the current key would seal anew.
+    /// True when a value read is under an older key of the ring (or is unsealed and
+    /// accepted), and opens: what a save under the current key would seal anew.
     fn reseal_due(&self) -> bool {
         let Some(binding) = &self.seal else { return false };
-        !binding.proof_is_current()
-            || self.read.attributes().any(|(_, value)| seal::reseal_due(binding, value))
+        self.read.attributes().any(|(name, value)| seal::reseal_due(binding, name, value))
     }
 
     /// The id of the packed record this view holds, for the save script to compare;
@@ -125,9 +125,6 @@ impl Session {
 
     /// Takes in a compaction the script wrote: `record` holds the whole session now.
     pub(crate) fn compacted(&mut self, record: Vec<u8>) {
-        if let Some(binding) = &mut self.seal {
-            binding.proof_renewed();
-        }
         let packed = Packed::encoded(record);
         self.read.record_id = packed.record_id();
         (self.read.packed, self.read.loose) = (packed, Default::default());
@@ -140,22 +137,30 @@ impl Session {
         self.read.stale = true;
     }
 
-    /// Moves the session to a new token (after regenerate).
-    pub(crate) fn rekey(&mut self, token: crate::token::Token, key: String) {
+    /// Moves the session to a new token (after regenerate). Under encryption, `moved` is the
+    /// hash as the script sealed it anew: the pending values are sealed anew too, and what was
+    /// read becomes the hash as moved if this session had read it as it was (else a compaction
+    /// or a checked save must wait for a new load).
+    pub(crate) fn rekey(&mut self, token: crate::token::Token, key: String, moved: Option<Moved>) {
+        if let (Some(from), Some(moved)) = (self.seal.take(), moved) {
+            let to = from.for_key(&key);
+            for (name, value) in self.pending.iter_mut() {
+                if let Some(value) = value {
+                    *value = seal::moved_value(&from, &to, name, value);
+                }
+            }
+            let read = &mut self.read;
+            let as_read = (read.record_id, std::mem::take(&mut read.loose)) == moved.read;
+            match as_read && read.only.is_none() && !read.stale {
+                true => {
+                    read.record_id = moved.packed.record_id();
+                    (read.packed, read.loose) = (moved.packed, moved.loose);
+                }
+                false => (read.packed, read.loose, read.stale) = (moved.packed, moved.loose, true),
+            }
+            self.seal = Some(to);
+        }
         self.token = token;
         self.key = key;
     }
-}
-
-/// A record id other than `old`, for a compaction: random, so that an id never repeats even when
-/// a failover or a restore loses a compaction (a counter would count up to the lost id again).
-fn fresh_id(old: u32) -> u32 {
-    let mut id = old;
-    while id == old {
-        let mut bytes = [0; 4];
-        // The OS's random source failing is no reason to fail a save: any other id will do.
-        id =
-            getrandom::fill(&mut bytes).map_or(old.wrapping_add(1), |()| u32::from_ne_bytes(bytes));
-    }
-    id
 }

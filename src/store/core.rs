@@ -36,11 +36,10 @@ impl Core {
         Ok(Core { pool, config: Arc::new(config), clock, sealer })
     }
 
-    /// The seals of the session under `key`, whose hash holds `proof` as its `@b`; `None`
-    /// without encryption.
-    pub(crate) fn binding(&self, key: &str, proof: Option<&[u8]>) -> Option<Binding> {
+    /// The seals of the session under `key`; `None` without encryption.
+    pub(crate) fn binding(&self, key: &str) -> Option<Binding> {
         let sealer = self.sealer.as_ref()?;
-        Some(Binding::new(Arc::clone(sealer), key, proof))
+        Some(Binding::new(Arc::clone(sealer), key))
     }
 
     /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.

@@ -60,7 +60,7 @@ pub(crate) async fn create_with_token(
         touch_after_ms: own.map(|own| own.touch_after),
     };
     debug!(session = ?token, "created");
-    let seal = core.binding(&key, None);
+    let seal = core.binding(&key);
     Ok(Some(Session::new(token, key, meta, core.config.limits, seal)))
 }
 

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::seal::usage::KeyUsage;
 use crate::store::core::Core;
 
-/// Keys a `SCAN` call asks for, and sessions read per pipeline.
-const BATCH: usize = 500;
+/// Keys a `SCAN` call asks for, and so sessions read per pipeline: few enough that a pipeline
+/// of large sessions fits in the command timeout.
+const BATCH: usize = 100;
 
 /// Scans every session under the prefix, calling `progress` after each batch with the counts
 /// so far and the keys seen.

@@ -87,7 +87,7 @@ pub(crate) async fn load(
         debug!("no live session");
         return Ok(None);
     };
-    let seal = core.binding(&key, loaded.binding.as_deref());
+    let seal = core.binding(&key);
     let mut session = Session::new(token, key, loaded.meta, core.config.limits, seal)
         .with_attributes(loaded.packed, loaded.loose);
     match pop_flash {

@@ -369,7 +369,7 @@ impl SessionStore {
     /// Counts, over every session in the store, the stored values each encryption key seals
     /// (and those stored unsealed), so that a key is retired only once nothing needs it. It
     /// reads key ids only, so it runs under any key ring, or none; it writes nothing, and
-    /// calls `progress` with the counts so far and the keys seen after each batch of 500.
+    /// calls `progress` with the counts so far and the keys seen after each batch of 100.
     ///
     /// ```no_run
     /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {

@@ -7,6 +7,8 @@ use tracing::debug;
 use crate::connection::scripts::SCRIPTS;
 use crate::error::{Error, Result};
 use crate::format::keys;
+use crate::seal::binding::Binding;
+use crate::seal::moved::{moved, Moved};
 use crate::session::Session;
 use crate::store::core::Core;
 use crate::store::create::{collided, TOKEN_ATTEMPTS};
@@ -14,7 +16,8 @@ use crate::timeouts::TimeoutsMs;
 use crate::token::Token;
 
 /// Moves `session` to a new token under its hash tag; with `timeouts`, gives it those from
-/// now on (its own when the flag is set, else the store's).
+/// now on (its own when the flag is set, else the store's). Under encryption, every value is
+/// sealed anew for the new key on the way (seal/moved.rs).
 pub(crate) async fn move_to_new_token(
     core: &Core,
     session: &mut Session,
@@ -23,9 +26,17 @@ pub(crate) async fn move_to_new_token(
     for _ in 0..TOKEN_ATTEMPTS {
         let token = Token::generate_with_tag(session.token().tag())?;
         let key = keys::session_key(&core.config, &token);
+        let moved = match &session.seal {
+            Some(seal) => Some(sealed_anew(core, &session.key, seal, &seal.for_key(&key)).await?),
+            None => None,
+        };
         let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
         call.arg(session.meta.deadline_ms);
-        call.arg(session.seal.as_ref().map(|seal| seal.proof_for(&key)).unwrap_or_default());
+        let fields = moved.as_ref().map_or(&[][..], |moved| &moved.fields[..]);
+        call.arg(fields.len());
+        for (name, read, new) in fields {
+            call.arg(&name[..]).arg(&read[..]).arg(&new[..]);
+        }
         if let Some((ms, own)) = timeouts {
             call.arg(ms.idle).arg(ms.absolute);
             match own {
@@ -37,6 +48,7 @@ pub(crate) async fn move_to_new_token(
         match (timeouts, reply) {
             (_, Value::Int(0)) => return Err(Error::SessionGone),
             (_, Value::Int(-1)) => continue, // the new token's key is taken: draw again
+            (_, Value::Int(-2)) => continue, // changed since read: read and seal again
             (None, Value::Int(1)) => {}
             (Some((ms, own)), Value::Array(moved)) => match <[Value; 3]>::try_from(moved) {
                 Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]) => {
@@ -50,15 +62,25 @@ pub(crate) async fn move_to_new_token(
             _ => return Err(unexpected_regenerate_reply()),
         }
         debug!(new_session = ?token, "regenerated");
-        if let Some(seal) = &mut session.seal {
-            seal.proof_written();
-        }
-        session.rekey(token.clone(), key);
+        session.rekey(token.clone(), key, moved);
         return Ok(token);
     }
     Err(collided())
 }
 
 fn unexpected_regenerate_reply() -> Error {
-    Error::Corrupt("regenerate answered neither 1, 0, -1 nor {1, deadline, ttl}".into())
+    Error::Corrupt("regenerate answered neither 1, 0, -1, -2 nor {1, deadline, ttl}".into())
+}
+
+/// The session's hash at `key`, read and sealed for `to` instead of `from` (seal/moved.rs).
+async fn sealed_anew(core: &Core, key: &str, from: &Binding, to: &Binding) -> Result<Moved> {
+    let mut read = redis::pipe();
+    read.cmd("HGETALL").arg(key);
+    let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
+    let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(reply)
+        .map_err(|_| Error::Corrupt("HGETALL answered no field, value pairs".into()))?;
+    if fields.is_empty() {
+        return Err(Error::SessionGone);
+    }
+    moved(from, to, fields)
 }

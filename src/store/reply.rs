@@ -34,8 +34,6 @@ pub(crate) struct Loaded {
     pub(crate) flash: Vec<u8>,
     /// When the key expires, as the hash records it (`@t`): ms on the server's clock.
     pub(crate) expires_ms: Option<u64>,
-    /// The binding a regenerate left (`@b`, after its tag), under encryption.
-    pub(crate) binding: Option<Vec<u8>>,
 }
 
 /// What a plain read (`HVALS`, no script) found.
@@ -126,7 +124,7 @@ impl Loaded {
     pub(crate) fn from_values(values: Vec<Value>) -> Result<Self> {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
         let (meta, flash, expires_ms) = (empty_meta(), Vec::new(), None);
-        let mut loaded = Loaded { meta, packed, loose, flash, expires_ms, binding: None };
+        let mut loaded = Loaded { meta, packed, loose, flash, expires_ms };
         for value in values {
             loaded.add(Field::parse(bulk(value)?)?)?;
         }
@@ -141,7 +139,6 @@ impl Loaded {
         match field {
             Field::Flash(messages) => self.flash = messages,
             Field::Expiry(ms) => self.expires_ms = Some(ms),
-            Field::Binding(proof) => self.binding = Some(proof),
             Field::OwnTimeouts { idle, touch_after } => {
                 self.meta.idle_timeout_ms = Some(i64::try_from(idle).unwrap_or(i64::MAX));
                 self.meta.touch_after_ms = Some(touch_after);

@@ -70,8 +70,6 @@ async fn compact(core: &Core, session: &Session, record: &[u8]) -> Result<bool> 
     let mut call = SCRIPTS.compact.call(&[&session.key]);
     timeouts_and_deadline(core, &mut call, session);
     call.arg(record).arg(record_id_arg(session));
-    let renewed = session.seal.as_ref().and_then(|seal| seal.renewed_proof(&session.key));
-    call.arg(renewed.unwrap_or_default());
     for (name, value) in session.view() {
         call.arg(name).arg(value);
     }
