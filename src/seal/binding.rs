@@ -1,32 +1,27 @@
-//! A session's seals: the key its values are sealed under, derived for the session's Redis key.
+//! A session's seals: the store's keys, and the session's Redis key, which the associated data
+//! of each of its values names.
 //!
 //! Why the Redis key: it names this session and no other, so a value copied to another session,
-//! or a whole hash copied under another key, opens under no key of that session. A regenerate
-//! moves the session to a new key, so it seals every value anew for that key in the same script
-//! that moves it (regenerate.lua, store/regenerate.rs): nothing stays sealed for a key the
-//! session has left, where a writer could copy it back.
+//! or a whole hash copied under another key, does not authenticate there. A regenerate moves
+//! the session to a new key, so it seals every value anew for that key in the same script that
+//! moves it (regenerate.lua, moved.rs): nothing stays sealed for a key the session has left,
+//! where a writer could copy it back.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
-
-use crate::error::Unseal;
-use crate::seal::keys::RingKey;
 use crate::seal::sealer::Sealer;
 
 /// The seals of one session.
 pub(crate) struct Binding {
     pub(crate) sealer: Arc<Sealer>,
-    /// The session's Redis key, which its value keys derive from.
-    key: String,
-    /// The value key under the current key of the ring, derived on first use.
-    current: OnceLock<Option<LessSafeKey>>,
+    /// The session's Redis key.
+    pub(crate) key: String,
 }
 
 impl Binding {
     /// The seals of the session under `key`.
     pub(crate) fn new(sealer: Arc<Sealer>, key: &str) -> Binding {
-        Binding { sealer, key: key.to_owned(), current: OnceLock::new() }
+        Binding { sealer, key: key.to_owned() }
     }
 
     /// The seals of the same store for the session's new key `key`, after a regenerate.
@@ -34,17 +29,16 @@ impl Binding {
         Binding::new(Arc::clone(&self.sealer), key)
     }
 
-    /// The value key of this session under `ring_key`: HKDF-SHA256 expands the ring's key with
-    /// the session's Redis key.
-    pub(crate) fn value_key(&self, ring_key: &RingKey) -> Option<LessSafeKey> {
-        let info = [b"redis-sessions value v1".as_slice(), self.key.as_bytes()];
-        let okm = ring_key.prk.expand(&info, &AES_256_GCM).ok()?;
-        Some(LessSafeKey::new(UnboundKey::from(okm)))
-    }
-
-    /// The value key under the ring's current key.
-    pub(crate) fn current_key(&self) -> Result<&LessSafeKey, Unseal> {
-        let current = self.current.get_or_init(|| self.value_key(self.sealer.ring.current()));
-        current.as_ref().ok_or(Unseal::Malformed)
+    /// The associated data of a value of this session: `kind` (`a` for an attribute, `f` for
+    /// the flash queue), the session's key with its length (u16), then `name`.
+    pub(crate) fn aad(&self, kind: u8, name: &str) -> Vec<u8> {
+        let key = self.key.as_bytes();
+        let len = u16::try_from(key.len()).unwrap_or(u16::MAX).to_be_bytes();
+        let mut aad = Vec::with_capacity(3 + key.len() + name.len());
+        aad.push(kind);
+        aad.extend_from_slice(&len);
+        aad.extend_from_slice(key);
+        aad.extend_from_slice(name.as_bytes());
+        aad
     }
 }

@@ -1,8 +1,8 @@
 //! A sealed value's bytes, and a run of sealed flash frames.
 //!
-//! A sealed value is [`SEALED`], the key id (u16, big-endian), a random 12-byte nonce, then the
-//! AES-256-GCM ciphertext and its 16-byte tag: [`OVERHEAD`] bytes more than the MessagePack it
-//! seals. It sits where a plain value would (a loose field after its stamp, an entry of the
+//! A sealed value is [`SEALED`], the ring key's id (u16, big-endian), the epoch (u32: see
+//! sealer.rs), a random 12-byte nonce, then the AES-256-GCM ciphertext and its 16-byte tag:
+//! [`OVERHEAD`] bytes more than the MessagePack it seals. It sits where a plain value would (a loose field after its stamp, an entry of the
 //! packed record), whose length is known; [`SEALED`] is never the first byte of MessagePack, so
 //! a load tells a sealed value from a plain one by its first byte.
 //!
@@ -14,9 +14,12 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::Unseal;
 use crate::format::SEALED;
+use crate::seal::sealer::EpochKey;
 
-/// The bytes before the ciphertext: marker, key id, nonce.
-const HEAD: usize = 1 + 2 + NONCE_LEN;
+/// Where the epoch sits.
+const EPOCH_AT: usize = 3;
+/// The bytes before the ciphertext: marker, key id, epoch, nonce.
+const HEAD: usize = EPOCH_AT + 4 + NONCE_LEN;
 /// AES-GCM's tag.
 const TAG: usize = 16;
 /// How much longer a sealed value is than what it seals.
@@ -24,10 +27,9 @@ pub(crate) const OVERHEAD: usize = HEAD + TAG;
 /// A flash frame's length field.
 const FRAME_LEN: usize = 4;
 
-/// Seals `plain` under `key` (whose id is `id`) with `aad`, under a fresh random nonce.
+/// Seals `plain` under `key` with `aad`, under a fresh random nonce.
 pub(crate) fn seal(
-    key: &LessSafeKey,
-    id: u16,
+    key: &EpochKey,
     aad: &[u8],
     plain: &[u8],
     random: &SystemRandom,
@@ -36,11 +38,13 @@ pub(crate) fn seal(
     random.fill(&mut nonce).map_err(|_| Unseal::NoEntropy)?;
     let mut out = Vec::with_capacity(OVERHEAD + plain.len());
     out.push(SEALED);
-    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&key.id.to_be_bytes());
+    out.extend_from_slice(&key.epoch.to_be_bytes());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
     let nonce = Nonce::assume_unique_for_key(nonce);
     let tag = key
+        .key
         .seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[HEAD..])
         .map_err(|_| Unseal::TooLong)?;
     out.extend_from_slice(tag.as_ref());
@@ -55,12 +59,18 @@ pub(crate) fn key_id(stored: &[u8]) -> Option<u16> {
     }
 }
 
-/// Opens a sealed value with `key`, which the caller chose by [`key_id`].
+/// The epoch of a sealed value; `None` for one too short to be sealed.
+pub(crate) fn epoch(sealed: &[u8]) -> Option<u32> {
+    let epoch = sealed.get(EPOCH_AT..EPOCH_AT + 4)?.try_into().ok()?;
+    (sealed.len() >= OVERHEAD).then(|| u32::from_be_bytes(epoch))
+}
+
+/// Opens a sealed value with `key`, which the caller chose by [`key_id`] and [`epoch`].
 pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unseal> {
     if sealed.len() < OVERHEAD {
         return Err(Unseal::Malformed);
     }
-    let nonce: [u8; NONCE_LEN] = sealed[3..HEAD].try_into().map_err(|_| Unseal::Malformed)?;
+    let nonce = sealed[EPOCH_AT + 4..HEAD].try_into().map_err(|_| Unseal::Malformed)?;
     let mut buffer = sealed[HEAD..].to_vec();
     let nonce = Nonce::assume_unique_for_key(nonce);
     let plain_len =
@@ -139,33 +149,39 @@ mod tests {
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[byte; 32]).expect("32 bytes"))
     }
 
+    fn epoch_key(id: u16) -> EpochKey {
+        EpochKey { id, epoch: 0x0102_0304, key: key(1) }
+    }
+
     #[test]
     fn a_sealed_value_opens_with_its_key_and_aad_only() {
         let random = SystemRandom::new();
-        let sealed = seal(&key(1), 7, b"aname", b"\xa5hello", &random).expect("seal");
+        let sealed = seal(&epoch_key(7), b"aname", b"\xa5hello", &random).expect("seal");
         assert_eq!((sealed.len(), key_id(&sealed)), (6 + OVERHEAD, Some(7)));
+        assert_eq!(epoch(&sealed), Some(0x0102_0304));
         assert_eq!(open(&key(1), b"aname", &sealed).expect("open"), b"\xa5hello");
         assert_eq!(open(&key(2), b"aname", &sealed), Err(Unseal::Rejected), "another key");
         assert_eq!(open(&key(1), b"aother", &sealed), Err(Unseal::Rejected), "another name");
         for at in 0..sealed.len() {
             let mut tampered = sealed.clone();
             tampered[at] ^= 1;
-            // The marker and the id choose the key (a caller's job): the rest is authenticated.
-            if at >= 3 {
+            // The marker, the id and the epoch choose the key (a caller's job): the rest is
+            // authenticated.
+            if at >= EPOCH_AT + 4 {
                 assert_eq!(open(&key(1), b"aname", &tampered), Err(Unseal::Rejected), "byte {at}");
             }
         }
         for len in 0..OVERHEAD {
             assert!(open(&key(1), b"aname", &sealed[..len]).is_err(), "cut to {len}");
         }
-        let again = seal(&key(1), 7, b"aname", b"\xa5hello", &random).expect("seal");
+        let again = seal(&epoch_key(7), b"aname", b"\xa5hello", &random).expect("seal");
         assert_ne!(again, sealed, "a fresh nonce per seal");
     }
 
     #[test]
     fn a_run_splits_into_frames_and_plain_messages() {
         let random = SystemRandom::new();
-        let sealed = seal(&key(1), 1, b"f", b"\x01\x02", &random).expect("seal");
+        let sealed = seal(&epoch_key(1), b"f", b"\x01\x02", &random).expect("seal");
         // A plain binary message that holds SEALED inside it.
         let plain = [0xc4, 2, SEALED, 0];
         let run = [&plain[..], &frame(sealed.clone()), &[0x03]].concat();

@@ -40,13 +40,10 @@ pub(crate) mod usage;
 use binding::Binding;
 use envelope::Part;
 
-/// The associated data of attribute `name`'s value.
-fn attribute_aad(name: &str) -> Vec<u8> {
-    [b"a", name.as_bytes()].concat()
-}
-
-/// The associated data of a flash frame.
-const FLASH_AAD: &[u8] = b"f";
+/// The kind, in the associated data, of an attribute's value (then its name).
+const ATTRIBUTE: u8 = b'a';
+/// The kind, in the associated data, of a flash frame (no name: the queue is one).
+const FLASH: u8 = b'f';
 
 fn unseal(attribute: &str, cause: Unseal) -> Error {
     Error::Unseal { attribute: attribute.to_owned(), cause }
@@ -56,12 +53,12 @@ fn unseal(attribute: &str, cause: Unseal) -> Error {
 /// as it is without encryption.
 pub(crate) fn seal_value(binding: Option<&Binding>, name: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
     let Some(binding) = binding else { return Ok(plain) };
-    seal(binding, &attribute_aad(name), &plain).map_err(|cause| unseal(name, cause))
+    seal(binding, ATTRIBUTE, name, &plain).map_err(|cause| unseal(name, cause))
 }
 
-fn seal(binding: &Binding, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, Unseal> {
-    let id = binding.sealer.ring.current().id;
-    envelope::seal(binding.current_key()?, id, aad, plain, &binding.sealer.random)
+fn seal(binding: &Binding, kind: u8, name: &str, plain: &[u8]) -> Result<Vec<u8>, Unseal> {
+    let key = binding.sealer.sealing_key()?;
+    envelope::seal(&key, &binding.aad(kind, name), plain, &binding.sealer.random)
 }
 
 /// The MessagePack of attribute `name` from its stored bytes.
@@ -75,12 +72,13 @@ pub(crate) fn open_value<'a>(
     name: &str,
     stored: &'a [u8],
 ) -> Result<Cow<'a, [u8]>> {
-    open(binding, &attribute_aad(name), stored).map_err(|cause| unseal(name, cause))
+    open(binding, ATTRIBUTE, name, stored).map_err(|cause| unseal(name, cause))
 }
 
 fn open<'a>(
     binding: Option<&Binding>,
-    aad: &[u8],
+    kind: u8,
+    name: &str,
     stored: &'a [u8],
 ) -> Result<Cow<'a, [u8]>, Unseal> {
     let Some(id) = envelope::key_id(stored) else {
@@ -89,18 +87,10 @@ fn open<'a>(
             _ => Ok(Cow::Borrowed(stored)),
         };
     };
-    if stored.len() < envelope::OVERHEAD {
-        return Err(Unseal::Malformed);
-    }
+    let epoch = envelope::epoch(stored).ok_or(Unseal::Malformed)?;
     let binding = binding.ok_or(Unseal::NoKeys)?;
-    let ring = &binding.sealer.ring;
-    let plain = if id == ring.current().id {
-        envelope::open(binding.current_key()?, aad, stored)?
-    } else {
-        let ring_key = ring.get(id).ok_or(Unseal::UnknownKey(id))?;
-        envelope::open(&binding.value_key(ring_key).ok_or(Unseal::Malformed)?, aad, stored)?
-    };
-    Ok(Cow::Owned(plain))
+    let key = binding.sealer.opening_key(id, epoch)?;
+    Ok(Cow::Owned(envelope::open(&key.key, &binding.aad(kind, name), stored)?))
 }
 
 /// True when `stored` is as a save under the current key would store it: sealed under the
@@ -117,7 +107,7 @@ pub(crate) fn reseal_due(binding: &Binding, name: &str, stored: &[u8]) -> bool {
     let ring = &binding.sealer.ring;
     match envelope::key_id(stored) {
         Some(id) if id == ring.current().id || ring.get(id).is_none() => false,
-        Some(_) => open(Some(binding), &attribute_aad(name), stored).is_ok(),
+        Some(_) => open(Some(binding), ATTRIBUTE, name, stored).is_ok(),
         None => binding.sealer.accept_unsealed,
     }
 }
@@ -125,9 +115,11 @@ pub(crate) fn reseal_due(binding: &Binding, name: &str, stored: &[u8]) -> bool {
 /// Attribute `name`'s `stored`, sealed for the session `to` instead of `from` (a regenerate);
 /// as it is when it does not open (it never will).
 pub(crate) fn moved_value(from: &Binding, to: &Binding, name: &str, stored: &[u8]) -> Vec<u8> {
-    let aad = attribute_aad(name);
-    let plain = open(Some(from), &aad, stored);
-    plain.ok().and_then(|plain| seal(to, &aad, &plain).ok()).unwrap_or_else(|| stored.to_vec())
+    let plain = open(Some(from), ATTRIBUTE, name, stored);
+    plain
+        .ok()
+        .and_then(|plain| seal(to, ATTRIBUTE, name, &plain).ok())
+        .unwrap_or_else(|| stored.to_vec())
 }
 
 /// A run of flash messages, each frame sealed for the session `to` instead of `from`; frames
@@ -138,8 +130,8 @@ pub(crate) fn moved_flash(from: &Binding, to: &Binding, run: &[u8]) -> Vec<u8> {
     for part in parts {
         match part {
             Part::Sealed(sealed) => {
-                let plain = open(Some(from), FLASH_AAD, sealed);
-                match plain.ok().and_then(|plain| seal(to, FLASH_AAD, &plain).ok()) {
+                let plain = open(Some(from), FLASH, "", sealed);
+                match plain.ok().and_then(|plain| seal(to, FLASH, "", &plain).ok()) {
                     Some(moved) => out.extend(envelope::frame(moved)),
                     None => out.extend(envelope::frame(sealed.to_vec())),
                 }
@@ -164,9 +156,8 @@ pub(crate) fn resealed<'a>(
     if is_current(binding, stored) {
         return Cow::Borrowed(stored);
     }
-    let reseal = |b: &Binding| {
-        seal(b, &attribute_aad(name), &open(Some(b), &attribute_aad(name), stored).ok()?).ok()
-    };
+    let reseal =
+        |b: &Binding| seal(b, ATTRIBUTE, name, &open(Some(b), ATTRIBUTE, name, stored).ok()?).ok();
     binding.and_then(reseal).map_or(Cow::Borrowed(stored), Cow::Owned)
 }
 
@@ -174,7 +165,7 @@ pub(crate) fn resealed<'a>(
 /// they are without encryption.
 pub(crate) fn seal_flash(binding: Option<&Binding>, plain: Vec<u8>) -> Result<Vec<u8>> {
     let Some(binding) = binding else { return Ok(plain) };
-    let sealed = seal(binding, FLASH_AAD, &plain).map_err(|cause| unseal("@flash", cause))?;
+    let sealed = seal(binding, FLASH, "", &plain).map_err(|cause| unseal("@flash", cause))?;
     Ok(envelope::frame(sealed))
 }
 
@@ -191,7 +182,7 @@ pub(crate) fn open_flash(binding: Option<&Binding>, run: Vec<u8>) -> (Vec<u8>, O
             Part::Sealed(sealed) => sealed,
             Part::Plain(messages) => messages,
         };
-        match open(binding, FLASH_AAD, stored) {
+        match open(binding, FLASH, "", stored) {
             Ok(messages) => plain.extend_from_slice(&messages),
             Err(why) => failed = Some(why),
         }

@@ -1,30 +1,165 @@
-//! The store's encryption: the loaded key ring, the rule for unsealed values, and the random
-//! source of nonces, shared by every session of the store.
+//! The store's encryption: the loaded key ring, the rule for unsealed values, the random source
+//! of nonces, and the keys values are sealed and opened with.
+//!
+//! Why epochs: AES-GCM with random 96-bit nonces may seal at most 2^32 values under one key
+//! (NIST SP 800-38D), which a busy store reaches in weeks. So no value is sealed under a ring
+//! key itself: each process draws a random 32-bit *epoch*, seals under the ring key expanded
+//! with it (HKDF-SHA256), and draws a new one after [`SEALS_PER_EPOCH`] seals. The epoch is
+//! stored beside each value, and a process opening another's values derives that epoch's key
+//! once and keeps it: epochs are few (one per process and key, per 2^28 seals), so opening
+//! costs no derivation after the first.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
 use ring::rand::SystemRandom;
 
-use crate::error::Result;
-use crate::seal::keys::{Encryption, KeyRing};
+use crate::error::{Error, Result, Unseal};
+use crate::seal::keys::{Encryption, KeyRing, RingKey};
 
-/// The store's encryption: its key ring and its rule for unsealed values.
+/// Seals under one epoch's key before the process draws another: 2^28, where the chance that
+/// two random nonces collide is below 2^-40.
+const SEALS_PER_EPOCH: u64 = 1 << 28;
+
+/// Most epoch keys kept for opening; dropped all but the sealing one when full. Each is an AES
+/// key schedule and its GHASH table, about 600 bytes.
+const EPOCH_KEYS: usize = 256;
+
+/// A ring key expanded with an epoch: what seals and opens values.
+pub(crate) struct EpochKey {
+    pub(crate) id: u16,
+    pub(crate) epoch: u32,
+    pub(crate) key: LessSafeKey,
+}
+
+/// The store's encryption: its key ring, its rule for unsealed values, and the epoch keys.
 pub(crate) struct Sealer {
     pub(crate) ring: KeyRing,
     pub(crate) accept_unsealed: bool,
     pub(crate) random: SystemRandom,
+    /// The key this process seals with: the current ring key, this process's epoch.
+    sealing: RwLock<Arc<EpochKey>>,
+    /// Seals under `sealing` so far.
+    seals: AtomicU64,
+    /// Keys of other epochs met when opening.
+    opening: RwLock<Vec<Arc<EpochKey>>>,
 }
 
 impl Sealer {
-    /// Loads the keys of `encryption`.
+    /// Loads the keys of `encryption` and draws this process's epoch.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`], as [`KeyRing::load`].
+    /// [`Error::Config`], as [`KeyRing::load`]; [`Error::Entropy`] when no epoch can be drawn.
     pub(crate) fn new(encryption: &Encryption) -> Result<Sealer> {
         let ring = KeyRing::load(encryption)?;
+        let sealing = new_epoch(ring.current())?;
         Ok(Sealer {
             ring,
             accept_unsealed: encryption.accept_unsealed,
             random: SystemRandom::new(),
+            sealing: RwLock::new(Arc::new(sealing)),
+            seals: AtomicU64::new(0),
+            opening: RwLock::new(Vec::new()),
         })
+    }
+
+    /// The key to seal one value with; a new epoch's once this one has sealed its share.
+    pub(crate) fn sealing_key(&self) -> std::result::Result<Arc<EpochKey>, Unseal> {
+        if self.seals.fetch_add(1, Ordering::Relaxed) >= SEALS_PER_EPOCH {
+            let fresh = new_epoch(self.ring.current()).map_err(|_| Unseal::NoEntropy)?;
+            let mut sealing = self.sealing.write().map_err(|_| Unseal::NoEntropy)?;
+            *sealing = Arc::new(fresh);
+            self.seals.store(1, Ordering::Relaxed);
+        }
+        let sealing = self.sealing.read().map_err(|_| Unseal::NoEntropy)?;
+        Ok(Arc::clone(&sealing))
+    }
+
+    /// The key of ring key `id`, epoch `epoch`, to open a value with.
+    pub(crate) fn opening_key(
+        &self,
+        id: u16,
+        epoch: u32,
+    ) -> std::result::Result<Arc<EpochKey>, Unseal> {
+        let matches = |k: &Arc<EpochKey>| k.id == id && k.epoch == epoch;
+        if let Ok(sealing) = self.sealing.read() {
+            if matches(&sealing) {
+                return Ok(Arc::clone(&sealing));
+            }
+        }
+        if let Some(key) =
+            self.opening.read().ok().and_then(|keys| keys.iter().find(|k| matches(k)).cloned())
+        {
+            return Ok(key);
+        }
+        let ring_key = self.ring.get(id).ok_or(Unseal::UnknownKey(id))?;
+        let key = Arc::new(EpochKey {
+            id,
+            epoch,
+            key: derive(ring_key, epoch).ok_or(Unseal::Malformed)?,
+        });
+        if let Ok(mut keys) = self.opening.write() {
+            if keys.len() >= EPOCH_KEYS {
+                keys.clear();
+            }
+            keys.push(Arc::clone(&key));
+        }
+        Ok(key)
+    }
+}
+
+/// A fresh epoch of `ring_key`.
+fn new_epoch(ring_key: &RingKey) -> Result<EpochKey> {
+    let mut bytes = [0; 4];
+    getrandom::fill(&mut bytes).map_err(Error::Entropy)?;
+    let epoch = u32::from_be_bytes(bytes);
+    let key = derive(ring_key, epoch).ok_or_else(|| {
+        Error::Config(format!("encryption key {}: cannot derive its keys", ring_key.id))
+    })?;
+    Ok(EpochKey { id: ring_key.id, epoch, key })
+}
+
+/// `ring_key` expanded with `epoch` (HKDF-SHA256).
+fn derive(ring_key: &RingKey, epoch: u32) -> Option<LessSafeKey> {
+    let epoch = epoch.to_be_bytes();
+    let info: [&[u8]; 2] = [b"redis-sessions value v1", &epoch];
+    let okm = ring_key.prk.expand(&info, &AES_256_GCM).ok()?;
+    Some(LessSafeKey::new(UnboundKey::from(okm)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::keys::EncryptionKey;
+
+    fn encryption() -> Encryption {
+        Encryption::new(EncryptionKey::from_bytes(1, [0x11; 32]))
+    }
+
+    #[test]
+    fn processes_seal_under_epochs_of_their_own_and_open_each_others() {
+        let (one, two) =
+            (Sealer::new(&encryption()).expect("one"), Sealer::new(&encryption()).expect("two"));
+        let (sealing, other) = (one.sealing_key().expect("key"), two.sealing_key().expect("key"));
+        assert_ne!(sealing.epoch, other.epoch, "two processes, two epochs (1 in 2^32 equal)");
+        let opened = one.opening_key(1, other.epoch).expect("derived once");
+        assert!(Arc::ptr_eq(&opened, &one.opening_key(1, other.epoch).expect("kept")));
+        assert!(Arc::ptr_eq(&sealing, &one.opening_key(1, sealing.epoch).expect("its own")));
+        assert_eq!(one.opening_key(2, 0).err(), Some(Unseal::UnknownKey(2)));
+    }
+
+    #[test]
+    fn a_new_epoch_is_drawn_after_its_share_of_seals() {
+        let sealer = Sealer::new(&encryption()).expect("sealer");
+        let first = sealer.sealing_key().expect("key");
+        assert!(Arc::ptr_eq(&first, &sealer.sealing_key().expect("same epoch")));
+        sealer.seals.store(SEALS_PER_EPOCH, Ordering::Relaxed);
+        let next = sealer.sealing_key().expect("key");
+        assert_ne!(next.epoch, first.epoch);
+        assert_eq!(sealer.seals.load(Ordering::Relaxed), 1);
+        let reopened = sealer.opening_key(1, first.epoch).expect("the old epoch still opens");
+        assert_eq!(reopened.epoch, first.epoch);
     }
 }
