@@ -1,10 +1,11 @@
 //! A sealed value's bytes, and a run of sealed flash frames.
 //!
-//! A sealed value is [`SEALED`], the ring key's id (u16, big-endian), the epoch (u32: see
+//! A sealed value is [`SEALED`], the ring key's id (u16, big-endian), the epoch (u16: see
 //! sealer.rs), a random 12-byte nonce, then the AES-256-GCM ciphertext and its 16-byte tag:
-//! [`OVERHEAD`] bytes more than the MessagePack it seals. It sits where a plain value would (a loose field after its stamp, an entry of the
-//! packed record), whose length is known; [`SEALED`] is never the first byte of MessagePack, so
-//! a load tells a sealed value from a plain one by its first byte.
+//! [`OVERHEAD`] bytes more than the MessagePack it seals. It sits where a plain value would (a
+//! loose field after its stamp, an entry of the packed record), whose length is known; [`SEALED`]
+//! is never the first byte of MessagePack, so a load tells a sealed value from a plain one by its
+//! first byte.
 //!
 //! Flash messages are appended to one field by a script, so each push's messages are a *frame*:
 //! [`SEALED`], the sealed value's length (u32, big-endian), then the sealed value.
@@ -19,7 +20,7 @@ use crate::seal::sealer::EpochKey;
 /// Where the epoch sits.
 const EPOCH_AT: usize = 3;
 /// The bytes before the ciphertext: marker, key id, epoch, nonce.
-const HEAD: usize = EPOCH_AT + 4 + NONCE_LEN;
+const HEAD: usize = EPOCH_AT + 2 + NONCE_LEN;
 /// AES-GCM's tag.
 const TAG: usize = 16;
 /// How much longer a sealed value is than what it seals.
@@ -60,9 +61,9 @@ pub(crate) fn key_id(stored: &[u8]) -> Option<u16> {
 }
 
 /// The epoch of a sealed value; `None` for one too short to be sealed.
-pub(crate) fn epoch(sealed: &[u8]) -> Option<u32> {
-    let epoch = sealed.get(EPOCH_AT..EPOCH_AT + 4)?.try_into().ok()?;
-    (sealed.len() >= OVERHEAD).then(|| u32::from_be_bytes(epoch))
+pub(crate) fn epoch(sealed: &[u8]) -> Option<u16> {
+    let epoch = sealed.get(EPOCH_AT..EPOCH_AT + 2)?.try_into().ok()?;
+    (sealed.len() >= OVERHEAD).then(|| u16::from_be_bytes(epoch))
 }
 
 /// Opens a sealed value with `key`, which the caller chose by [`key_id`] and [`epoch`].
@@ -70,7 +71,7 @@ pub(crate) fn open(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u
     if sealed.len() < OVERHEAD {
         return Err(Unseal::Malformed);
     }
-    let nonce = sealed[EPOCH_AT + 4..HEAD].try_into().map_err(|_| Unseal::Malformed)?;
+    let nonce = sealed[EPOCH_AT + 2..HEAD].try_into().map_err(|_| Unseal::Malformed)?;
     let mut buffer = sealed[HEAD..].to_vec();
     let nonce = Nonce::assume_unique_for_key(nonce);
     let plain_len =
@@ -150,7 +151,7 @@ mod tests {
     }
 
     fn epoch_key(id: u16) -> EpochKey {
-        EpochKey { id, epoch: 0x0102_0304, key: key(1) }
+        EpochKey { id, epoch: 0x0102, key: key(1) }
     }
 
     #[test]
@@ -158,7 +159,7 @@ mod tests {
         let random = SystemRandom::new();
         let sealed = seal(&epoch_key(7), b"aname", b"\xa5hello", &random).expect("seal");
         assert_eq!((sealed.len(), key_id(&sealed)), (6 + OVERHEAD, Some(7)));
-        assert_eq!(epoch(&sealed), Some(0x0102_0304));
+        assert_eq!(epoch(&sealed), Some(0x0102));
         assert_eq!(open(&key(1), b"aname", &sealed).expect("open"), b"\xa5hello");
         assert_eq!(open(&key(2), b"aname", &sealed), Err(Unseal::Rejected), "another key");
         assert_eq!(open(&key(1), b"aother", &sealed), Err(Unseal::Rejected), "another name");
@@ -167,7 +168,7 @@ mod tests {
             tampered[at] ^= 1;
             // The marker, the id and the epoch choose the key (a caller's job): the rest is
             // authenticated.
-            if at >= EPOCH_AT + 4 {
+            if at >= EPOCH_AT + 2 {
                 assert_eq!(open(&key(1), b"aname", &tampered), Err(Unseal::Rejected), "byte {at}");
             }
         }

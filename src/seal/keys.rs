@@ -88,7 +88,8 @@ impl Encryption {
     ///
     /// ```
     /// use redis_sessions::{Encryption, EncryptionKey};
-    /// let migrating = Encryption::new(EncryptionKey::env(1, "SESSION_KEY")).with_accept_unsealed(true);
+    /// let key = EncryptionKey::env(1, "SESSION_KEY");
+    /// let migrating = Encryption::new(key).with_accept_unsealed(true);
     /// assert!(migrating.accept_unsealed);
     /// ```
     pub fn with_accept_unsealed(mut self, accept: bool) -> Self {

@@ -3,20 +3,18 @@
 //!
 //! - `keys.rs`: the configuration of the keys, and the ring they load into.
 //! - `envelope.rs`: the bytes of a sealed value and of a run of flash frames.
-//! - `sealer.rs`: the store's key ring and its rule for unsealed values.
-//! - `binding.rs`: which key a session's values are sealed under, across regenerates.
-//! - `usage.rs`: the scan that counts what each key still seals.
+//! - `sealer.rs`: the store's key ring, its rule for unsealed values, and the epoch keys that
+//!   seal and open (why epochs: sealer.rs).
+//! - `binding.rs`: what binds a value to its session; `moved.rs`: a session sealed anew for
+//!   the key a regenerate moves it to.
+//! - `usage.rs`: what the scan that counts what each key still seals counts.
 //!
 //! What is sealed and how:
 //! - Each value is sealed on its own, under a fresh random 96-bit nonce, so that one value that
 //!   fails to open costs that attribute alone, and a delta save seals only what it writes.
-//! - Under a key of its session's own: HKDF-SHA256 expands the ring's key with the session's
-//!   key (binding.rs). A value copied to another session opens under no key of that session;
-//!   and random nonces stay far from their collision bound (2^32 seals per key, NIST SP 800-38D)
-//!   however busy the store, since each session's key seals only that session's values.
-//! - The associated data is the attribute's name (`a`, then the name) or the flash queue
-//!   (`f`): a value copied to another attribute, or a loose field stamped with another name,
-//!   fails to open.
+//! - The associated data is the kind (`a` for an attribute, `f` for the flash queue), the
+//!   session's Redis key, and the attribute's name: a value copied to another attribute or
+//!   another session, or a loose field stamped with another name, fails to open.
 //! - Names, the record's header and the metadata stay in clear: the scripts must read them to
 //!   compare, count, expire and compact without a key, and Redis must keep them to find a field.
 //!   Names are the application's code, not its users' data; a value that is secret belongs in a

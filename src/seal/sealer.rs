@@ -3,11 +3,12 @@
 //!
 //! Why epochs: AES-GCM with random 96-bit nonces may seal at most 2^32 values under one key
 //! (NIST SP 800-38D), which a busy store reaches in weeks. So no value is sealed under a ring
-//! key itself: each process draws a random 32-bit *epoch*, seals under the ring key expanded
-//! with it (HKDF-SHA256), and draws a new one after [`SEALS_PER_EPOCH`] seals. The epoch is
-//! stored beside each value, and a process opening another's values derives that epoch's key
-//! once and keeps it: epochs are few (one per process and key, per 2^28 seals), so opening
-//! costs no derivation after the first.
+//! key itself, but under the ring key expanded (HKDF-SHA256) with an *epoch*, a random u16 each
+//! process draws at start and again after every [`SEALS_PER_EPOCH`] seals. Random draws spread
+//! a ring key's seals evenly over its 65,536 epoch keys, so none nears 2^32 before the ring key
+//! has sealed about 2^48 values (nine years at a million a second). The epoch is stored beside
+//! each value; a process opening values of an epoch derives its key once and keeps it, so a load
+//! derives nothing once the epochs in use are known.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -18,9 +19,9 @@ use ring::rand::SystemRandom;
 use crate::error::{Error, Result, Unseal};
 use crate::seal::keys::{Encryption, KeyRing, RingKey};
 
-/// Seals under one epoch's key before the process draws another: 2^28, where the chance that
-/// two random nonces collide is below 2^-40.
-const SEALS_PER_EPOCH: u64 = 1 << 28;
+/// Seals under one epoch before the process draws another: small beside 2^32, so that the
+/// draws spread the seals evenly over the epochs.
+const SEALS_PER_EPOCH: u64 = 1 << 24;
 
 /// Most epoch keys kept for opening; dropped all but the sealing one when full. Each is an AES
 /// key schedule and its GHASH table, about 600 bytes.
@@ -29,7 +30,7 @@ const EPOCH_KEYS: usize = 256;
 /// A ring key expanded with an epoch: what seals and opens values.
 pub(crate) struct EpochKey {
     pub(crate) id: u16,
-    pub(crate) epoch: u32,
+    pub(crate) epoch: u16,
     pub(crate) key: LessSafeKey,
 }
 
@@ -54,7 +55,7 @@ impl Sealer {
     /// [`Error::Config`], as [`KeyRing::load`]; [`Error::Entropy`] when no epoch can be drawn.
     pub(crate) fn new(encryption: &Encryption) -> Result<Sealer> {
         let ring = KeyRing::load(encryption)?;
-        let sealing = new_epoch(ring.current())?;
+        let sealing = new_epoch(ring.current(), None)?;
         Ok(Sealer {
             ring,
             accept_unsealed: encryption.accept_unsealed,
@@ -68,8 +69,9 @@ impl Sealer {
     /// The key to seal one value with; a new epoch's once this one has sealed its share.
     pub(crate) fn sealing_key(&self) -> std::result::Result<Arc<EpochKey>, Unseal> {
         if self.seals.fetch_add(1, Ordering::Relaxed) >= SEALS_PER_EPOCH {
-            let fresh = new_epoch(self.ring.current()).map_err(|_| Unseal::NoEntropy)?;
             let mut sealing = self.sealing.write().map_err(|_| Unseal::NoEntropy)?;
+            let fresh = new_epoch(self.ring.current(), Some(sealing.epoch));
+            let fresh = fresh.map_err(|_| Unseal::NoEntropy)?;
             *sealing = Arc::new(fresh);
             self.seals.store(1, Ordering::Relaxed);
         }
@@ -81,7 +83,7 @@ impl Sealer {
     pub(crate) fn opening_key(
         &self,
         id: u16,
-        epoch: u32,
+        epoch: u16,
     ) -> std::result::Result<Arc<EpochKey>, Unseal> {
         let matches = |k: &Arc<EpochKey>| k.id == id && k.epoch == epoch;
         if let Ok(sealing) = self.sealing.read() {
@@ -110,11 +112,16 @@ impl Sealer {
     }
 }
 
-/// A fresh epoch of `ring_key`.
-fn new_epoch(ring_key: &RingKey) -> Result<EpochKey> {
-    let mut bytes = [0; 4];
-    getrandom::fill(&mut bytes).map_err(Error::Entropy)?;
-    let epoch = u32::from_be_bytes(bytes);
+/// A fresh epoch of `ring_key`, other than `other_than` (the one it replaces).
+fn new_epoch(ring_key: &RingKey, other_than: Option<u16>) -> Result<EpochKey> {
+    let epoch = loop {
+        let mut bytes = [0; 2];
+        getrandom::fill(&mut bytes).map_err(Error::Entropy)?;
+        let epoch = u16::from_be_bytes(bytes);
+        if Some(epoch) != other_than {
+            break epoch;
+        }
+    };
     let key = derive(ring_key, epoch).ok_or_else(|| {
         Error::Config(format!("encryption key {}: cannot derive its keys", ring_key.id))
     })?;
@@ -122,7 +129,7 @@ fn new_epoch(ring_key: &RingKey) -> Result<EpochKey> {
 }
 
 /// `ring_key` expanded with `epoch` (HKDF-SHA256).
-fn derive(ring_key: &RingKey, epoch: u32) -> Option<LessSafeKey> {
+fn derive(ring_key: &RingKey, epoch: u16) -> Option<LessSafeKey> {
     let epoch = epoch.to_be_bytes();
     let info: [&[u8]; 2] = [b"redis-sessions value v1", &epoch];
     let okm = ring_key.prk.expand(&info, &AES_256_GCM).ok()?;
@@ -143,8 +150,11 @@ mod tests {
         let (one, two) =
             (Sealer::new(&encryption()).expect("one"), Sealer::new(&encryption()).expect("two"));
         let (sealing, other) = (one.sealing_key().expect("key"), two.sealing_key().expect("key"));
-        assert_ne!(sealing.epoch, other.epoch, "two processes, two epochs (1 in 2^32 equal)");
-        let opened = one.opening_key(1, other.epoch).expect("derived once");
+        let random = SystemRandom::new();
+        let sealed = crate::seal::envelope::seal(&other, b"a", b"\x01", &random).expect("seal");
+        let opened = one.opening_key(1, other.epoch).expect("derived, or its own");
+        let plain = crate::seal::envelope::open(&opened.key, b"a", &sealed).expect("opens");
+        assert_eq!(plain, b"\x01", "one process opens what another sealed");
         assert!(Arc::ptr_eq(&opened, &one.opening_key(1, other.epoch).expect("kept")));
         assert!(Arc::ptr_eq(&sealing, &one.opening_key(1, sealing.epoch).expect("its own")));
         assert_eq!(one.opening_key(2, 0).err(), Some(Unseal::UnknownKey(2)));
