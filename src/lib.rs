@@ -34,9 +34,10 @@
 //!   Cluster, `tls.rs` holds [`TlsConfig`], `pool.rs` keeps a few shared multiplexed
 //!   connections, `scripts.rs` the Lua scripts of `lua/`, hashed once and run with EVALSHA.
 //! - `seal/`: encryption at rest. `keys.rs` holds [`Encryption`] (keys from configuration)
-//!   and the key ring, `sealer.rs` the store's ring and rules, `envelope.rs` the bytes of a
-//!   sealed value, `binding.rs` the key each session's values are sealed under (across
-//!   regenerates), `usage.rs` what [`KeyUsage`] counts; `mod.rs` seals and opens.
+//!   and the key ring, `sealer.rs` the store's ring and the epoch keys that seal, `envelope.rs`
+//!   the bytes of a sealed value, `binding.rs` what binds a value to its session, `moved.rs` a
+//!   session sealed anew for the key a regenerate moves it to, `usage.rs` what [`KeyUsage`]
+//!   counts; `mod.rs` seals and opens.
 //! - `session/`: [`Session`], attributes as read apart from the changes pending, and in
 //!   `changes.rs` what a save sends and what it leaves.
 //! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a

@@ -17,7 +17,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
-use redis_sessions::{Config, SessionStore};
+use redis_sessions::{Config, Encryption, EncryptionKey, SessionStore};
 
 use crate::naive::Naive;
 use crate::profile::Profile;
@@ -58,8 +58,13 @@ pub struct Args {
     /// redis-sessions reads only the attributes a request uses (`load_only`) instead of all.
     #[arg(long)]
     pub partial: bool,
-    /// Run only one store (`ours` or `baseline`), e.g. under a profiler.
-    #[arg(long, value_parser = ["ours", "baseline"])]
+    /// Compare redis-sessions with encryption at rest (one key, AES-256-GCM) against
+    /// redis-sessions without it, instead of against the naive baseline.
+    #[arg(long, conflicts_with = "only")]
+    pub encrypted: bool,
+    /// Run only one store (`ours`, `baseline`, or `encrypted`: ours with encryption at rest),
+    /// e.g. under a profiler.
+    #[arg(long, value_parser = ["ours", "baseline", "encrypted"])]
     pub only: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
@@ -341,9 +346,23 @@ async fn main() {
     let naive =
         Naive::new(&url, config.idle_timeout, args.baseline_connections).await.expect("naive");
 
+    let mut labels = ["baseline (naive)", "redis-sessions", "ours / baseline"];
+    // The same store under a prefix of its own (as long as ours, so that keys cost the same),
+    // sealing its values under a random key.
+    let key = EncryptionKey::from_bytes(1, rand::random());
+    let sealed = config.clone().with_key_prefix("seal:").with_encryption(Encryption::new(key));
     let stores = match args.only.as_deref() {
         Some("ours") => vec![("ours", Store::Ours(ours))],
         Some("baseline") => vec![("baseline", Store::Naive(naive))],
+        Some(_) => {
+            let sealed = SessionStore::connect(sealed).await.expect("store");
+            vec![("encrypted", Store::Ours(sealed))]
+        }
+        _ if args.encrypted => {
+            let sealed = SessionStore::connect(sealed).await.expect("store");
+            labels = ["unencrypted", "encrypted", "encrypted / unencrypted"];
+            vec![("unencrypted", Store::Ours(ours)), ("encrypted", Store::Ours(sealed))]
+        }
         _ => vec![("baseline", Store::Naive(naive)), ("ours", Store::Ours(ours))],
     };
     let phases = run_stores(stores, &args, &mut conn).await;
@@ -353,6 +372,7 @@ async fn main() {
         return;
     }
     let [baseline, measured] = <[Phase; 2]>::try_from(phases).expect("two phases");
-    let ceiling = own.as_ref().and_then(|server| report::ceiling(server.port(), &args, &config));
-    Report { args: args.clone(), baseline, ours: measured, ceiling }.print();
+    let ceiling = own.as_ref().filter(|_| !args.encrypted);
+    let ceiling = ceiling.and_then(|server| report::ceiling(server.port(), &args, &config));
+    Report { args: args.clone(), labels, baseline, ours: measured, ceiling }.print();
 }
