@@ -137,8 +137,9 @@ impl Packed {
     }
 }
 
-/// A record id other than `old`, for a compaction or a regenerate that seals anew: random, so that an id never repeats even when
-/// a failover or a restore loses a compaction (a counter would count up to the lost id again).
+/// A record id other than `old`, for a compaction or a regenerate that seals anew: random, so that
+/// an id never repeats even when a failover or a restore loses a compaction (a counter would count
+/// up to the lost id again).
 pub(crate) fn fresh_id(old: u32) -> u32 {
     let mut id = old;
     while id == old {

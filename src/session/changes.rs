@@ -2,10 +2,9 @@
 //! new packed record when a save should compact, the view of what was read that a checked save
 //! or a compaction shows Redis, and the session as stored once the script reports what it did.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::mem;
-
-use std::borrow::Cow;
 
 use super::{check_name, Session};
 use crate::format::packed::{fresh_id, Packed, LOOSE_MAX, MAX_NAME_BYTES};

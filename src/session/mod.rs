@@ -149,9 +149,9 @@ impl Session {
     /// # Errors
     ///
     /// [`Error::Decode`] when the stored bytes are not a `T`, [`Error::Unseal`] when they are
-    /// sealed and do not open; other attributes are unaffected. [`Error::NotLoaded`] when the session came from
-    /// [`load_only`](crate::SessionStore::load_only) without `name`, and `name` was not
-    /// inserted since.
+    /// sealed and do not open; other attributes are unaffected. [`Error::NotLoaded`] when the
+    /// session came from [`load_only`](crate::SessionStore::load_only) without `name`, and `name`
+    /// was not inserted since.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let value = self.known_value(name).ok_or_else(|| Error::NotLoaded(name.to_owned()))?;
         let open = |bytes| codec::decode(name, &seal::open_value(self.seal.as_ref(), name, bytes)?);
