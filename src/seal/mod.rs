@@ -20,9 +20,10 @@
 //!   Names are the application's code, not its users' data; a value that is secret belongs in a
 //!   value.
 //!
-//! ring does the cryptography: it is in the dependency tree already (rustls runs on it), its
-//! AES-GCM is BoringSSL's constant-time, hardware-accelerated code, and it offers only
-//! misuse-resistant interfaces.
+//! ring does the cryptography: it is in the dependency tree already (rustls runs on it), and its
+//! AES-GCM is BoringSSL's constant-time, hardware-accelerated code. Nonces are random, one per
+//! seal, under keys that seal a bounded share each (sealer.rs): ring's `LessSafeKey` leaves
+//! their uniqueness to the caller.
 
 use std::borrow::Cow;
 
@@ -88,7 +89,9 @@ fn open<'a>(
     let epoch = envelope::epoch(stored).ok_or(Unseal::Malformed)?;
     let binding = binding.ok_or(Unseal::NoKeys)?;
     let key = binding.sealer.opening_key(id, epoch)?;
-    Ok(Cow::Owned(envelope::open(&key.key, &binding.aad(kind, name), stored)?))
+    let plain = envelope::open(&key.key, &binding.aad(kind, name), stored)?;
+    binding.sealer.opened(key);
+    Ok(Cow::Owned(plain))
 }
 
 /// True when `stored` is as a save under the current key would store it: sealed under the
@@ -112,35 +115,47 @@ pub(crate) fn reseal_due(binding: &Binding, name: &str, stored: &[u8]) -> bool {
 
 /// Attribute `name`'s `stored`, sealed for the session `to` instead of `from` (a regenerate);
 /// as it is when it does not open (it never will).
-pub(crate) fn moved_value(from: &Binding, to: &Binding, name: &str, stored: &[u8]) -> Vec<u8> {
-    let plain = open(Some(from), ATTRIBUTE, name, stored);
-    plain
-        .ok()
-        .and_then(|plain| seal(to, ATTRIBUTE, name, &plain).ok())
-        .unwrap_or_else(|| stored.to_vec())
+///
+/// # Errors
+///
+/// [`Error::Unseal`] when the value opens but cannot be sealed (the random source failed).
+pub(crate) fn moved_value(
+    from: &Binding,
+    to: &Binding,
+    name: &str,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    match open(Some(from), ATTRIBUTE, name, stored) {
+        Ok(plain) => seal(to, ATTRIBUTE, name, &plain).map_err(|cause| unseal(name, cause)),
+        Err(_) => Ok(stored.to_vec()),
+    }
 }
 
 /// A run of flash messages, each frame sealed for the session `to` instead of `from`; frames
 /// that do not open, and plain messages, as they are.
-pub(crate) fn moved_flash(from: &Binding, to: &Binding, run: &[u8]) -> Vec<u8> {
+///
+/// # Errors
+///
+/// [`Error::Unseal`] when a frame opens but cannot be sealed (the random source failed).
+pub(crate) fn moved_flash(from: &Binding, to: &Binding, run: &[u8]) -> Result<Vec<u8>> {
     let (parts, cut) = envelope::parts(run);
     let mut out = Vec::with_capacity(run.len());
     for part in parts {
         match part {
-            Part::Sealed(sealed) => {
-                let plain = open(Some(from), FLASH, "", sealed);
-                match plain.ok().and_then(|plain| seal(to, FLASH, "", &plain).ok()) {
-                    Some(moved) => out.extend(envelope::frame(moved)),
-                    None => out.extend(envelope::frame(sealed.to_vec())),
+            Part::Sealed(sealed) => match open(Some(from), FLASH, "", sealed) {
+                Ok(plain) => {
+                    let moved = seal(to, FLASH, "", &plain).map_err(|e| unseal("@flash", e))?;
+                    out.extend(envelope::frame(moved));
                 }
-            }
+                Err(_) => out.extend(envelope::frame(sealed.to_vec())),
+            },
             Part::Plain(messages) => out.extend_from_slice(messages),
         }
     }
     if let Some(rest) = cut {
         out.extend_from_slice(rest); // a frame cut short stays cut short
     }
-    out
+    Ok(out)
 }
 
 /// `stored` re-sealed under the current key, for a compaction; as it is when it already is, or

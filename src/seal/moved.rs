@@ -23,34 +23,45 @@ pub(crate) struct Moved {
     /// The record and the loose fields as moved.
     pub(crate) packed: Packed,
     pub(crate) loose: BTreeMap<String, Option<Vec<u8>>>,
+    /// The session's pending changes, sealed for the new key.
+    pub(crate) pending: BTreeMap<String, Option<Vec<u8>>>,
 }
 
 /// The hash `fields` (name, value pairs, as `HGETALL` read them), sealed for `to` instead of
-/// `from`. The packed record gets a new id, so a view of the old one is refused.
+/// `from`, with the session's `pending` changes. The packed record gets a new id, so a view of
+/// the old one is refused.
 ///
 /// # Errors
 ///
-/// [`Error::Corrupt`](crate::Error::Corrupt) for a hash that is not a session's, as a load.
+/// [`Error::Corrupt`](crate::Error::Corrupt) for a hash that is not a session's, as a load;
+/// [`Error::Unseal`](crate::Error::Unseal) when a value cannot be sealed (the random source
+/// failed).
 pub(crate) fn moved(
     from: &Binding,
     to: &Binding,
     fields: Vec<(Vec<u8>, Vec<u8>)>,
+    pending: &BTreeMap<String, Option<Vec<u8>>>,
 ) -> Result<Moved> {
     let mut out = Moved {
         fields: Vec::with_capacity(fields.len()),
         read: (0, BTreeMap::new()),
         packed: Packed::default(),
         loose: BTreeMap::new(),
+        pending: BTreeMap::new(),
     };
+    for (name, value) in pending {
+        let value = value.as_deref().map(|value| moved_value(from, to, name, value));
+        out.pending.insert(name.clone(), value.transpose()?);
+    }
     for (name, value) in fields {
         let new = match Field::parse(value.clone())? {
             Field::Record(bytes) => {
                 let packed = Packed::parse(bytes)?;
                 let times = packed.times().unwrap_or_default();
-                let values: Vec<(&str, Vec<u8>)> = packed
-                    .iter()
-                    .map(|(name, value)| (name, moved_value(from, to, name, value)))
-                    .collect();
+                let mut values = Vec::with_capacity(usize::from(packed.count()));
+                for (name, value) in packed.iter() {
+                    values.push((name, moved_value(from, to, name, value)?));
+                }
                 let entries = values.iter().map(|(name, value)| (*name, &value[..]));
                 let record = Packed::encode(times, fresh_id(packed.record_id()), entries);
                 out.read.0 = packed.record_id();
@@ -58,7 +69,7 @@ pub(crate) fn moved(
                 record
             }
             Field::Loose(attribute, Some(stored)) => {
-                let moved = moved_value(from, to, &attribute, &stored);
+                let moved = moved_value(from, to, &attribute, &stored)?;
                 out.read.1.insert(attribute.clone(), Some(stored));
                 out.loose.insert(attribute.clone(), Some(moved.clone()));
                 stamped(&attribute, &moved)
@@ -68,7 +79,7 @@ pub(crate) fn moved(
                 out.loose.insert(attribute, None);
                 value.clone()
             }
-            Field::Flash(run) => [FLASH_TAG, &moved_flash(from, to, &run)].concat(),
+            Field::Flash(run) => [FLASH_TAG, &moved_flash(from, to, &run)?].concat(),
             _ => value.clone(),
         };
         out.fields.push((name, value, new));

@@ -5,13 +5,13 @@
 //! (NIST SP 800-38D), which a busy store reaches in weeks. So no value is sealed under a ring
 //! key itself, but under the ring key expanded (HKDF-SHA256) with an *epoch*, a random u16 each
 //! process draws at start and again after every [`SEALS_PER_EPOCH`] seals. Random draws spread
-//! a ring key's seals evenly over its 65,536 epoch keys, so none nears 2^32 before the ring key
-//! has sealed about 2^48 values (nine years at a million a second). The epoch is stored beside
-//! each value; a process opening values of an epoch derives its key once and keeps it, so a load
-//! derives nothing once the epochs in use are known.
+//! a ring key's seals over its 65,536 epoch keys, so none nears 2^32 before the ring key has
+//! sealed some 2^47 values (four years at a million a second). The epoch is stored beside each
+//! value; a process opening values of an epoch derives its key once and keeps it (256 without a
+//! lock, 256 more behind one), so a load derives nothing once the epochs in use are known.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
@@ -24,9 +24,8 @@ use crate::seal::keys::{Encryption, KeyRing, RingKey};
 /// draws spread the seals evenly over the epochs.
 const SEALS_PER_EPOCH: u64 = 1 << 24;
 
-/// Epoch keys kept where a lookup takes no lock (this process's, and others' met when opening),
-/// then as many more behind a lock, dropped when full. Each is an AES key schedule and its GHASH
-/// table, about 600 bytes.
+/// Epoch keys kept for opening where a lookup takes no lock, then as many more behind a lock,
+/// dropped when full. Each is an AES key schedule and its GHASH table, about 600 bytes.
 const EPOCH_KEYS: usize = 256;
 
 /// A ring key expanded with an epoch: what seals and opens values.
@@ -36,10 +35,12 @@ pub(crate) struct EpochKey {
     pub(crate) key: LessSafeKey,
 }
 
-/// An epoch key as a lookup finds it: kept for the store's life, or shared.
+/// An epoch key as a lookup finds it: kept for the store's life, shared, or derived just now
+/// (kept once a value authenticates under it: [`Sealer::opened`]).
 pub(crate) enum Held<'a> {
     Kept(&'a EpochKey),
     Shared(Arc<EpochKey>),
+    Derived(Box<EpochKey>),
 }
 
 impl Deref for Held<'_> {
@@ -49,6 +50,7 @@ impl Deref for Held<'_> {
         match self {
             Held::Kept(key) => key,
             Held::Shared(key) => key,
+            Held::Derived(key) => key,
         }
     }
 }
@@ -58,18 +60,18 @@ pub(crate) struct Sealer {
     pub(crate) ring: KeyRing,
     pub(crate) accept_unsealed: bool,
     pub(crate) random: SystemRandom,
-    /// Epoch keys in the order met, each slot written once. Why not a map behind a lock: every
-    /// load opens values, and a lock (or a shared reference count) is a write to memory that
-    /// every core then fetches again; reading slots written once is not.
+    /// The key this process seals with, and how many seals it has made. Behind a lock: a seal
+    /// is rare beside an open, and a new epoch must replace it whatever else is kept.
+    sealing: Mutex<(Arc<EpochKey>, u64)>,
+    /// Epoch keys values have opened under, in the order met, each slot written once. Why not
+    /// a map behind a lock: every load opens values, and a lock (or a shared reference count)
+    /// is a write to memory that every core then fetches again; reading these slots is not.
     kept: Box<[OnceLock<EpochKey>]>,
     /// How many slots of `kept` are written.
     known: AtomicUsize,
-    /// Epoch keys met once `kept` is full.
+    /// Epoch keys values have opened under once `kept` is full; also the lock that writes
+    /// `kept`.
     more: Mutex<Vec<Arc<EpochKey>>>,
-    /// The slot of `kept` whose key this process seals with.
-    sealing: AtomicUsize,
-    /// Seals under the sealing key so far.
-    seals: AtomicU64,
 }
 
 impl Sealer {
@@ -80,85 +82,73 @@ impl Sealer {
     /// [`Error::Config`], as [`KeyRing::load`]; [`Error::Entropy`] when no epoch can be drawn.
     pub(crate) fn new(encryption: &Encryption) -> Result<Sealer> {
         let ring = KeyRing::load(encryption)?;
-        let first = new_epoch(ring.current(), None)?;
-        let kept: Box<[OnceLock<EpochKey>]> = (0..EPOCH_KEYS).map(|_| OnceLock::new()).collect();
-        let _ = kept[0].set(first);
+        let first = Arc::new(new_epoch(ring.current(), None)?);
         Ok(Sealer {
             ring,
             accept_unsealed: encryption.accept_unsealed,
             random: SystemRandom::new(),
-            kept,
-            known: AtomicUsize::new(1),
+            sealing: Mutex::new((first, 0)),
+            kept: (0..EPOCH_KEYS).map(|_| OnceLock::new()).collect(),
+            known: AtomicUsize::new(0),
             more: Mutex::new(Vec::new()),
-            sealing: AtomicUsize::new(0),
-            seals: AtomicU64::new(0),
         })
     }
 
-    /// The key to seal one value with; a new epoch's once this one has sealed its share (while
-    /// `kept` has room: else this one's, which stays far below 2^32 seals all the same).
-    pub(crate) fn sealing_key(&self) -> std::result::Result<Held<'_>, Unseal> {
-        let slot = self.sealing.load(Ordering::Acquire);
-        let current = self.kept.get(slot).and_then(OnceLock::get).ok_or(Unseal::Malformed)?;
-        if self.seals.fetch_add(1, Ordering::Relaxed) >= SEALS_PER_EPOCH {
-            let fresh = new_epoch(self.ring.current(), Some(current.epoch));
-            let fresh = fresh.map_err(|_| Unseal::NoEntropy)?;
-            if let Some((slot, key)) = self.keep(fresh) {
-                self.sealing.store(slot, Ordering::Release);
-                self.seals.store(1, Ordering::Relaxed);
-                return Ok(Held::Kept(key));
-            }
+    /// The key to seal one value with: a new epoch's once the last has sealed its share.
+    pub(crate) fn sealing_key(&self) -> std::result::Result<Arc<EpochKey>, Unseal> {
+        let mut sealing = self.sealing.lock().map_err(|_| Unseal::Malformed)?;
+        if sealing.1 >= SEALS_PER_EPOCH {
+            let fresh = new_epoch(self.ring.current(), Some(sealing.0.epoch));
+            *sealing = (Arc::new(fresh.map_err(|_| Unseal::NoEntropy)?), 0);
         }
-        Ok(Held::Kept(current))
+        sealing.1 += 1;
+        Ok(Arc::clone(&sealing.0))
     }
 
-    /// The key of ring key `id`, epoch `epoch`, to open a value with.
+    /// The key of ring key `id`, epoch `epoch`, to open a value with. A key derived here is
+    /// kept only once a value opens under it ([`opened`](Self::opened)), so that values with
+    /// made-up epochs cannot fill the slots.
     pub(crate) fn opening_key(&self, id: u16, epoch: u16) -> std::result::Result<Held<'_>, Unseal> {
         let matches = |k: &EpochKey| k.id == id && k.epoch == epoch;
-        let known = self.known.load(Ordering::Acquire);
-        let kept = self.kept[..known.min(EPOCH_KEYS)].iter().filter_map(OnceLock::get);
-        if let Some(key) = kept.into_iter().find(|k| matches(k)) {
+        let known = self.known.load(Ordering::Acquire).min(EPOCH_KEYS);
+        if let Some(key) = self.kept[..known].iter().filter_map(OnceLock::get).find(|k| matches(k))
+        {
             return Ok(Held::Kept(key));
+        }
+        if known == EPOCH_KEYS {
+            let more = self.more.lock().map_err(|_| Unseal::Malformed)?;
+            if let Some(key) = more.iter().find(|k| matches(k)) {
+                return Ok(Held::Shared(Arc::clone(key)));
+            }
         }
         let ring_key = self.ring.get(id).ok_or(Unseal::UnknownKey(id))?;
-        let derived =
-            EpochKey { id, epoch, key: derive(ring_key, epoch).ok_or(Unseal::Malformed)? };
-        if let Some((_, key)) = self.keep(derived) {
-            return Ok(Held::Kept(key));
+        let key = derive(ring_key, epoch).ok_or(Unseal::Malformed)?;
+        Ok(Held::Derived(Box::new(EpochKey { id, epoch, key })))
+    }
+
+    /// Keeps a key [`opening_key`](Self::opening_key) derived, now that a value has opened
+    /// under it: in the next slot of `kept`, or in `more` once the slots are full.
+    pub(crate) fn opened(&self, key: Held<'_>) {
+        let Held::Derived(key) = key else { return };
+        let Ok(mut more) = self.more.lock() else { return };
+        let known = self.known.load(Ordering::Acquire);
+        let same = |k: &EpochKey| k.id == key.id && k.epoch == key.epoch;
+        if self.kept[..known].iter().filter_map(OnceLock::get).any(same) {
+            return; // kept meanwhile
         }
-        // `kept` is full: the keys met since are behind a lock.
-        let mut more = self.more.lock().map_err(|_| Unseal::Malformed)?;
-        if let Some(key) = more.iter().find(|k| matches(k)) {
-            return Ok(Held::Shared(Arc::clone(key)));
+        if known < EPOCH_KEYS {
+            if self.kept[known].set(*key).is_ok() {
+                self.known.store(known + 1, Ordering::Release);
+            }
+            return;
+        }
+        if more.iter().any(|k| same(k)) {
+            return;
         }
         if more.len() >= EPOCH_KEYS {
             more.clear();
         }
-        let derived =
-            EpochKey { id, epoch, key: derive(ring_key, epoch).ok_or(Unseal::Malformed)? };
-        more.push(Arc::new(derived));
-        Ok(Held::Shared(Arc::clone(more.last().ok_or(Unseal::Malformed)?)))
-    }
-
-    /// Writes `key` into the next slot of `kept` (or finds it there, written meanwhile); `None`
-    /// when the slots are full.
-    fn keep(&self, key: EpochKey) -> Option<(usize, &EpochKey)> {
-        let _adding = self.more.lock().ok()?;
-        let known = self.known.load(Ordering::Acquire);
-        let found = self.kept[..known]
-            .iter()
-            .filter_map(OnceLock::get)
-            .position(|k| k.id == key.id && k.epoch == key.epoch);
-        let slot = match found {
-            Some(slot) => slot,
-            None if known < EPOCH_KEYS => {
-                self.kept[known].set(key).ok()?;
-                self.known.store(known + 1, Ordering::Release);
-                known
-            }
-            None => return None,
-        };
-        Some((slot, self.kept[slot].get()?))
+        more.push(Arc::from(key));
     }
 }
 
@@ -189,6 +179,7 @@ fn derive(ring_key: &RingKey, epoch: u16) -> Option<LessSafeKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seal::envelope;
     use crate::seal::keys::EncryptionKey;
 
     fn encryption() -> Encryption {
@@ -199,42 +190,45 @@ mod tests {
     fn processes_seal_under_epochs_of_their_own_and_open_each_others() {
         let (one, two) =
             (Sealer::new(&encryption()).expect("one"), Sealer::new(&encryption()).expect("two"));
-        let (sealing, other) = (one.sealing_key().expect("key"), two.sealing_key().expect("key"));
         let random = SystemRandom::new();
-        let sealed = crate::seal::envelope::seal(&other, b"a", b"\x01", &random).expect("seal");
-        let opened = one.opening_key(1, other.epoch).expect("derived, or its own");
-        let plain = crate::seal::envelope::open(&opened.key, b"a", &sealed).expect("opens");
-        assert_eq!(plain, b"\x01", "one process opens what another sealed");
-        assert!(std::ptr::eq(&*opened, &*one.opening_key(1, other.epoch).expect("kept")));
-        assert!(std::ptr::eq(&*sealing, &*one.opening_key(1, sealing.epoch).expect("its own")));
+        let other = two.sealing_key().expect("key");
+        let sealed = envelope::seal(&other, b"a", b"\x01", &random).expect("seal");
+        let derived = one.opening_key(1, other.epoch).expect("derived");
+        assert!(matches!(derived, Held::Derived(_)), "not kept before a value opens");
+        assert_eq!(envelope::open(&derived.key, b"a", &sealed).expect("opens"), b"\x01");
+        one.opened(derived);
+        assert!(matches!(one.opening_key(1, other.epoch), Ok(Held::Kept(_))), "kept since");
+        assert!(matches!(one.opening_key(1, other.epoch ^ 1), Ok(Held::Derived(_))));
         assert_eq!(one.opening_key(2, 0).err(), Some(Unseal::UnknownKey(2)));
     }
 
     #[test]
-    fn a_new_epoch_is_drawn_after_its_share_of_seals() {
+    fn a_new_epoch_is_drawn_after_its_share_of_seals_whatever_is_kept() {
         let sealer = Sealer::new(&encryption()).expect("sealer");
         let first = sealer.sealing_key().expect("key");
-        assert!(std::ptr::eq(&*first, &*sealer.sealing_key().expect("same epoch")));
-        sealer.seals.store(SEALS_PER_EPOCH, Ordering::Relaxed);
+        // The slots full of others' epochs change nothing for sealing.
+        for epoch in (0..=u16::MAX).filter(|e| *e != first.epoch).take(EPOCH_KEYS + 3) {
+            sealer.opened(sealer.opening_key(1, epoch).expect("derived"));
+        }
+        assert!(Arc::ptr_eq(&first, &sealer.sealing_key().expect("same epoch")));
+        sealer.sealing.lock().expect("lock").1 = SEALS_PER_EPOCH;
         let next = sealer.sealing_key().expect("key");
         assert_ne!(next.epoch, first.epoch);
-        assert_eq!(sealer.seals.load(Ordering::Relaxed), 1);
-        let reopened = sealer.opening_key(1, first.epoch).expect("the old epoch still opens");
-        assert_eq!(reopened.epoch, first.epoch);
+        assert_eq!(sealer.sealing.lock().expect("lock").1, 1);
     }
 
     #[test]
-    fn past_the_kept_slots_epoch_keys_are_still_found() {
+    fn past_the_kept_slots_epoch_keys_are_kept_behind_a_lock() {
         let sealer = Sealer::new(&encryption()).expect("sealer");
-        let own = sealer.sealing_key().expect("key").epoch;
-        let others = (0..=u16::MAX).filter(|epoch| *epoch != own);
-        for epoch in others.clone().take(EPOCH_KEYS - 1) {
-            assert!(matches!(sealer.opening_key(1, epoch), Ok(Held::Kept(_))), "epoch {epoch}");
+        for epoch in 0..EPOCH_KEYS as u16 {
+            sealer.opened(sealer.opening_key(1, epoch).expect("derived"));
         }
-        let past = others.clone().nth(EPOCH_KEYS).expect("an epoch past the slots");
+        assert!(matches!(sealer.opening_key(1, 0), Ok(Held::Kept(_))));
+        let past = EPOCH_KEYS as u16 + 1;
+        assert!(matches!(sealer.opening_key(1, past), Ok(Held::Derived(_))));
+        sealer.opened(sealer.opening_key(1, past).expect("derived"));
         let Ok(Held::Shared(first)) = sealer.opening_key(1, past) else { panic!("shared") };
         let Ok(Held::Shared(again)) = sealer.opening_key(1, past) else { panic!("shared") };
         assert!(Arc::ptr_eq(&first, &again), "derived once");
-        assert!(matches!(sealer.sealing_key(), Ok(Held::Kept(key)) if key.epoch == own));
     }
 }

@@ -3,7 +3,7 @@
 //! or a compaction shows Redis, and the session as stored once the script reports what it did.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::mem;
 
 use super::{check_name, Session};
@@ -136,18 +136,19 @@ impl Session {
         self.read.stale = true;
     }
 
+    /// The pending changes, by name (`None` removes the attribute).
+    pub(crate) fn pending(&self) -> &BTreeMap<String, Option<Vec<u8>>> {
+        &self.pending
+    }
+
     /// Moves the session to a new token (after regenerate). Under encryption, `moved` is the
     /// hash as the script sealed it anew: the pending values are sealed anew too, and what was
     /// read becomes the hash as moved if this session had read it as it was (else a compaction
     /// or a checked save must wait for a new load).
     pub(crate) fn rekey(&mut self, token: crate::token::Token, key: String, moved: Option<Moved>) {
-        if let (Some(from), Some(moved)) = (self.seal.take(), moved) {
-            let to = from.for_key(&key);
-            for (name, value) in self.pending.iter_mut() {
-                if let Some(value) = value {
-                    *value = seal::moved_value(&from, &to, name, value);
-                }
-            }
+        if let Some(moved) = moved {
+            let to = self.seal.as_ref().map(|from| from.for_key(&key));
+            self.pending = moved.pending;
             let read = &mut self.read;
             let as_read = (read.record_id, std::mem::take(&mut read.loose)) == moved.read;
             match as_read && read.only.is_none() && !read.stale {
@@ -157,7 +158,7 @@ impl Session {
                 }
                 false => (read.packed, read.loose, read.stale) = (moved.packed, moved.loose, true),
             }
-            self.seal = Some(to);
+            self.seal = to;
         }
         self.token = token;
         self.key = key;

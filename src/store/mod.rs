@@ -283,8 +283,10 @@ impl SessionStore {
     ///
     /// # Errors
     ///
-    /// [`Error::SessionGone`] when the session no longer exists; connection errors as for
-    /// [`create`](Self::create).
+    /// [`Error::SessionGone`] when the session no longer exists; under encryption, which seals
+    /// every value anew for the new token, [`Error::Conflict`] when other requests kept
+    /// changing the session while it was sealed (five times), and [`Error::Unseal`] when the
+    /// random source fails; connection errors as for [`create`](Self::create).
     #[instrument(level = "debug", name = "session.regenerate", skip_all, fields(session = ?session.token()))]
     #[doc(alias = "cycle_id")]
     #[doc(alias = "renew")]

@@ -15,6 +15,10 @@ use crate::store::create::{collided, TOKEN_ATTEMPTS};
 use crate::timeouts::TimeoutsMs;
 use crate::token::Token;
 
+/// How many times a regenerate under encryption reads and seals the session anew when another
+/// request changed it in between, before it reports a conflict.
+const RESEAL_ATTEMPTS: u32 = 5;
+
 /// Moves `session` to a new token under its hash tag; with `timeouts`, gives it those from
 /// now on (its own when the flag is set, else the store's). Under encryption, every value is
 /// sealed anew for the new key on the way (seal/moved.rs).
@@ -23,11 +27,12 @@ pub(crate) async fn move_to_new_token(
     session: &mut Session,
     timeouts: Option<(TimeoutsMs, bool)>,
 ) -> Result<Token> {
-    for _ in 0..TOKEN_ATTEMPTS {
+    let (mut collisions, mut changes) = (0, 0);
+    loop {
         let token = Token::generate_with_tag(session.token().tag())?;
         let key = keys::session_key(&core.config, &token);
         let moved = match &session.seal {
-            Some(seal) => Some(sealed_anew(core, &session.key, seal, &seal.for_key(&key)).await?),
+            Some(seal) => Some(sealed_anew(core, session, seal, &seal.for_key(&key)).await?),
             None => None,
         };
         let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
@@ -47,8 +52,22 @@ pub(crate) async fn move_to_new_token(
         let reply = core.run::<Value>(&call).await?;
         match (timeouts, reply) {
             (_, Value::Int(0)) => return Err(Error::SessionGone),
-            (_, Value::Int(-1)) => continue, // the new token's key is taken: draw again
-            (_, Value::Int(-2)) => continue, // changed since read: read and seal again
+            (_, Value::Int(-1)) => {
+                // The new token's key is taken: draw again.
+                collisions += 1;
+                match collisions < TOKEN_ATTEMPTS {
+                    true => continue,
+                    false => return Err(collided()),
+                }
+            }
+            (_, Value::Int(-2)) => {
+                // Changed since read (a save, a touch, a flash): read and seal again.
+                changes += 1;
+                match changes < RESEAL_ATTEMPTS {
+                    true => continue,
+                    false => return Err(Error::Conflict),
+                }
+            }
             (None, Value::Int(1)) => {}
             (Some((ms, own)), Value::Array(moved)) => match <[Value; 3]>::try_from(moved) {
                 Ok([Value::Int(1), Value::Int(deadline), Value::Int(ttl)]) => {
@@ -65,22 +84,27 @@ pub(crate) async fn move_to_new_token(
         session.rekey(token.clone(), key, moved);
         return Ok(token);
     }
-    Err(collided())
 }
 
 fn unexpected_regenerate_reply() -> Error {
     Error::Corrupt("regenerate answered neither 1, 0, -1, -2 nor {1, deadline, ttl}".into())
 }
 
-/// The session's hash at `key`, read and sealed for `to` instead of `from` (seal/moved.rs).
-async fn sealed_anew(core: &Core, key: &str, from: &Binding, to: &Binding) -> Result<Moved> {
+/// The session's hash, read and sealed for `to` instead of `from` (seal/moved.rs), with its
+/// pending changes.
+async fn sealed_anew(
+    core: &Core,
+    session: &Session,
+    from: &Binding,
+    to: &Binding,
+) -> Result<Moved> {
     let mut read = redis::pipe();
-    read.cmd("HGETALL").arg(key);
+    read.cmd("HGETALL").arg(&session.key);
     let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
     let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(reply)
         .map_err(|_| Error::Corrupt("HGETALL answered no field, value pairs".into()))?;
     if fields.is_empty() {
         return Err(Error::SessionGone);
     }
-    moved(from, to, fields)
+    moved(from, to, fields, session.pending())
 }
