@@ -176,7 +176,7 @@ impl fmt::Debug for KeySource {
 /// One loaded key: what seals and opens derive from it.
 pub(crate) struct RingKey {
     pub(crate) id: u16,
-    /// The key as HKDF's pseudorandom key: each session's value key is expanded from it.
+    /// The key as HKDF's pseudorandom key: each epoch's key is expanded from it (sealer.rs).
     pub(crate) prk: hkdf::Prk,
 }
 

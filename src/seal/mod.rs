@@ -48,7 +48,7 @@ fn unseal(attribute: &str, cause: Unseal) -> Error {
     Error::Unseal { attribute: attribute.to_owned(), cause }
 }
 
-/// `plain` as stored for attribute `name`: sealed under the session's current value key, or
+/// `plain` as stored for attribute `name`: sealed under this process's current epoch key, or
 /// as it is without encryption.
 pub(crate) fn seal_value(binding: Option<&Binding>, name: &str, plain: Vec<u8>) -> Result<Vec<u8>> {
     let Some(binding) = binding else { return Ok(plain) };
