@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cache::LocalCache;
 use crate::connection::tls::TlsConfig;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -87,6 +88,9 @@ pub struct Config {
     /// Encryption at rest of attribute values and flash messages. Default none: values are
     /// stored as plain MessagePack.
     pub encryption: Option<Encryption>,
+    /// A cache of sessions in this process, kept exact by Redis' `CLIENT TRACKING`. Default
+    /// none: every load reads Redis. A single server only.
+    pub local_cache: Option<LocalCache>,
 }
 
 impl Default for Config {
@@ -107,6 +111,7 @@ impl Default for Config {
             command_timeout: Duration::from_millis(500),
             limits: Limits::default(),
             encryption: None,
+            local_cache: None,
         }
     }
 }
@@ -297,6 +302,18 @@ impl Config {
         self
     }
 
+    /// Serves loads from a cache in this process. Default none.
+    ///
+    /// ```
+    /// use redis_sessions::{Config, LocalCache};
+    /// let config = Config::default().with_local_cache(LocalCache::default().with_max_entries(500));
+    /// assert_eq!(config.local_cache.map(|cache| cache.max_entries), Some(500));
+    /// ```
+    pub fn with_local_cache(mut self, cache: LocalCache) -> Self {
+        self.local_cache = Some(cache);
+        self
+    }
+
     /// The idle timeout in whole milliseconds, as the scripts take it (bounded by `validate`).
     pub(crate) fn idle_ms(&self) -> u64 {
         self.idle_timeout.as_millis() as u64
@@ -348,6 +365,14 @@ impl Config {
         {
             return fail("command_timeout, connect_timeout and wait_timeout must be above zero");
         }
+        if let Some(cache) = &self.local_cache {
+            if self.cluster {
+                return fail("local_cache works with a single server, not a Redis Cluster");
+            }
+            if cache.max_entries == 0 || cache.max_bytes == 0 {
+                return fail("local_cache max_entries and max_bytes must be at least 1");
+            }
+        }
         self.limits.validate()
     }
 }
@@ -374,6 +399,7 @@ impl fmt::Debug for Config {
             .field("command_timeout", &self.command_timeout)
             .field("limits", &self.limits)
             .field("encryption", &self.encryption)
+            .field("local_cache", &self.local_cache)
             .finish()
     }
 }

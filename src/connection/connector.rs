@@ -10,7 +10,8 @@ use redis::aio::MultiplexedConnection;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{
-    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisResult, Value,
+    AsyncConnectionConfig, Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisResult, Value,
 };
 
 use crate::config::Config;
@@ -42,24 +43,8 @@ impl Connector {
         if config.cluster {
             return cluster_client(config).map(Connector::Cluster);
         }
-        let bad_url =
-            |e: redis::RedisError| Error::Config(format!("bad Redis URL: {}", e.category()));
-        // No `CLIENT SETINFO` on connecting: redis-rs ignores its replies, so a server that
-        // refuses the connection (at its `maxclients`) would have its reason swallowed there,
-        // and the connection fail later with a bare "connection reset". Without it, the `PING`
-        // that `connect` sends first reads the server's reason.
-        let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let info = info.set_redis_settings(settings);
-        let client = if config.is_tls() && config.tls.is_custom() {
-            redis::Client::build_with_tls(info, config.tls.certificates()?)
-        } else {
-            redis::Client::open(info)
-        };
-        let timeouts = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout));
-        Ok(Connector::Single(client.map_err(bad_url)?, timeouts))
+        let client = single_client(config, ProtocolVersion::RESP2)?;
+        Ok(Connector::Single(client, timeouts(config)))
     }
 
     /// True for a Redis Cluster.
@@ -93,6 +78,31 @@ impl Connector {
             }
         }
     }
+}
+
+/// A client for one server, speaking `protocol`, with the TLS certificates of `config`.
+pub(crate) fn single_client(config: &Config, protocol: ProtocolVersion) -> Result<redis::Client> {
+    let bad_url = |e: redis::RedisError| Error::Config(format!("bad Redis URL: {}", e.category()));
+    // No `CLIENT SETINFO` on connecting: redis-rs ignores its replies, so a server that
+    // refuses the connection (at its `maxclients`) would have its reason swallowed there,
+    // and the connection fail later with a bare "connection reset". Without it, the `PING`
+    // that `connect` sends first reads the server's reason.
+    let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
+    let settings = info.redis_settings().clone().set_skip_set_lib_name().set_protocol(protocol);
+    let info = info.set_redis_settings(settings);
+    let client = if config.is_tls() && config.tls.is_custom() {
+        redis::Client::build_with_tls(info, config.tls.certificates()?)
+    } else {
+        redis::Client::open(info)
+    };
+    client.map_err(bad_url)
+}
+
+/// The connect and response timeouts of a connection to one server.
+pub(crate) fn timeouts(config: &Config) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
 }
 
 fn cluster_client(config: &Config) -> Result<ClusterClient> {

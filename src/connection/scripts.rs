@@ -31,7 +31,7 @@ impl LuaScript {
     pub(crate) fn call(&'static self, keys: &[&str]) -> Call {
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(&self.hash).arg(keys.len()).arg(keys);
-        Call { cmd, script: self }
+        Call { cmd, script: self, key_count: keys.len() }
     }
 }
 
@@ -39,6 +39,7 @@ impl LuaScript {
 pub(crate) struct Call {
     cmd: Cmd,
     script: &'static LuaScript,
+    key_count: usize,
 }
 
 impl Call {
@@ -46,6 +47,15 @@ impl Call {
     pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
         self.cmd.arg(arg);
         self
+    }
+
+    /// The keys the call names (`KEYS`).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        let args = self.cmd.args_iter().skip(3).take(self.key_count);
+        args.filter_map(|arg| match arg {
+            Arg::Simple(bytes) => std::str::from_utf8(bytes).ok(),
+            _ => None,
+        })
     }
 
     /// The EVALSHA command.

@@ -67,6 +67,11 @@ impl Packed {
         Ok(packed)
     }
 
+    /// The record's size in bytes.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Wraps a record [`encode`](Self::encode) built, which needs no validation.
     pub(crate) fn encoded(bytes: Vec<u8>) -> Packed {
         Packed(bytes)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use redis::{ErrorKind, FromRedisValue, ServerErrorKind, Value};
 use tracing::debug;
 
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::connection::pool::Pool;
 use crate::connection::scripts::Call;
@@ -24,6 +25,8 @@ pub(crate) struct Core {
     pub(crate) clock: Arc<ServerClock>,
     /// The key ring, when values are sealed.
     pub(crate) sealer: Option<Arc<Sealer>>,
+    /// The local cache, when it is on.
+    pub(crate) cache: Option<Arc<Cache>>,
 }
 
 impl Core {
@@ -33,7 +36,8 @@ impl Core {
         let pool = Pool::build(&config)?;
         let clock = Arc::new(ServerClock::new());
         let sealer = config.encryption.as_ref().map(Sealer::new).transpose()?.map(Arc::new);
-        Ok(Core { pool, config: Arc::new(config), clock, sealer })
+        let cache = Cache::new(&config)?.map(Arc::new);
+        Ok(Core { pool, config: Arc::new(config), clock, sealer, cache })
     }
 
     /// The seals of the session under `key`; `None` without encryption.
@@ -42,8 +46,24 @@ impl Core {
         Some(Binding::new(Arc::clone(sealer), key))
     }
 
-    /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT.
+    /// Runs one script on a pooled connection: EVALSHA, and EVAL after a NOSCRIPT. Every
+    /// script may write its keys, so their cached sessions are dropped before it is sent and
+    /// again once it is answered: a read that raced it cannot fill in what it replaced.
     pub(crate) async fn run<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
+        self.drop_cached(call.keys());
+        let reply = self.run_script(call).await;
+        self.drop_cached(call.keys());
+        reply
+    }
+
+    /// Drops the cached sessions under `keys`.
+    pub(crate) fn drop_cached<'a>(&self, keys: impl Iterator<Item = &'a str>) {
+        if let Some(cache) = &self.cache {
+            keys.for_each(|key| cache.entries.invalidate(key));
+        }
+    }
+
+    async fn run_script<T: FromRedisValue>(&self, call: &Call) -> Result<T> {
         let mut connection = self.pool.get().await?;
         let reply = match connection.query(call.evalsha()).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {

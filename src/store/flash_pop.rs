@@ -35,8 +35,13 @@ use crate::store::reply::{self, Loaded, Snapshot};
 
 /// A popping load on one server: the read and the deletion of the messages as one transaction,
 /// then get-and-touch only if a touch is due. A server out of memory refuses the transaction:
-/// the load then goes [`read_then_pop`]'s way.
+/// the load then goes [`read_then_pop`]'s way. A store that touches on every read
+/// (`touch_threshold` 0) runs get-and-touch alone: one round trip.
 pub(crate) async fn transaction(core: &Core, key: &str) -> Result<Option<Loaded>> {
+    core.drop_cached(std::iter::once(key));
+    if core.config.touch_after_ms() == 0 {
+        return get_and_touch(core, key, true).await;
+    }
     let (values, rule) = match timed_read(core, popping_read(key)).await {
         Err(e) if out_of_memory(&e) => {
             debug!(error = %e, "out of memory, transaction aborted: popping with get-and-touch");
@@ -88,6 +93,7 @@ pub(crate) async fn read_then_pop(core: &Core, key: &str) -> Result<Option<Loade
 
 /// Takes the pending flash messages of the session at `key`, still encoded (`pop_flash`).
 pub(crate) async fn pop_pending(core: &Core, key: &str) -> Result<Vec<u8>> {
+    core.drop_cached(std::iter::once(key));
     if !core.pool.is_cluster() {
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("HGET").arg(key).arg("@f").cmd("HDEL").arg(key).arg("@f").ignore();

@@ -22,10 +22,10 @@ use crate::error::Result;
 use crate::format::keys;
 use crate::seal;
 use crate::session::Session;
+use crate::store::cached;
 use crate::store::core::Core;
 use crate::store::flash_pop;
 use crate::store::read;
-use crate::store::reply::{self, Loaded, Snapshot};
 use crate::token::Token;
 
 /// How a load reads its session, chosen from what it must do and where. Whichever it is,
@@ -78,10 +78,12 @@ pub(crate) async fn load(
     let key = keys::session_key(&core.config, &token);
     let way = Way::choose(pop_flash, core.pool.is_cluster());
     span.record("way", way.name());
-    let fetched = match way {
-        Way::Read => read_then_touch(core, &key).await?,
-        Way::Transaction => flash_pop::transaction(core, &key).await?,
-        Way::ReadThenPop => flash_pop::read_then_pop(core, &key).await?,
+    let fetched = match (way, &core.cache) {
+        (Way::Read, Some(cache)) => cached::read(core, cache, &key).await?,
+        (Way::Read, None) => read::read_then_touch(core, &key).await?,
+        (Way::Transaction, Some(cache)) => cached::popping_read(core, cache, &key).await?,
+        (Way::Transaction, None) => flash_pop::transaction(core, &key).await?,
+        (Way::ReadThenPop, _) => flash_pop::read_then_pop(core, &key).await?,
     };
     let Some(loaded) = fetched else {
         debug!("no live session");
@@ -101,14 +103,4 @@ pub(crate) async fn load(
         Some(names) => session.loaded_only(names),
         None => session,
     }))
-}
-
-/// The plain read, then get-and-touch only if something must be written.
-async fn read_then_touch(core: &Core, key: &str) -> Result<Option<Loaded>> {
-    let (values, rule) = read::timed_read(core, read::hvals(key)).await?;
-    match reply::snapshot(values, rule)? {
-        Snapshot::Missing => Ok(None),
-        Snapshot::Fresh(loaded) => Ok(Some(loaded)),
-        Snapshot::NeedsScript(_) => read::get_and_touch(core, key, false).await,
-    }
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::cache::CacheStats;
 use crate::config::Config;
 use crate::connection::scripts::SCRIPTS;
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ use crate::timeouts::{Timeouts, TimeoutsMs};
 use crate::token::Token;
 
 pub(crate) mod advice;
+mod cached;
 mod core;
 mod create;
 pub(crate) mod expiry_rule;
@@ -116,12 +118,31 @@ impl SessionStore {
             }
             probed => probed?,
         };
+        if let Some(cache) = &self.core.cache {
+            cache.tracker.connection().await.map_err(|why| {
+                Error::Config(format!("local_cache needs RESP3 and CLIENT TRACKING: {why}"))
+            })?;
+        }
         advice::check(&self.core.pool).await
     }
 
     /// The configuration this store runs with.
     pub fn config(&self) -> &Config {
         &self.core.config
+    }
+
+    /// What the local cache has done so far; `None` when it is off.
+    ///
+    /// ```
+    /// # fn demo(store: redis_sessions::SessionStore) {
+    /// if let Some(stats) = store.cache_stats() {
+    ///     let served = stats.hits as f64 / (stats.hits + stats.misses).max(1) as f64;
+    ///     println!("{:.0}% of loads from memory, {} sessions held", served * 100.0, stats.entries);
+    /// }
+    /// # }
+    /// ```
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.core.cache.as_ref().map(|cache| cache.entries.stats())
     }
 
     /// Creates and stores an empty session with a fresh token.
@@ -204,7 +225,12 @@ impl SessionStore {
     ///
     /// Connection errors as for [`create`](Self::create); [`Error::Corrupt`](crate::Error::Corrupt)
     /// when the key holds something that is not a session.
-    #[instrument(level = "debug", name = "session.load", skip_all, fields(session, way, script))]
+    #[instrument(
+        level = "debug",
+        name = "session.load",
+        skip_all,
+        fields(session, way, script, cached)
+    )]
     pub async fn load(&self, token: &str) -> Result<Option<Session>> {
         load::load(&self.core, token, None, false).await
     }
@@ -219,7 +245,12 @@ impl SessionStore {
     /// # Errors
     ///
     /// As for [`load`](Self::load).
-    #[instrument(level = "debug", name = "session.load", skip_all, fields(session, way, script))]
+    #[instrument(
+        level = "debug",
+        name = "session.load",
+        skip_all,
+        fields(session, way, script, cached)
+    )]
     pub async fn load_and_pop_flash(&self, token: &str) -> Result<Option<Session>> {
         load::load(&self.core, token, None, true).await
     }
@@ -243,7 +274,12 @@ impl SessionStore {
     /// # Errors
     ///
     /// As for [`load`](Self::load).
-    #[instrument(level = "debug", name = "session.load", skip_all, fields(session, way, script))]
+    #[instrument(
+        level = "debug",
+        name = "session.load",
+        skip_all,
+        fields(session, way, script, cached)
+    )]
     pub async fn load_only(&self, token: &str, names: &[&str]) -> Result<Option<Session>> {
         load::load(&self.core, token, Some(names), false).await
     }

@@ -25,7 +25,7 @@ pub(crate) fn read_replies(replies: Vec<Value>, timed: bool) -> Result<(Value, O
 }
 
 /// A session as a load read it: metadata, packed record, loose fields and flash.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Loaded {
     pub(crate) meta: Metadata,
     pub(crate) packed: Packed,
@@ -60,6 +60,13 @@ pub(crate) struct TouchRule {
 }
 
 impl TouchRule {
+    /// The TTL of `loaded` now when it needs nothing written (no touch due, not expired);
+    /// `None` when it must go to the script.
+    pub(crate) fn fresh_ttl(&self, loaded: &Loaded) -> Option<i64> {
+        let ttl_ms = self.ttl_ms(loaded);
+        (!self.due(loaded, ttl_ms)).then_some(ttl_ms)
+    }
+
     /// The TTL of a session read now, as `PTTL` would answer: -1 when the hash records no
     /// expiry or the clock has no estimate, and 0 once expired (by the estimate, which is never
     /// behind the server's clock: the script decides).
@@ -122,9 +129,7 @@ impl Loaded {
     /// Sorts the values of a session's hash into metadata, attributes and flash.
     /// Its TTL is left at -1 for the caller to set.
     pub(crate) fn from_values(values: Vec<Value>) -> Result<Self> {
-        let (packed, loose) = (Packed::default(), BTreeMap::new());
-        let (meta, flash, expires_ms) = (empty_meta(), Vec::new(), None);
-        let mut loaded = Loaded { meta, packed, loose, flash, expires_ms };
+        let mut loaded = Loaded::empty();
         for value in values {
             loaded.add(Field::parse(bulk(value)?)?)?;
         }
@@ -133,6 +138,12 @@ impl Loaded {
         };
         (loaded.meta.created_ms, loaded.meta.deadline_ms) = (created_ms, deadline_ms);
         Ok(loaded)
+    }
+
+    /// No record, no fields.
+    pub(crate) fn empty() -> Self {
+        let (packed, loose) = (Packed::default(), BTreeMap::new());
+        Loaded { meta: empty_meta(), packed, loose, flash: Vec::new(), expires_ms: None }
     }
 
     fn add(&mut self, field: Field) -> Result<()> {

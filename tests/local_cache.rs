@@ -1,0 +1,241 @@
+//! The local cache against real servers: loads served from memory, and never what Redis no
+//! longer holds once it has said so (a write or destroy through another store, a lost
+//! connection, a restart), nor past a session's idle expiry or absolute deadline.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use redis_sessions::{Config, LocalCache, SessionStore, Tracking};
+use tokio::time::sleep;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn cached(config: Config) -> Config {
+    config.with_local_cache(LocalCache::default())
+}
+
+async fn created(store: &SessionStore, value: u32) -> String {
+    let mut session = store.create().await.expect("create");
+    session.insert("n", &value).expect("insert");
+    store.save(&mut session).await.expect("save");
+    session.token().expose().to_owned()
+}
+
+async fn value(store: &SessionStore, token: &str) -> Option<u32> {
+    let session = store.load(token).await.expect("load")?;
+    session.get::<u32>("n").expect("a number")
+}
+
+#[tokio::test]
+async fn a_held_session_is_served_without_a_redis_call() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(cached);
+    let token = created(&store, 7).await;
+    assert_eq!(value(&store, &token).await, Some(7)); // read, and held
+    redis.reset_stats().await;
+    for _ in 0..200 {
+        assert_eq!(value(&store, &token).await, Some(7));
+    }
+    // At most the clock's sync, once a second, reads: 200 loads take far less.
+    let (reads, scripts) = (redis.command_calls("hvals").await, redis.script_calls().await);
+    assert!(reads <= 2 && scripts == 0, "{reads} reads and {scripts} scripts for 200 loads");
+    let stats = store.cache_stats().expect("the cache is on");
+    assert!(stats.hits >= 198 && stats.entries == 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_write_or_destroy_through_the_store_is_seen_by_its_next_load_at_once() {
+    let redis = support::any_server();
+    let store = redis.store_with(cached);
+    let token = created(&store, 1).await;
+    for n in 2..50 {
+        let mut session = store.load(&token).await.expect("load").expect("live");
+        session.insert("n", &n).expect("insert");
+        store.save(&mut session).await.expect("save");
+        assert_eq!(value(&store, &token).await, Some(n), "read back after its own save");
+    }
+    let mut session = store.load(&token).await.expect("load").expect("live");
+    let new = store.regenerate(&mut session).await.expect("regenerate");
+    assert!(store.load(&token).await.expect("load").is_none(), "the old token, regenerated away");
+    assert_eq!(value(&store, new.expose()).await, Some(49));
+    let session = store.load(new.expose()).await.expect("load").expect("live");
+    assert!(store.destroy(&session).await.expect("destroy"));
+    assert!(store.load(new.expose()).await.expect("load").is_none(), "destroyed");
+    assert!(store.cache_stats().expect("on").hits > 40, "the loads between writes were held");
+}
+
+/// Percentile `p` (0 to 100) of sorted `values`.
+fn percentile(values: &[Duration], p: usize) -> Duration {
+    values[(values.len() - 1) * p / 100]
+}
+
+/// How long after a write acknowledged by one store a second store, on its own connections,
+/// stops serving what the write replaced; `tries` writes and destroys.
+async fn invalidation_delays(redis: &support::TestRedis, tracking: Tracking) -> Vec<Duration> {
+    let with = |c: Config| c.with_local_cache(LocalCache::default().with_tracking(tracking));
+    let (writer, reader) = (redis.store_with(with), redis.store_with(with));
+    let mut delays = Vec::new();
+    for round in 0..100u32 {
+        let token = created(&writer, 0).await;
+        assert_eq!(value(&reader, &token).await, Some(0));
+        assert_eq!(value(&reader, &token).await, Some(0)); // held now
+        let mut session = writer.load(&token).await.expect("load").expect("live");
+        let destroy = round % 4 == 3;
+        match destroy {
+            true => assert!(writer.destroy(&session).await.expect("destroy")),
+            false => {
+                session.insert("n", &(round + 1)).expect("insert");
+                writer.save(&mut session).await.expect("save");
+            }
+        }
+        let acknowledged = Instant::now();
+        let expected = (!destroy).then_some(round + 1);
+        loop {
+            if value(&reader, &token).await == expected {
+                break;
+            }
+            assert!(acknowledged.elapsed() < ms(1000), "the change never reached the reader");
+            tokio::task::yield_now().await;
+        }
+        delays.push(acknowledged.elapsed());
+    }
+    let stats = reader.cache_stats().expect("on");
+    assert!(stats.hits >= 100 && stats.invalidations >= 50, "{tracking:?}: {stats:?}");
+    delays.sort();
+    delays
+}
+
+#[tokio::test]
+async fn two_stores_see_each_others_writes_and_destroys_once_redis_reports_them() {
+    let redis = support::any_server();
+    for tracking in [Tracking::Default, Tracking::Broadcast] {
+        let delays = invalidation_delays(&redis, tracking).await;
+        let (p50, p99) = (percentile(&delays, 50), percentile(&delays, 99));
+        let max = delays[delays.len() - 1];
+        eprintln!("{tracking:?}: write acknowledged to stale entry dropped: p50 {p50:?}, p99 {p99:?}, max {max:?} over {} tries", delays.len());
+    }
+}
+
+#[tokio::test]
+async fn a_killed_tracking_connection_drops_everything_held() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(cached);
+    let token = created(&store, 1).await;
+    assert_eq!(value(&store, &token).await, Some(1));
+    assert_eq!(store.cache_stats().expect("on").entries, 1);
+    let clears = store.cache_stats().expect("on").clears;
+    let mut conn = redis.conn().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut conn)
+        .await
+        .expect("client kill");
+    assert!(killed >= 1, "the store's connections were killed");
+    let started = Instant::now();
+    while store.cache_stats().expect("on").clears == clears {
+        assert!(started.elapsed() < ms(1000), "the lost connection was never noticed");
+        sleep(ms(1)).await;
+    }
+    assert_eq!(store.cache_stats().expect("on").entries, 0);
+    // Written while no connection of the store tracked it: the store must read it anew.
+    let _: () =
+        redis::cmd("DEL").arg(redis.keys().await).query_async(&mut conn).await.expect("del");
+    assert_eq!(value(&store, &token).await, None);
+}
+
+#[tokio::test]
+async fn after_a_restart_nothing_held_before_it_is_served() {
+    let mut redis = support::own_server(&[]);
+    let store = redis.store_with(cached);
+    let token = created(&store, 1).await;
+    assert_eq!(value(&store, &token).await, Some(1));
+    assert_eq!(value(&store, &token).await, Some(1));
+    assert!(store.cache_stats().expect("on").hits >= 1);
+    redis.kill();
+    redis.restart(); // no persistence: the session is gone
+    redis.wait_loaded().await;
+    assert_eq!(value(&store, &token).await, None, "served from before the restart");
+    // The pool's first write finds its connection broken by the restart, fails, and reopens.
+    let _ = store.create().await;
+    let token = created(&store, 2).await;
+    assert_eq!(value(&store, &token).await, Some(2));
+    assert_eq!(value(&store, &token).await, Some(2));
+    assert!(store.cache_stats().expect("on").entries >= 1, "the cache works again");
+}
+
+#[tokio::test]
+async fn a_held_session_is_never_served_past_its_absolute_deadline() {
+    let redis = support::any_server();
+    let store = redis
+        .store_with(|c| cached(c.with_idle_timeout(ms(10_000)).with_absolute_timeout(ms(700))));
+    let before = Instant::now();
+    let token = created(&store, 1).await;
+    let after = Instant::now();
+    let mut served = 0;
+    loop {
+        let started = Instant::now();
+        let found = value(&store, &token).await.is_some();
+        if started > after + ms(700) {
+            assert!(!found, "served {:?} after creation", started - before);
+        }
+        served += u32::from(found);
+        if !found {
+            break;
+        }
+        assert!(before.elapsed() < ms(3000), "still served 3 s after creation");
+    }
+    assert!(started_late(before, ms(650)), "the session was gone too early");
+    assert!(served > 100 && store.cache_stats().expect("on").hits > 100, "{served} loads");
+}
+
+fn started_late(since: Instant, at_least: Duration) -> bool {
+    since.elapsed() >= at_least
+}
+
+#[tokio::test]
+async fn a_held_session_slides_when_used_and_is_not_served_past_its_idle_expiry() {
+    let redis = support::any_server();
+    let store =
+        redis.store_with(|c| cached(c.with_idle_timeout(ms(600)).with_touch_threshold(0.5)));
+    let token = created(&store, 1).await;
+    // Used every 100 ms for 1.5 s: touched from the cache's judgement, never expired.
+    let started = Instant::now();
+    while started.elapsed() < ms(1500) {
+        assert_eq!(value(&store, &token).await, Some(1), "at {:?}", started.elapsed());
+        sleep(ms(100)).await;
+    }
+    let hits = store.cache_stats().expect("on").hits;
+    assert!(hits >= 5, "{hits} hits");
+    // Then left alone past its idle timeout: gone, though still held until Redis reports it.
+    sleep(ms(700)).await;
+    assert_eq!(value(&store, &token).await, None);
+}
+
+#[tokio::test]
+async fn entries_stay_within_the_bound() {
+    let redis = support::any_server();
+    let store = redis.store_with(|c| c.with_local_cache(LocalCache::default().with_max_entries(5)));
+    for n in 0..40 {
+        let token = created(&store, n).await;
+        assert_eq!(value(&store, &token).await, Some(n));
+        assert_eq!(value(&store, &token).await, Some(n));
+        assert!(store.cache_stats().expect("on").entries <= 5);
+    }
+    let stats = store.cache_stats().expect("on");
+    assert!(stats.evictions >= 30 && stats.hits >= 20, "{stats:?}");
+}
+
+#[test]
+fn a_cluster_gets_no_local_cache() {
+    let config =
+        Config::for_cluster(["redis://127.0.0.1:7000"]).with_local_cache(LocalCache::default());
+    let err = config.validate().expect_err("refused");
+    assert!(err.to_string().contains("single server"), "{err}");
+}
