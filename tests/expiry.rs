@@ -281,3 +281,23 @@ async fn a_ttl_past_the_deadline_is_cut_back_to_it_by_the_next_touch_or_save() {
     let now = secs * 1000 + micros / 1000;
     assert!(at > now && at <= now + 3000, "@t {at} within the deadline, now {now}");
 }
+
+#[tokio::test]
+async fn touching_on_every_read_is_one_round_trip_without_a_script() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(|c| c.with_idle_timeout(ms(60_000)).with_touch_threshold(0.0));
+    let session = store.create().await.expect("create");
+    let key = redis.keys().await.remove(0);
+    let mut conn = redis.conn().await;
+    let _: () = conn.pexpire(&key, 20_000).await.expect("pexpire"); // as if unused for 40 s
+    redis.reset_stats().await;
+    for _ in 0..20 {
+        let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+        assert_eq!(loaded.metadata().ttl_ms, 60_000);
+    }
+    let (reads, slides) =
+        (redis.command_calls("hvals").await, redis.command_calls("pexpire").await);
+    assert_eq!((reads, slides, redis.script_calls().await), (20, 20, 0));
+    let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+    assert!(pttl > 59_000, "slid to the idle timeout: {pttl}");
+}

@@ -19,7 +19,7 @@ use crate::cache::Cache;
 use crate::error::Result;
 use crate::store::core::Core;
 use crate::store::flash_pop;
-use crate::store::read::{self, get_and_touch, hvals};
+use crate::store::read::{self, hvals};
 use crate::store::reply::{self, Loaded, Snapshot};
 
 /// What a load found in the cache.
@@ -49,16 +49,23 @@ fn lookup(core: &Core, cache: &Cache, key: &str) -> Lookup {
 
 /// A load that pops no flash messages.
 pub(crate) async fn read(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
+    if core.config.touch_after_ms() == 0 {
+        return read::read_then_touch(core, key).await; // every load writes: nothing to hold
+    }
     let span = tracing::Span::current();
     match lookup(core, cache, key) {
         Lookup::Hit(loaded) => {
             cache.entries.count_hit();
             span.record("cached", true);
+            // A hit awaits nothing, so a task serving hits back to back would never yield, and
+            // the connections' readers and the tasks their replies wake would wait behind it
+            // (a load's p99 tripled in the benchmark): a hit yields once, as a Redis call does.
+            tokio::task::yield_now().await;
             Ok(Some(loaded))
         }
         Lookup::TouchDue => {
             cache.entries.count_miss();
-            get_and_touch(core, key, false).await
+            read::touch_due(core, key).await
         }
         Lookup::Miss(sent) => {
             cache.entries.count_miss();
@@ -73,6 +80,7 @@ pub(crate) async fn popping_read(core: &Core, cache: &Cache, key: &str) -> Resul
     if let Lookup::Hit(loaded) = lookup(core, cache, key) {
         cache.entries.count_hit();
         tracing::Span::current().record("cached", true);
+        tokio::task::yield_now().await;
         return Ok(Some(loaded));
     }
     cache.entries.count_miss();
@@ -133,7 +141,7 @@ async fn fill(
         }
         Snapshot::NeedsScript(_) => {
             cache.entries.invalidate(key);
-            get_and_touch(core, key, false).await
+            read::touch_due(core, key).await
         }
     }
 }

@@ -34,6 +34,9 @@ use crate::token::Token;
 pub(crate) enum Way {
     /// `HVALS`: a load that pops no flash messages.
     Read,
+    /// `HVALS` and `PEXPIRE` in one pipeline: a load that pops nothing, in a store that
+    /// touches on every read (`touch_threshold` 0; read.rs).
+    ReadAndSlide,
     /// `MULTI`, `HVALS`, `HDEL @f`, `EXEC`: a popping load on one server (flash_pop.rs).
     Transaction,
     /// `HVALS`, then get-and-touch to pop when messages are pending: a popping load on a
@@ -43,8 +46,9 @@ pub(crate) enum Way {
 }
 
 impl Way {
-    fn choose(pop_flash: bool, cluster: bool) -> Way {
+    fn choose(pop_flash: bool, cluster: bool, slide: bool) -> Way {
         match (pop_flash, cluster) {
+            (false, _) if slide => Way::ReadAndSlide,
             (false, _) => Way::Read,
             (true, false) => Way::Transaction,
             (true, true) => Way::ReadThenPop,
@@ -55,6 +59,7 @@ impl Way {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Way::Read => "read",
+            Way::ReadAndSlide => "read_and_slide",
             Way::Transaction => "transaction",
             Way::ReadThenPop => "read_then_pop",
         }
@@ -76,11 +81,13 @@ pub(crate) async fn load(
     let span = tracing::Span::current();
     span.record("session", tracing::field::debug(&token));
     let key = keys::session_key(&core.config, &token);
-    let way = Way::choose(pop_flash, core.pool.is_cluster());
+    let slide = core.config.touch_after_ms() == 0;
+    let way = Way::choose(pop_flash, core.pool.is_cluster(), slide);
     span.record("way", way.name());
     let fetched = match (way, &core.cache) {
         (Way::Read, Some(cache)) => cached::read(core, cache, &key).await?,
         (Way::Read, None) => read::read_then_touch(core, &key).await?,
+        (Way::ReadAndSlide, _) => read::read_and_slide(core, &key).await?,
         (Way::Transaction, Some(cache)) => cached::popping_read(core, cache, &key).await?,
         (Way::Transaction, None) => flash_pop::transaction(core, &key).await?,
         (Way::ReadThenPop, _) => flash_pop::read_then_pop(core, &key).await?,

@@ -56,11 +56,12 @@ pub(crate) fn rule(core: &Core) -> TouchRule {
     TouchRule { now_ms: core.clock.now_ms(), idle_ms, touch_after_ms }
 }
 
-/// The plain read, then get-and-touch only if something must be written. When the store
-/// touches on every read (`touch_threshold` 0), get-and-touch alone: one round trip.
+/// The plain read, then get-and-touch only if something must be written. A store that touches
+/// on every read (`touch_threshold` 0) reads and slides in one round trip instead
+/// ([`read_and_slide`]).
 pub(crate) async fn read_then_touch(core: &Core, key: &str) -> Result<Option<Loaded>> {
     if core.config.touch_after_ms() == 0 {
-        return get_and_touch(core, key, false).await;
+        return read_and_slide(core, key).await;
     }
     let (values, rule) = timed_read(core, hvals(key)).await?;
     match reply::snapshot(values, rule)? {
@@ -68,6 +69,49 @@ pub(crate) async fn read_then_touch(core: &Core, key: &str) -> Result<Option<Loa
         Snapshot::Fresh(loaded) => Ok(Some(loaded)),
         Snapshot::NeedsScript(_) => get_and_touch(core, key, false).await,
     }
+}
+
+/// A load whose touch is due, known before anything is sent (the local cache showed it, or
+/// the store touches on every read): one round trip either way.
+pub(crate) async fn touch_due(core: &Core, key: &str) -> Result<Option<Loaded>> {
+    match core.config.touch_after_ms() {
+        0 => read_and_slide(core, key).await,
+        _ => get_and_touch(core, key, false).await,
+    }
+}
+
+/// `touch_threshold` 0, where every read slides the expiry: `HVALS` and `PEXPIRE key idle` in
+/// one pipeline, as plain stores read a blob with `GET` and `PEXPIRE`, and no script. A script
+/// costs Redis several times the two commands (docs/performance.md), and here it would run on
+/// every load.
+///
+/// What the script does besides, the load does from what it read: past the deadline (on the
+/// estimate of the server's clock, never behind it) the session is dead. Where the idle timeout
+/// would run past the deadline, or the session has timeouts of its own, or the clock has no
+/// estimate, the load goes on to get-and-touch, which sets the TTL the rule gives (cutting back
+/// what the `PEXPIRE` set) and judges on the server's clock. `@t` is left as it was: loads here
+/// never read it, and a store that does (a higher threshold) finds it behind the TTL, runs the
+/// script, and the script writes it again.
+pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Loaded>> {
+    let idle = core.config.idle_ms();
+    let mut pipe = hvals(key);
+    pipe.cmd("PEXPIRE").arg(key).arg(idle).ignore();
+    let sent = core.clock.claim_sync();
+    if sent.is_some() {
+        pipe.cmd("TIME");
+    }
+    let (values, _) = judge(core, core.run_read(&pipe).await?, sent)?;
+    let Some(mut loaded) = reply::loaded_values(values)? else { return Ok(None) };
+    let deadline = loaded.meta.deadline_ms.max(0) as u64;
+    let Some(now) = core.clock.now_ms() else { return get_and_touch(core, key, false).await };
+    if now >= deadline {
+        return get_and_touch(core, key, false).await; // it cuts the TTL back, and finds it dead
+    }
+    if loaded.meta.idle_timeout_ms.is_some() || deadline - now <= idle {
+        return get_and_touch(core, key, false).await;
+    }
+    loaded.meta.ttl_ms = i64::try_from(idle).unwrap_or(i64::MAX);
+    Ok(Some(loaded))
 }
 
 /// Runs get-and-touch on `key`, popping the flash messages when `pop_flash`; a load's span

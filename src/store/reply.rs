@@ -108,6 +108,17 @@ pub(crate) fn snapshot(values: Value, rule: TouchRule) -> Result<Snapshot> {
     })
 }
 
+/// Parses a plain read's values, judging nothing: `None` when the hash is empty.
+pub(crate) fn loaded_values(values: Value) -> Result<Option<Loaded>> {
+    let Value::Array(values) = values else {
+        return corrupt(format!("HVALS answered {}", shape(&values)));
+    };
+    match values.is_empty() {
+        true => Ok(None),
+        false => Loaded::from_values(values).map(Some),
+    }
+}
+
 /// Parses the script's reply: `false` (no session) or `{pttl, {value, ...}}`.
 pub(crate) fn loaded(reply: Value) -> Result<Option<Loaded>> {
     let items = match reply {
