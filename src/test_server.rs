@@ -53,6 +53,19 @@ pub mod stored {
     pub const ID_AT: usize = crate::format::ID_AT;
     /// The packed record's header length: the first entry starts here.
     pub const HEADER_LEN: usize = crate::format::HEADER_LEN;
+
+    /// The Redis key of the session `token` names under `config`; `None` for a malformed
+    /// token.
+    ///
+    /// ```
+    /// use redis_sessions::{test_server::stored::session_key, Config};
+    /// let config = Config::default().with_key_prefix("app:");
+    /// assert!(session_key(&config, "not a token").is_none());
+    /// ```
+    pub fn session_key(config: &crate::Config, token: &str) -> Option<String> {
+        let token = crate::token::Token::parse(token)?;
+        Some(crate::format::keys::session_key(config, &token))
+    }
 }
 
 /// The Lua source of the store's script `name` (a file of `lua/`: `get_and_touch`, `save`,

@@ -3,11 +3,13 @@
 //!
 //! `cargo bench --bench sessions` (defaults below; `-- --help` lists the flags).
 
+mod aging;
 mod naive;
 mod ours;
 mod profile;
 mod report;
 mod server;
+mod stores;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,12 +19,13 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
-use redis_sessions::{Config, Encryption, EncryptionKey, SessionStore};
+use redis_sessions::{Config, Encryption, EncryptionKey, LocalCache, SessionStore, Tracking};
 
 use crate::naive::Naive;
 use crate::profile::Profile;
 use crate::report::{Phase, Report};
 use crate::server::{client_cpu_seconds, own_server, Counters};
+use crate::stores::{Handlers, Kind, Store};
 
 /// Benchmark redis-sessions against a naive store (blob, GET+PEXPIRE per request).
 #[derive(Parser, Debug, Clone)]
@@ -58,6 +61,27 @@ pub struct Args {
     /// redis-sessions reads only the attributes a request uses (`load_only`) instead of all.
     #[arg(long)]
     pub partial: bool,
+    /// Read cycles decode every attribute (the baseline always decodes its whole blob), not
+    /// only the user and the CSRF token.
+    #[arg(long)]
+    pub read_all: bool,
+    /// redis-sessions' touch threshold (0: every load slides the expiry).
+    #[arg(long, default_value_t = 0.1)]
+    pub touch_threshold: f64,
+    /// Percent of cycles whose session comes back with its touch due (aging.rs).
+    #[arg(long, default_value_t = 0.0)]
+    pub touch_due_percent: f64,
+    /// App instances: each store runs as this many, on connections of their own, and each
+    /// cycle runs on one drawn at random.
+    #[arg(long, default_value_t = 1)]
+    pub instances: usize,
+    /// redis-sessions with its local cache on (`LocalCache` defaults), in this tracking mode.
+    #[arg(long, value_parser = ["default", "broadcast"])]
+    pub cache: Option<String>,
+    /// Start the benchmark's server with Redis' default hash encoding limits, instead of
+    /// `hash-max-listpack-value 1024`.
+    #[arg(long)]
+    pub server_defaults: bool,
     /// Compare redis-sessions with encryption at rest (one key, AES-256-GCM) against
     /// redis-sessions without it, instead of against the naive baseline.
     #[arg(long, conflicts_with = "only")]
@@ -74,15 +98,6 @@ pub struct Args {
     pub bench: bool,
 }
 
-/// What one cycle does.
-#[derive(Clone, Copy)]
-enum Kind {
-    Read,
-    Save,
-    Regenerate,
-    Flash,
-}
-
 impl Args {
     fn pick(&self, rng: &mut impl Rng) -> Kind {
         let r: f64 = rng.random_range(0.0..100.0);
@@ -95,67 +110,6 @@ impl Args {
         } else {
             Kind::Read
         }
-    }
-}
-
-/// The two stores behind one interface.
-#[derive(Clone)]
-enum Store {
-    Ours(SessionStore),
-    Naive(Naive),
-}
-
-type Outcome = Result<bool, String>;
-
-impl Store {
-    async fn create(&self, profile: &Profile) -> Result<String, String> {
-        match self {
-            Store::Ours(store) => {
-                let mut session = store.create().await.map_err(|e| e.to_string())?;
-                profile.insert_into(&mut session).map_err(|e| e.to_string())?;
-                store.save(&mut session).await.map_err(|e| e.to_string())?;
-                Ok(session.token().expose().to_owned())
-            }
-            Store::Naive(naive) => naive.create(profile).await.map_err(|e| e.to_string()),
-        }
-    }
-
-    /// Runs one cycle of `kind` on the session in `slot`; false when it was not there.
-    async fn cycle(&self, kind: Kind, slot: &Mutex<String>, n: u64, partial: bool) -> Outcome {
-        let token = slot.lock().map_err(|e| e.to_string())?.clone();
-        let err = |e: &dyn std::fmt::Display| e.to_string();
-        match (self, kind) {
-            (Store::Ours(s), Kind::Read) => {
-                ours::read_request(s, &token, partial).await.map_err(|e| err(&e))
-            }
-            (Store::Ours(s), Kind::Save) => {
-                ours::save_request(s, &token, n, partial).await.map_err(|e| err(&e))
-            }
-            (Store::Ours(s), Kind::Flash) => {
-                ours::flash_request(s, &token).await.map_err(|e| err(&e))
-            }
-            (Store::Ours(s), Kind::Regenerate) => {
-                let new = ours::regenerate_request(s, &token).await.map_err(|e| err(&e))?;
-                Ok(replace(slot, new))
-            }
-            (Store::Naive(s), Kind::Read) => s.read_request(&token).await.map_err(|e| err(&e)),
-            (Store::Naive(s), Kind::Save) => s.save_request(&token, n).await.map_err(|e| err(&e)),
-            (Store::Naive(s), Kind::Flash) => s.flash_request(&token).await.map_err(|e| err(&e)),
-            (Store::Naive(s), Kind::Regenerate) => {
-                let new = s.regenerate_request(&token).await.map_err(|e| err(&e))?;
-                Ok(replace(slot, new))
-            }
-        }
-    }
-}
-
-fn replace(slot: &Mutex<String>, new: Option<String>) -> bool {
-    match (new, slot.lock()) {
-        (Some(new), Ok(mut token)) => {
-            *token = new;
-            true
-        }
-        _ => false,
     }
 }
 
@@ -186,14 +140,25 @@ struct Totals {
     rounds: u64,
     /// Cycles/s of each round, in order.
     per_round: Vec<f64>,
+    /// Sessions that came back with their touch due (aging.rs).
+    touch_due: u64,
+    /// Loads the local cache served, and those it sent to Redis.
+    hits: u64,
+    misses: u64,
 }
 
-/// Round `round`'s cycles: the kind and the session slot of each, drawn before the round from
+/// Round `round`'s cycles: the kind, the session slot and the app instance of each, drawn before the round from
 /// a generator seeded with the round's number, so both stores run the very same cycles (cycle
 /// `n` is the same for both, whichever task takes it) and no drawing is timed.
-fn plan(args: &Args, round: u64, cycles: u64, sessions: usize) -> Arc<[(Kind, usize)]> {
+fn plan(args: &Args, round: u64, cycles: u64, sessions: usize) -> Arc<[(Kind, usize, usize)]> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(round);
-    (0..cycles).map(|_| (args.pick(&mut rng), rng.random_range(0..sessions))).collect()
+    let draw = |rng: &mut rand::rngs::StdRng| {
+        let (kind, slot) = (args.pick(rng), rng.random_range(0..sessions));
+        // Drawn only with several instances, so that one instance's plans stay as they were.
+        let instance = if args.instances > 1 { rng.random_range(0..args.instances) } else { 0 };
+        (kind, slot, instance)
+    };
+    (0..cycles).map(|_| draw(&mut rng)).collect()
 }
 
 /// Runs `cycles` cycles over `concurrency` tasks, adding what they cost to `totals`.
@@ -207,32 +172,35 @@ async fn round(
     totals: &mut Totals,
 ) {
     let plan = plan(args, totals.rounds, cycles, tokens.len());
+    if let (Store::Ours(stores), true) = (store, args.touch_due_percent > 0.0) {
+        let slots = aging::choose(&plan, args.touch_due_percent, totals.rounds);
+        let config = stores[0].config();
+        totals.touch_due += aging::age(conn, config, tokens, &slots).await.expect("aging");
+    }
+    let cached_before = cache_counts(store);
     totals.rounds += 1;
     let before = Counters::read(conn).await.expect("INFO");
     let (cpu_before, started) = (client_cpu_seconds(), Instant::now());
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..args.concurrency)
         .map(|_| {
-            let (store, tokens, next, bar, plan, partial) = (
-                store.clone(),
-                tokens.clone(),
-                next.clone(),
-                bar.clone(),
-                plan.clone(),
-                args.partial,
-            );
+            let (store, tokens, next, bar, plan) =
+                (store.clone(), tokens.clone(), next.clone(), bar.clone(), plan.clone());
+            let handlers = Handlers { partial: args.partial, read_all: args.read_all };
             tokio::spawn(async move {
                 let mut histogram =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
                 let mut misses = 0u64;
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(kind, slot)) = plan.get(n as usize) else {
+                    let Some(&(kind, slot, instance)) = plan.get(n as usize) else {
                         return (histogram, misses);
                     };
                     let start = Instant::now();
-                    let found =
-                        store.cycle(kind, &tokens[slot], n, partial).await.expect("cycle failed");
+                    let found = store
+                        .cycle(kind, &tokens[slot], n, instance, handlers)
+                        .await
+                        .expect("cycle failed");
                     let _ = histogram.record(start.elapsed().as_micros() as u64);
                     misses += u64::from(!found);
                     bar.inc(1);
@@ -252,6 +220,26 @@ async fn round(
     tokio::time::sleep(Duration::from_millis(1100)).await; // let everysec write the AOF tail
     let after = Counters::read(conn).await.expect("INFO");
     totals.redis.add_delta(&before, &after);
+    let cached_after = cache_counts(store);
+    totals.hits += cached_after.0 - cached_before.0;
+    totals.misses += cached_after.1 - cached_before.1;
+}
+
+/// Loads served from memory and loads that went to Redis so far, over every instance with a
+/// local cache: (hits, misses).
+fn cache_counts(store: &Store) -> (u64, u64) {
+    let Store::Ours(stores) = store else { return (0, 0) };
+    let stats = stores.iter().filter_map(SessionStore::cache_stats);
+    stats.fold((0, 0), |(hits, misses), s| (hits + s.hits, misses + s.misses))
+}
+
+/// Bytes each session held in a local cache costs, over every instance (`None` without one).
+fn cached_bytes_per_session(store: &Store) -> Option<f64> {
+    let Store::Ours(stores) = store else { return None };
+    let stats: Vec<_> = stores.iter().filter_map(SessionStore::cache_stats).collect();
+    let entries: usize = stats.iter().map(|s| s.entries).sum();
+    let bytes: usize = stats.iter().map(|s| s.bytes).sum();
+    (entries > 0).then(|| bytes as f64 / entries as f64)
 }
 
 /// The stores, measured in alternating rounds so that drift in the machine's speed (other
@@ -272,6 +260,9 @@ async fn run_stores(
             redis: Counters::default(),
             rounds: 0,
             per_round: Vec::new(),
+            touch_due: 0,
+            hits: 0,
+            misses: 0,
         };
         prepared.push((name, store, tokens, memory, totals, progress(name, args)));
     }
@@ -292,7 +283,7 @@ async fn run_stores(
     let cycles = per_round * args.rounds.max(1);
     prepared
         .into_iter()
-        .map(|(name, _, _, memory, totals, bar)| {
+        .map(|(name, store, _, memory, totals, bar)| {
             bar.finish_and_clear();
             let mut phase = Phase::new(
                 name,
@@ -305,6 +296,11 @@ async fn run_stores(
                 &totals.redis,
             );
             phase.round_requests_per_sec = totals.per_round;
+            phase.touch_due_percent = totals.touch_due as f64 * 100.0 / cycles as f64;
+            let loads = totals.hits + totals.misses;
+            phase.cache_hit_percent =
+                (loads > 0).then(|| totals.hits as f64 * 100.0 / loads as f64);
+            phase.cached_bytes_per_session = cached_bytes_per_session(&store);
             phase
         })
         .collect()
@@ -330,7 +326,7 @@ async fn main() {
     let (own, url) = match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => (None, url),
         _ => {
-            let server = own_server().expect("start redis-server");
+            let server = own_server(args.server_defaults).expect("start redis-server");
             let url = server.url();
             (Some(server), url)
         }
@@ -340,11 +336,21 @@ async fn main() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
-    let config =
-        Config::from_url(url.clone()).with_key_prefix("ours:").with_pool_max_size(args.pool);
-    let ours = SessionStore::connect(config.clone()).await.expect("store");
-    let naive =
-        Naive::new(&url, config.idle_timeout, args.baseline_connections).await.expect("naive");
+    let mut config = Config::from_url(url.clone())
+        .with_key_prefix("ours:")
+        .with_pool_max_size(args.pool)
+        .with_touch_threshold(args.touch_threshold);
+    if let Some(mode) = args.cache.as_deref() {
+        let tracking = if mode == "broadcast" { Tracking::Broadcast } else { Tracking::Default };
+        config = config.with_local_cache(LocalCache::default().with_tracking(tracking));
+    }
+    let ours = Store::Ours(instances(&config, args.instances).await);
+    let mut naive = Vec::new();
+    for _ in 0..args.instances.max(1) {
+        let idle = config.idle_timeout;
+        naive.push(Naive::new(&url, idle, args.baseline_connections).await.expect("naive"));
+    }
+    let naive = Store::Naive(naive.into());
 
     let mut labels = ["baseline (naive)", "redis-sessions", "ours / baseline"];
     // The same store under a prefix of its own (as long as ours, so that keys cost the same),
@@ -352,18 +358,15 @@ async fn main() {
     let key = EncryptionKey::from_bytes(1, rand::random());
     let sealed = config.clone().with_key_prefix("seal:").with_encryption(Encryption::new(key));
     let stores = match args.only.as_deref() {
-        Some("ours") => vec![("ours", Store::Ours(ours))],
-        Some("baseline") => vec![("baseline", Store::Naive(naive))],
-        Some(_) => {
-            let sealed = SessionStore::connect(sealed).await.expect("store");
-            vec![("encrypted", Store::Ours(sealed))]
-        }
+        Some("ours") => vec![("ours", ours)],
+        Some("baseline") => vec![("baseline", naive)],
+        Some(_) => vec![("encrypted", Store::Ours(instances(&sealed, args.instances).await))],
         _ if args.encrypted => {
-            let sealed = SessionStore::connect(sealed).await.expect("store");
+            let sealed = Store::Ours(instances(&sealed, args.instances).await);
             labels = ["unencrypted", "encrypted", "encrypted / unencrypted"];
-            vec![("unencrypted", Store::Ours(ours)), ("encrypted", Store::Ours(sealed))]
+            vec![("unencrypted", ours), ("encrypted", sealed)]
         }
-        _ => vec![("baseline", Store::Naive(naive)), ("ours", Store::Ours(ours))],
+        _ => vec![("baseline", naive), ("ours", ours)],
     };
     let phases = run_stores(stores, &args, &mut conn).await;
     if let [alone] = &phases[..] {
@@ -375,4 +378,13 @@ async fn main() {
     let ceiling = own.as_ref().filter(|_| !args.encrypted);
     let ceiling = ceiling.and_then(|server| report::ceiling(server.port(), &args, &config));
     Report { args: args.clone(), labels, baseline, ours: measured, ceiling }.print();
+}
+
+/// `count` app instances of redis-sessions, each with its own connections (and cache).
+async fn instances(config: &Config, count: usize) -> Arc<[SessionStore]> {
+    let mut stores = Vec::new();
+    for _ in 0..count.max(1) {
+        stores.push(SessionStore::connect(config.clone()).await.expect("store"));
+    }
+    stores.into()
 }

@@ -2,7 +2,10 @@
 
 use redis_sessions::{Result, SessionStore};
 
-use crate::profile::{change_cart, changed_attribute, new_csrf, new_order, view, CartItem, FLASH};
+use crate::profile::{
+    change_cart, changed_attribute, new_csrf, new_order, view, CartItem, Profile, FLASH,
+};
+use crate::stores::Handlers;
 
 /// Loads all attributes, or with `only` just those the request uses.
 async fn load(
@@ -16,12 +19,17 @@ async fn load(
     }
 }
 
-/// A request that reads the user and the CSRF token: one get-and-touch, two attributes decoded.
-pub async fn read_request(store: &SessionStore, token: &str, partial: bool) -> Result<bool> {
+/// A request that reads the user and the CSRF token (or, with `read_all`, every attribute):
+/// one load, the attributes decoded.
+pub async fn read_request(store: &SessionStore, token: &str, handlers: Handlers) -> Result<bool> {
     let only: &[&str] = &["user_id", "csrf_token"];
+    let partial = handlers.partial && !handlers.read_all;
     let Some(session) = load(store, token, partial.then_some(only)).await? else {
         return Ok(false);
     };
+    if handlers.read_all {
+        return Ok(Profile::read_from(&session)?.user_id > 0);
+    }
     let user: Option<u64> = session.get("user_id")?;
     let csrf: Option<String> = session.get("csrf_token")?;
     Ok(user.is_some() && csrf.is_some())

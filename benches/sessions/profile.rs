@@ -10,7 +10,7 @@ pub struct CartItem {
     pub price_cents: u32,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Preferences {
     pub theme: String,
     pub language: String,
@@ -60,6 +60,29 @@ impl Profile {
             visits: 1,
             flash: Vec::new(),
         }
+    }
+
+    /// Every attribute decoded from a redis-sessions session (a handler that reads them all).
+    pub fn read_from(session: &redis_sessions::Session) -> redis_sessions::Result<Profile> {
+        fn get<T: serde::de::DeserializeOwned + Default>(
+            session: &redis_sessions::Session,
+            name: &str,
+        ) -> redis_sessions::Result<T> {
+            Ok(session.get(name)?.unwrap_or_default())
+        }
+        Ok(Profile {
+            user_id: get(session, "user_id")?,
+            name: get(session, "name")?,
+            email: get(session, "email")?,
+            roles: get(session, "roles")?,
+            csrf_token: get(session, "csrf_token")?,
+            cart: get(session, "cart")?,
+            preferences: session.get("preferences")?.unwrap_or_else(Preferences::default),
+            recently_viewed: get(session, "recently_viewed")?,
+            last_order: get(session, "last_order")?,
+            visits: get(session, "visits")?,
+            flash: Vec::new(),
+        })
     }
 
     /// The attributes, as redis-sessions stores them (one per field; flash is separate).

@@ -28,6 +28,12 @@ pub struct Phase {
     pub redis_us_by_command: Vec<(String, f64)>,
     /// Cycles/s of each round, in order (the stores alternate rounds).
     pub round_requests_per_sec: Vec<f64>,
+    /// Percent of cycles whose session came back with its touch due (aging.rs).
+    pub touch_due_percent: f64,
+    /// Percent of loads the local cache served, when it is on.
+    pub cache_hit_percent: Option<f64>,
+    /// Bytes a session held in the local cache costs, as the cache counts them.
+    pub cached_bytes_per_session: Option<f64>,
 }
 
 impl Phase {
@@ -70,6 +76,9 @@ impl Phase {
                 .take(8)
                 .collect(),
             round_requests_per_sec: Vec::new(),
+            touch_due_percent: 0.0,
+            cache_hit_percent: None,
+            cached_bytes_per_session: None,
         }
     }
 }
@@ -92,13 +101,25 @@ impl Report {
     pub fn print(&self) {
         let a = &self.args;
         println!(
-            "\n{} sessions, {} cycles per store, {} tasks; {}% save, {}% regenerate, {}% flash\n",
+            "\n{} sessions, {} cycles per store, {} tasks, {} app instance(s); {}% save, {}% \
+             regenerate, {}% flash; touch threshold {}, {:.1}% of cycles with a touch due; \
+             reads decode {}; cache {}; {}\n",
             a.sessions,
             a.cycles,
             a.concurrency,
+            a.instances,
             a.save_percent,
             a.regenerate_percent,
-            a.flash_percent
+            a.flash_percent,
+            a.touch_threshold,
+            self.ours.touch_due_percent,
+            if a.read_all { "every attribute" } else { "two attributes" },
+            a.cache.as_deref().unwrap_or("off"),
+            if a.server_defaults {
+                "Redis' default hash limits"
+            } else {
+                "hash-max-listpack-value 1024"
+            },
         );
         let [baseline, measured, ratio] = self.labels;
         println!("| | {baseline} | {measured} | {ratio} |");
@@ -123,6 +144,9 @@ impl Report {
         );
         row("AOF bytes per request", b.aof_bytes_per_request, o.aof_bytes_per_request, 1);
         row("memory per session, bytes", b.memory_bytes_per_session, o.memory_bytes_per_session, 0);
+        if let (Some(hits), Some(bytes)) = (o.cache_hit_percent, o.cached_bytes_per_session) {
+            println!("\nlocal cache: {hits:.1}% of loads served from memory, {bytes:.0} bytes per session held");
+        }
         if let Some((low, median, high)) = round_ratios(b, o) {
             println!(
                 "\nthroughput ratio round by round (each round's pair): median {median:.2}x, \

@@ -5,14 +5,17 @@ use std::process::Command;
 
 use redis_sessions::test_server::TestServer;
 
-/// A redis-server of the benchmark's own (appendonly yes, everysec), stopped on drop.
-pub fn own_server() -> std::io::Result<TestServer> {
-    TestServer::builder()
+/// A redis-server of the benchmark's own (appendonly yes, everysec), stopped on drop; with
+/// `hash-max-listpack-value 1024` (docs/operations.md) unless `server_defaults`.
+pub fn own_server(server_defaults: bool) -> std::io::Result<TestServer> {
+    let mut builder = TestServer::builder()
         .args(["--appendonly", "yes", "--appendfsync", "everysec"])
-        .args(["--hash-max-listpack-value", "1024"])
         // An automatic rewrite would shrink the AOF mid-round and spoil AOF bytes per request.
-        .args(["--auto-aof-rewrite-percentage", "0"])
-        .start()
+        .args(["--auto-aof-rewrite-percentage", "0"]);
+    if !server_defaults {
+        builder = builder.args(["--hash-max-listpack-value", "1024"]);
+    }
+    builder.start()
 }
 
 /// The server's counters at one moment.
