@@ -372,6 +372,11 @@ impl Config {
             if cache.max_entries == 0 || cache.max_bytes == 0 {
                 return fail("local_cache max_entries and max_bytes must be at least 1");
             }
+            if self.touch_after_ms() == 0 {
+                return fail(
+                    "local_cache serves nothing when touch_threshold is 0: every load writes",
+                );
+            }
         }
         self.limits.validate()
     }

@@ -5,7 +5,8 @@ mod support;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis_sessions::test_server::stored::DEADLINE_AT;
+use redis_sessions::test_server::stored::{session_key, DEADLINE_AT};
+use redis_sessions::Timeouts;
 use tokio::time::sleep;
 
 fn ms(n: u64) -> Duration {
@@ -300,4 +301,23 @@ async fn touching_on_every_read_is_one_round_trip_without_a_script() {
     assert_eq!((reads, slides, redis.script_calls().await), (20, 20, 0));
     let pttl: i64 = conn.pttl(&key).await.expect("pttl");
     assert!(pttl > 59_000, "slid to the idle timeout: {pttl}");
+}
+
+#[tokio::test]
+async fn touching_on_every_read_gives_a_session_its_own_idle_timeout() {
+    let redis = support::own_server(&[]);
+    let store = redis.store_with(|c| c.with_idle_timeout(ms(60_000)).with_touch_threshold(0.0));
+    let shorter = Timeouts::new(ms(5_000), Duration::from_secs(3600));
+    let longer = Timeouts::new(Duration::from_secs(600), Duration::from_secs(3600));
+    for (timeouts, low, high) in [(shorter, 4_000, 5_000), (longer, 599_000, 600_000)] {
+        let session = store.create_with_timeouts(timeouts).await.expect("create");
+        let key = session_key(&redis.config(), session.token().expose()).expect("a token");
+        let mut conn = redis.conn().await;
+        for _ in 0..3 {
+            let loaded = store.load(session.token().expose()).await.expect("load").expect("live");
+            let pttl: i64 = conn.pttl(&key).await.expect("pttl");
+            assert!(pttl > low && pttl <= high, "its own idle timeout: {pttl}");
+            assert!(loaded.metadata().ttl_ms > low && loaded.metadata().ttl_ms <= high);
+        }
+    }
 }

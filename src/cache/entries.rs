@@ -26,8 +26,11 @@ use crate::store::reply::Loaded;
 const SHARDS: usize = 16;
 
 /// What an entry costs besides its key and values: the map's slot, the key's and values'
-/// headers, the `Arc` and the loose map's node.
+/// headers, the `Arc`.
 const ENTRY_OVERHEAD: usize = 160;
+
+/// What each loose field costs besides its name and value: their headers and the map's node.
+const LOOSE_OVERHEAD: usize = 96;
 
 /// One key's slot: a read on its way, or a session read.
 enum Slot {
@@ -39,11 +42,17 @@ enum Slot {
 struct Shard {
     map: HashMap<String, (Slot, usize)>,
     bytes: usize,
+    /// Turns the choice of the entry a full shard drops, so it is not always the same slot.
+    turn: usize,
 }
 
-/// A read's claim on a key, taken before the read is sent.
+/// A read's claim on a key, taken before the read is sent over tracking connection
+/// `connection`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Ticket(u64);
+pub(crate) struct Ticket {
+    number: u64,
+    connection: u64,
+}
 
 /// The sessions held, bounded in entries and bytes.
 pub(crate) struct Entries {
@@ -51,6 +60,8 @@ pub(crate) struct Entries {
     hasher: RandomState,
     max_entries: usize,
     max_bytes: usize,
+    /// The tracking connection whose reports keep the entries exact; 0 when there is none.
+    connection: AtomicU64,
     tickets: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -67,6 +78,7 @@ impl Entries {
             hasher: RandomState::new(),
             max_entries: settings.max_entries / count,
             max_bytes: settings.max_bytes / count,
+            connection: AtomicU64::new(0),
             tickets: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -91,28 +103,64 @@ impl Entries {
         }
     }
 
-    /// Claims `key` for a read about to be sent; drops what was held under it.
-    pub(crate) fn reserve(&self, key: &str) -> Ticket {
-        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+    /// Drops everything, then takes `connection` (0: none) as the one whose reports keep the
+    /// entries exact: a read over another fills nothing.
+    pub(crate) fn follow(&self, connection: u64) {
+        self.connection.store(0, Ordering::SeqCst);
+        self.clear();
+        self.connection.store(connection, Ordering::SeqCst);
+    }
+
+    /// Drops everything if `connection` is the one followed, and follows none.
+    pub(crate) fn unfollow(&self, connection: u64) {
+        let current =
+            self.connection.compare_exchange(connection, 0, Ordering::SeqCst, Ordering::SeqCst);
+        if current.is_ok() {
+            self.clear();
+        }
+    }
+
+    /// Claims `key` for a read about to be sent over tracking connection `connection`; drops
+    /// what was held under it.
+    pub(crate) fn reserve(&self, key: &str, connection: u64) -> Ticket {
+        let number = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let ticket = Ticket { number, connection };
         let size = key.len() + ENTRY_OVERHEAD;
         let mut shard = self.shard(key);
         if let Some((_, old)) = shard.map.remove(key) {
             shard.bytes -= old;
         }
         if self.make_room(&mut shard, size) {
-            shard.map.insert(key.to_owned(), (Slot::Reserved(ticket), size));
+            shard.map.insert(key.to_owned(), (Slot::Reserved(number), size));
             shard.bytes += size;
         }
-        Ticket(ticket)
+        ticket
+    }
+
+    /// Drops the claim `ticket` on `key`, if it still stands: its read filled nothing.
+    pub(crate) fn release(&self, key: &str, ticket: Ticket) {
+        let mut shard = self.shard(key);
+        if let Some((Slot::Reserved(claim), bytes)) = shard.map.get(key) {
+            if *claim == ticket.number {
+                let bytes = *bytes;
+                shard.map.remove(key);
+                shard.bytes -= bytes;
+            }
+        }
     }
 
     /// Holds `loaded` under `key` if the read's claim still stands: nothing reported a change
-    /// of `key`, and nothing cleared the cache, since [`reserve`](Self::reserve).
+    /// of `key`, and nothing cleared the cache, since [`reserve`](Self::reserve), and the
+    /// connection the read went over is still the one followed. (Checked under the shard's
+    /// lock, which a clear takes too: a clear that follows drops what this fills.)
     pub(crate) fn fill(&self, key: &str, ticket: Ticket, loaded: Loaded) -> bool {
         let size = key.len() + ENTRY_OVERHEAD + loaded_bytes(&loaded);
         let mut shard = self.shard(key);
+        if self.connection.load(Ordering::SeqCst) != ticket.connection {
+            return false;
+        }
         let Some((Slot::Reserved(claim), claimed)) = shard.map.get(key) else { return false };
-        if *claim != ticket.0 {
+        if *claim != ticket.number {
             return false;
         }
         let claimed = *claimed;
@@ -133,7 +181,9 @@ impl Entries {
             return false;
         }
         while shard.map.len() >= self.max_entries || shard.bytes + size > self.max_bytes {
-            let Some(victim) = shard.map.keys().next().cloned() else { return false };
+            shard.turn = shard.turn.wrapping_add(1);
+            let skip = shard.turn % shard.map.len().clamp(1, 16);
+            let Some(victim) = shard.map.keys().nth(skip).cloned() else { return false };
             if let Some((_, bytes)) = shard.map.remove(&victim) {
                 shard.bytes -= bytes;
                 self.evictions.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +245,7 @@ fn loaded_bytes(loaded: &Loaded) -> usize {
     let loose: usize = loaded
         .loose
         .iter()
-        .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+        .map(|(name, value)| LOOSE_OVERHEAD + name.len() + value.as_ref().map_or(0, Vec::len))
         .sum();
     loaded.packed.byte_len() + loose + loaded.flash.len()
 }
@@ -212,15 +262,19 @@ mod tests {
         loaded
     }
 
+    /// Entries following tracking connection 1.
     fn one_shard(entries: usize, bytes: usize) -> Entries {
-        Entries::new(&LocalCache::default().with_max_entries(entries).with_max_bytes(bytes))
+        let cache =
+            Entries::new(&LocalCache::default().with_max_entries(entries).with_max_bytes(bytes));
+        cache.follow(1);
+        cache
     }
 
     #[test]
     fn a_fill_stands_only_on_its_own_claim() {
         let cache = one_shard(1000, 1 << 20);
-        let first = cache.reserve("k");
-        let second = cache.reserve("k");
+        let first = cache.reserve("k", 1);
+        let second = cache.reserve("k", 1);
         assert!(!cache.fill("k", first, loaded(10)), "a claim taken over by a later read");
         assert!(cache.fill("k", second, loaded(10)));
         assert!(cache.get("k").is_some());
@@ -230,18 +284,35 @@ mod tests {
     #[test]
     fn a_change_or_a_clear_between_claim_and_fill_keeps_the_read_out() {
         let cache = one_shard(1000, 1 << 20);
-        let ticket = cache.reserve("k");
+        let ticket = cache.reserve("k", 1);
         cache.invalidate("k");
         assert!(!cache.fill("k", ticket, loaded(10)));
-        let ticket = cache.reserve("k");
+        let ticket = cache.reserve("k", 1);
         cache.clear();
         assert!(!cache.fill("k", ticket, loaded(10)));
         assert!(cache.get("k").is_none());
-        let ticket = cache.reserve("k");
+        let ticket = cache.reserve("k", 1);
         assert!(cache.fill("k", ticket, loaded(10)));
         cache.invalidate("k");
         assert!(cache.get("k").is_none());
-        assert_eq!((cache.stats().invalidations, cache.stats().clears), (1, 1));
+        assert_eq!((cache.stats().invalidations, cache.stats().clears), (1, 2));
+    }
+
+    #[test]
+    fn a_read_over_a_connection_no_longer_followed_fills_nothing() {
+        let cache = one_shard(1000, 1 << 20);
+        let ticket = cache.reserve("k", 1);
+        cache.unfollow(1);
+        let late = cache.reserve("k", 1); // a task still holding the old connection
+        assert!(!cache.fill("k", late, loaded(10)));
+        cache.follow(2);
+        assert!(!cache.fill("k", ticket, loaded(10)));
+        let ticket = cache.reserve("k", 2);
+        cache.unfollow(1); // a report of the old connection's loss, late: nothing happens
+        assert!(cache.fill("k", ticket, loaded(10)));
+        let claim = cache.reserve("j", 2);
+        cache.release("j", claim);
+        assert_eq!(cache.stats().bytes, "k".len() + ENTRY_OVERHEAD + 10);
     }
 
     #[test]
@@ -249,7 +320,7 @@ mod tests {
         let cache = one_shard(40, 40 * 1000);
         for i in 0..500 {
             let key = format!("key-{i}");
-            let ticket = cache.reserve(&key);
+            let ticket = cache.reserve(&key, 1);
             cache.fill(&key, ticket, loaded(300 + i % 400));
             let stats = cache.stats();
             assert!(stats.entries <= 40, "{} entries", stats.entries);
@@ -257,7 +328,7 @@ mod tests {
         }
         let stats = cache.stats();
         assert!(stats.evictions > 400 && stats.entries > 10, "{stats:?}");
-        let ticket = cache.reserve("huge");
+        let ticket = cache.reserve("huge", 1);
         assert!(!cache.fill("huge", ticket, loaded(100_000)), "larger than a shard may hold");
     }
 }

@@ -10,7 +10,11 @@
 //!
 //! Whenever this connection is lost, replaced, or Redis says it forgot what it tracked, the
 //! whole cache is dropped: reports may have been missed, so nothing held can be trusted. The
-//! reservations in entries.rs make the drop cover reads in flight too.
+//! claims in entries.rs, and the number of the connection each read went over, make the drop
+//! cover reads in flight too. A connection that stays silent (a network cut that closed nothing)
+//! reports nothing either: so a session is served from memory only while the connection has
+//! answered a read within the last [`ANSWERED_WITHIN`], and loads that cannot be served read
+//! over it, which finds it silent after the command timeout.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -23,9 +27,21 @@ use tracing::{debug, warn};
 use crate::cache::entries::Entries;
 use crate::cache::settings::Tracking;
 
-/// How long a failure to open the connection stands before the next load tries again; within
-/// it, loads read over the pool without the cache.
+/// How long a failure to open the connection stands before the next load tries again (doubled
+/// after each failure in a row, up to [`RETRY_AT_MOST`]); within it, loads read over the pool
+/// without the cache.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
+const RETRY_AT_MOST: Duration = Duration::from_secs(10);
+
+/// How recently the tracking connection must have answered for a held session to be served.
+pub(crate) const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
+
+/// Why the tracking connection could not be opened, when, and how many times in a row.
+struct Failed {
+    at: Instant,
+    why: String,
+    times: u32,
+}
 
 /// The open tracking connection and its number, which tells its reports from a former one's.
 struct Open {
@@ -44,8 +60,11 @@ pub(crate) struct Tracker {
     entries: Arc<Entries>,
     current: Current,
     opening: tokio::sync::Mutex<()>,
-    failed: RwLock<Option<(Instant, String)>>,
+    failed: RwLock<Option<Failed>>,
     next_id: AtomicU64,
+    /// When the current connection last answered, in ms since `origin`.
+    answered_ms: AtomicU64,
+    origin: Instant,
 }
 
 impl Tracker {
@@ -67,39 +86,68 @@ impl Tracker {
             opening: tokio::sync::Mutex::new(()),
             failed: RwLock::new(None),
             next_id: AtomicU64::new(1),
+            answered_ms: AtomicU64::new(0),
+            origin: Instant::now(),
+        }
+    }
+
+    /// True when a connection is open and answered within `within`: only then do its reports
+    /// keep what is held exact.
+    pub(crate) fn answered_within(&self, within: Duration) -> bool {
+        let answered = self.answered_ms.load(Ordering::Relaxed);
+        let now = self.origin.elapsed().as_millis() as u64;
+        read(&self.current).is_some() && now.saturating_sub(answered) < within.as_millis() as u64
+    }
+
+    /// Connection `id` answered a read.
+    pub(crate) fn answered(&self, id: u64) {
+        if read(&self.current).as_ref().is_some_and(|open| open.id == id) {
+            self.answered_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
         }
     }
 
     /// The open tracking connection and its number, opening one when there is none; the
-    /// failure when it cannot be opened (remembered for [`RETRY_AFTER`]).
+    /// failure when it cannot be opened (remembered for a while, see [`RETRY_AFTER`]), or when
+    /// another load is opening it: loads do not queue behind a connect.
     pub(crate) async fn connection(&self) -> Result<(u64, MultiplexedConnection), String> {
         if let Some(open) = self.open() {
             return Ok(open);
         }
-        let _opening = self.opening.lock().await;
+        let Ok(_opening) = self.opening.try_lock() else {
+            return Err("the tracking connection is being opened".to_owned());
+        };
         if let Some(open) = self.open() {
             return Ok(open);
         }
-        if let Some((at, why)) = read(&self.failed).as_ref() {
-            if at.elapsed() < RETRY_AFTER {
-                return Err(why.clone());
+        let times = match read(&self.failed).as_ref() {
+            Some(failed) if failed.at.elapsed() < retry_after(failed.times) => {
+                return Err(failed.why.clone())
             }
-        }
+            Some(failed) => failed.times,
+            None => 0,
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match self.connect(id).await {
             Ok(connection) => {
                 // Whatever was held came through a connection that is gone, whose reports
                 // may have been missed.
-                self.entries.clear();
+                self.entries.follow(id);
                 *write(&self.current) = Some(Open { id, connection: connection.clone() });
+                self.answered(id);
                 *write(&self.failed) = None;
                 debug!(connection = id, "tracking connection open");
                 Ok((id, connection))
             }
             Err(e) => {
                 let why = format!("the tracking connection failed: {e}");
-                warn!(error = %e, "the tracking connection failed: loads go to Redis");
-                *write(&self.failed) = Some((Instant::now(), why.clone()));
+                // Once per run of failures: a server that refuses tracking refuses it again.
+                if times == 0 {
+                    warn!(error = %e, "the tracking connection failed: loads go to Redis");
+                } else {
+                    debug!(error = %e, times, "the tracking connection failed again");
+                }
+                let failed = Failed { at: Instant::now(), why: why.clone(), times: times + 1 };
+                *write(&self.failed) = Some(failed);
                 Err(why)
             }
         }
@@ -127,10 +175,10 @@ impl Tracker {
         Ok(connection)
     }
 
-    /// Drops connection `id` (a read on it found it broken) and everything held.
+    /// Drops connection `id` (a read on it failed, or found it silent) and everything held.
     pub(crate) fn lost(&self, id: u64) {
         forget(&self.current, id);
-        self.entries.clear();
+        self.entries.unfollow(id);
     }
 }
 
@@ -151,7 +199,7 @@ impl AsyncPushSender for Reports {
             }
             PushKind::Disconnection => {
                 forget(&self.current, self.id);
-                self.entries.clear();
+                self.entries.unfollow(self.id);
                 debug!(connection = self.id, "tracking connection lost: the cache is dropped");
             }
             _ => {}
@@ -176,6 +224,11 @@ impl Reports {
             _ => self.entries.clear(), // a report not understood: drop everything, to be safe
         }
     }
+}
+
+/// How long a run of `times` failures to open stands before the next try.
+fn retry_after(times: u32) -> Duration {
+    RETRY_AFTER.saturating_mul(1 << times.saturating_sub(1).min(7)).min(RETRY_AT_MOST)
 }
 
 /// Clears the current connection if it is `id`, and not one opened since.

@@ -3,18 +3,19 @@
 //!
 //! A held session is served when it has no flash message pending, its touch is not due and it
 //! is within its idle expiry and absolute deadline, judged by the same rule as a plain read
-//! (reply.rs) on the estimate of the server's clock, which is never behind it. The estimate is
-//! kept by reads, and a store whose loads all hit would read none: so once a second (when the
-//! clock is due for a sync) a load that could be served reads instead, carrying `TIME`.
+//! (reply.rs) on the estimate of the server's clock, which is never behind it; and only while
+//! the tracking connection has answered a read within the last second (tracking.rs). So once a
+//! second a load that could be served reads instead, over that connection: it shows the
+//! connection alive, and carries `TIME` when the clock is due for a sync.
 //!
 //! A held session whose touch is due goes straight to get-and-touch: one round trip, as the
 //! cache already showed what a read would. Its reply fills nothing: the script writes the
 //! key, and Redis reports that, so the next load reads it anew over the tracking connection.
 
-use std::time::Instant;
-
 use tracing::debug;
 
+use crate::cache::entries::{Entries, Ticket};
+use crate::cache::tracking::ANSWERED_WITHIN;
 use crate::cache::Cache;
 use crate::error::Result;
 use crate::store::core::Core;
@@ -28,20 +29,16 @@ enum Lookup {
     Hit(Loaded),
     /// A session held whose touch is due (or whose expiry the estimate cannot judge).
     TouchDue,
-    /// Nothing to serve: the read goes to Redis, with `TIME` when it claimed the clock's sync.
-    Miss(Option<Instant>),
+    /// Nothing to serve: the load reads Redis.
+    Miss,
 }
 
 fn lookup(core: &Core, cache: &Cache, key: &str) -> Lookup {
-    let Some(held) = cache.entries.get(key) else { return Lookup::Miss(None) };
-    if !held.flash.is_empty() {
-        return Lookup::Miss(None);
+    let Some(held) = cache.entries.get(key) else { return Lookup::Miss };
+    if !held.flash.is_empty() || !cache.tracker.answered_within(ANSWERED_WITHIN) {
+        return Lookup::Miss;
     }
-    let rule = read::rule(core);
-    let Some(ttl_ms) = rule.fresh_ttl(&held) else { return Lookup::TouchDue };
-    if let Some(sent) = core.clock.claim_sync() {
-        return Lookup::Miss(Some(sent));
-    }
+    let Some(ttl_ms) = read::rule(core).fresh_ttl(&held) else { return Lookup::TouchDue };
     let mut loaded = Loaded::clone(&held);
     loaded.meta.ttl_ms = ttl_ms;
     Lookup::Hit(loaded)
@@ -67,9 +64,9 @@ pub(crate) async fn read(core: &Core, cache: &Cache, key: &str) -> Result<Option
             cache.entries.count_miss();
             read::touch_due(core, key).await
         }
-        Lookup::Miss(sent) => {
+        Lookup::Miss => {
             cache.entries.count_miss();
-            fill(core, cache, key, sent).await
+            fill(core, cache, key).await
         }
     }
 }
@@ -87,22 +84,18 @@ pub(crate) async fn popping_read(core: &Core, cache: &Cache, key: &str) -> Resul
     flash_pop::transaction(core, key).await
 }
 
-/// Reads `key` over the tracking connection (with `TIME` when `sent`) and holds what it read,
-/// if nothing changed it meanwhile. Without a tracking connection, the read goes over the pool
-/// and fills nothing.
-async fn fill(
-    core: &Core,
-    cache: &Cache,
-    key: &str,
-    sent: Option<Instant>,
-) -> Result<Option<Loaded>> {
+/// Reads `key` over the tracking connection (with `TIME` when the clock is due for a sync) and
+/// holds what it read, if nothing changed it meanwhile. Without a tracking connection, the read
+/// goes over the pool and fills nothing.
+async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
     let (id, mut connection) = match cache.tracker.connection().await {
         Ok(open) => open,
         Err(_) => return read::read_then_touch(core, key).await,
     };
-    // Claimed before the read is sent, so that a change reported after it voids the fill.
-    let ticket = cache.entries.reserve(key);
-    let sent = sent.or_else(|| core.clock.claim_sync());
+    // Claimed before the read is sent, so that a change reported after it voids the fill; the
+    // claim goes when this returns or is dropped without filling.
+    let claim = Claim { entries: &cache.entries, key, ticket: cache.entries.reserve(key, id) };
+    let sent = core.clock.claim_sync();
     let mut pipe = hvals(key);
     if sent.is_some() {
         pipe.cmd("TIME");
@@ -110,13 +103,11 @@ async fn fill(
     let replies = match pipe.query_async::<Vec<redis::Value>>(&mut connection).await {
         Ok(replies) => replies,
         Err(e) => {
-            cache.entries.invalidate(key);
             if !(e.is_timeout() || e.is_io_error() || e.is_connection_dropped()) {
                 return Err(e.into()); // the server refused the read: the connection is fine
             }
             // Broken, or silent past the command timeout (a cut that closed nothing): reports
-            // may be lost either way, so nothing held stands. The clock's sync, once a second,
-            // is such a read, so a silent connection is found within a second and the timeout.
+            // may be lost either way, so nothing held stands.
             cache.tracker.lost(id);
             if e.is_timeout() {
                 return Err(e.into());
@@ -125,23 +116,34 @@ async fn fill(
             return read::read_then_touch(core, key).await;
         }
     };
+    cache.tracker.answered(id);
     let (values, rule) = read::judge(core, replies, sent)?;
     match reply::snapshot(values, rule)? {
-        Snapshot::Fresh(loaded) => {
-            if loaded.flash.is_empty() {
-                cache.entries.fill(key, ticket, loaded.clone());
-            } else {
-                cache.entries.invalidate(key);
-            }
+        Snapshot::Fresh(loaded) if loaded.flash.is_empty() => {
+            claim.fill(loaded.clone());
             Ok(Some(loaded))
         }
-        Snapshot::Missing => {
-            cache.entries.invalidate(key);
-            Ok(None)
-        }
-        Snapshot::NeedsScript(_) => {
-            cache.entries.invalidate(key);
-            read::touch_due(core, key).await
-        }
+        Snapshot::Fresh(loaded) => Ok(Some(loaded)),
+        Snapshot::Missing => Ok(None),
+        Snapshot::NeedsScript(_) => read::touch_due(core, key).await,
+    }
+}
+
+/// A read's claim on a key, released unless the read fills the cache.
+struct Claim<'a> {
+    entries: &'a Entries,
+    key: &'a str,
+    ticket: Ticket,
+}
+
+impl Claim<'_> {
+    fn fill(self, loaded: Loaded) {
+        self.entries.fill(self.key, self.ticket, loaded); // the claim is used up either way
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.entries.release(self.key, self.ticket);
     }
 }

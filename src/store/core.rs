@@ -78,8 +78,9 @@ impl Core {
     /// Sends a load's pipeline on a pooled connection; when the connection turns out to be
     /// broken (Redis restarted since it was opened), once more on a new one. Safe because the
     /// pipeline writes nothing but, when popping, the deletion of the flash messages it reads,
-    /// which a second run cannot repeat (see flash_pop.rs). A timeout is not retried: Redis is
-    /// slow, not gone, and a retry would double the wait.
+    /// which a second run cannot repeat (see flash_pop.rs), and at `touch_threshold` 0 the
+    /// `PEXPIRE` of its read, which a second run repeats to the same effect. A timeout is not
+    /// retried: Redis is slow, not gone, and a retry would double the wait.
     pub(crate) async fn run_read(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>> {
         let reply = self.pool.get().await?.pipeline(pipe).await;
         match reply {

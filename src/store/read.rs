@@ -85,11 +85,14 @@ pub(crate) async fn touch_due(core: &Core, key: &str) -> Result<Option<Loaded>> 
 /// costs Redis several times the two commands (docs/performance.md), and here it would run on
 /// every load.
 ///
-/// What the script does besides, the load does from what it read: past the deadline (on the
-/// estimate of the server's clock, never behind it) the session is dead. Where the idle timeout
-/// would run past the deadline, or the session has timeouts of its own, or the clock has no
-/// estimate, the load goes on to get-and-touch, which sets the TTL the rule gives (cutting back
-/// what the `PEXPIRE` set) and judges on the server's clock. `@t` is left as it was: loads here
+/// What the script does besides, the load does from what it read, with one more command where
+/// the store's idle timeout was not the TTL to give:
+/// - where the idle timeout would run past the deadline, or the deadline has passed (on the
+///   estimate of the server's clock, never behind it: the session is dead), `PEXPIREAT` the
+///   deadline, a time on the server's clock;
+/// - a session with timeouts of its own: `PEXPIRE` its own idle timeout.
+///
+/// Without a clock estimate it goes on to get-and-touch. `@t` is left as it was: loads here
 /// never read it, and a store that does (a higher threshold) finds it behind the TTL, runs the
 /// script, and the script writes it again.
 pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Loaded>> {
@@ -104,13 +107,25 @@ pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Load
     let Some(mut loaded) = reply::loaded_values(values)? else { return Ok(None) };
     let deadline = loaded.meta.deadline_ms.max(0) as u64;
     let Some(now) = core.clock.now_ms() else { return get_and_touch(core, key, false).await };
+    let own = loaded.meta.idle_timeout_ms.map(|own| own.max(0) as u64);
+    let slide = own.unwrap_or(idle);
+    let mut expire = redis::cmd("PEXPIREAT");
+    let ttl = if now.saturating_add(slide) >= deadline {
+        expire.arg(key).arg(deadline); // at the deadline, on the server's clock
+        deadline.saturating_sub(now)
+    } else if let Some(own) = own {
+        expire = redis::cmd("PEXPIRE"); // from now on the server's clock, as the first one
+        expire.arg(key).arg(own);
+        own
+    } else {
+        loaded.meta.ttl_ms = i64::try_from(idle).unwrap_or(i64::MAX);
+        return Ok(Some(loaded));
+    };
+    core.settle(core.pool.get().await?.query::<()>(&expire).await)?;
     if now >= deadline {
-        return get_and_touch(core, key, false).await; // it cuts the TTL back, and finds it dead
+        return Ok(None);
     }
-    if loaded.meta.idle_timeout_ms.is_some() || deadline - now <= idle {
-        return get_and_touch(core, key, false).await;
-    }
-    loaded.meta.ttl_ms = i64::try_from(idle).unwrap_or(i64::MAX);
+    loaded.meta.ttl_ms = i64::try_from(ttl).unwrap_or(i64::MAX);
     Ok(Some(loaded))
 }
 
