@@ -114,7 +114,7 @@ async fn invalidation_delays(redis: &support::TestRedis, tracking: Tracking) -> 
 #[tokio::test]
 async fn two_stores_see_each_others_writes_and_destroys_once_redis_reports_them() {
     let redis = support::any_server();
-    for tracking in [Tracking::Default, Tracking::Broadcast] {
+    for tracking in [Tracking::Broadcast, Tracking::Reads] {
         let delays = invalidation_delays(&redis, tracking).await;
         let (p50, p99) = (percentile(&delays, 50), percentile(&delays, 99));
         let max = delays[delays.len() - 1];
@@ -261,4 +261,33 @@ fn a_cluster_gets_no_local_cache() {
         Config::for_cluster(["redis://127.0.0.1:7000"]).with_local_cache(LocalCache::default());
     let err = config.validate().expect_err("refused");
     assert!(err.to_string().contains("single server"), "{err}");
+}
+
+#[tokio::test]
+async fn broadcast_keeps_no_table_in_redis_and_reads_keeps_one_key_per_session_read() {
+    let redis = support::own_server(&[]);
+    let (mut conn, mut stores) = (redis.conn().await, Vec::<SessionStore>::new());
+    for (tracking, sessions) in [(Tracking::Broadcast, 0), (Tracking::Reads, 200)] {
+        let store = redis.store_with(|c| {
+            c.with_local_cache(LocalCache::default().with_tracking(tracking))
+                .with_key_prefix(format!("{}{tracking:?}:", redis.prefix))
+        });
+        for n in 0..200 {
+            let token = created(&store, n).await;
+            assert_eq!(value(&store, &token).await, Some(n));
+        }
+        let stats: String =
+            redis::cmd("INFO").arg("stats").query_async(&mut conn).await.expect("info");
+        let field = |name: &str| -> i64 {
+            let line = stats.lines().find_map(|l| l.strip_prefix(&format!("{name}:")));
+            line.and_then(|v| v.trim().parse().ok()).unwrap_or(-1)
+        };
+        assert_eq!(field("tracking_total_keys"), sessions, "{tracking:?}");
+        assert_eq!(
+            field("tracking_total_prefixes"),
+            1,
+            "{tracking:?}: the broadcast store's prefix"
+        );
+        stores.push(store); // kept open: its tracking stays registered
+    }
 }

@@ -75,8 +75,9 @@ pub struct Args {
     /// cycle runs on one drawn at random.
     #[arg(long, default_value_t = 1)]
     pub instances: usize,
-    /// redis-sessions with its local cache on (`LocalCache` defaults), in this tracking mode.
-    #[arg(long, value_parser = ["default", "broadcast"])]
+    /// redis-sessions with its local cache on (`LocalCache` defaults), in this tracking mode
+    /// (`Tracking::Broadcast` or `Tracking::Reads`).
+    #[arg(long, value_parser = ["broadcast", "reads"])]
     pub cache: Option<String>,
     /// Start the benchmark's server with Redis' default hash encoding limits, instead of
     /// `hash-max-listpack-value 1024`.
@@ -341,7 +342,7 @@ async fn main() {
         .with_pool_max_size(args.pool)
         .with_touch_threshold(args.touch_threshold);
     if let Some(mode) = args.cache.as_deref() {
-        let tracking = if mode == "broadcast" { Tracking::Broadcast } else { Tracking::Default };
+        let tracking = if mode == "reads" { Tracking::Reads } else { Tracking::Broadcast };
         config = config.with_local_cache(LocalCache::default().with_tracking(tracking));
     }
     let ours = Store::Ours(instances(&config, args.instances).await);

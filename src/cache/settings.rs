@@ -7,23 +7,25 @@ use serde::Deserialize;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Tracking {
-    /// Redis remembers which sessions this store read and reports a change to those only, once
-    /// per read. Redis keeps a table of the keys read (`tracking-table-max-keys`), and the reads
-    /// that fill the cache go over the tracking connection. The default: an instance hears only
-    /// of the sessions it holds.
+    /// Redis reports every change to a key under the store's prefix, whoever read it (`BCAST
+    /// PREFIX`). The default: it keeps no table in Redis, and it measured faster than
+    /// [`Reads`](Tracking::Reads) with one app instance and with four (docs/performance.md),
+    /// though every instance hears of every save, touch and destroy, held or not.
     #[default]
-    Default,
-    /// Redis reports every change to a key under the store's prefix, whoever read it
-    /// (`BCAST PREFIX`): no table in Redis, but every instance hears of every save, touch and
-    /// destroy, held or not.
     Broadcast,
+    /// Redis remembers which sessions this store read and reports the next change to each
+    /// (Redis' default mode). An instance hears only of the sessions it read, but Redis keeps a
+    /// table of the keys read, about 100 bytes each, up to `tracking-table-max-keys`.
+    Reads,
 }
 
 /// A cache of sessions in this process, kept exact by Redis' server-assisted invalidation.
 ///
 /// A load that finds its session here, with no touch due, no flash message pending and the
-/// session within its idle expiry and absolute deadline, makes no Redis call. A single server
-/// only: [`Config::validate`](crate::Config::validate) refuses it with `cluster`.
+/// session within its idle expiry and absolute deadline, makes no Redis call, as long as the
+/// tracking connection answered within the last second. A single server only, and not at
+/// `touch_threshold` 0 (where every load writes): [`Config::validate`](crate::Config::validate)
+/// refuses both.
 ///
 /// ```
 /// use redis_sessions::{Config, LocalCache};
@@ -39,13 +41,13 @@ pub struct LocalCache {
     /// Bytes held at most: each session's values as Redis sent them, its key, and a fixed
     /// charge for the entry. Default 64 MiB.
     pub max_bytes: usize,
-    /// How Redis reports changes. Default [`Tracking::Default`].
+    /// How Redis reports changes. Default [`Tracking::Broadcast`].
     pub tracking: Tracking,
 }
 
 impl Default for LocalCache {
     fn default() -> Self {
-        LocalCache { max_entries: 10_000, max_bytes: 64 << 20, tracking: Tracking::Default }
+        LocalCache { max_entries: 10_000, max_bytes: 64 << 20, tracking: Tracking::Broadcast }
     }
 }
 
@@ -72,12 +74,12 @@ impl LocalCache {
         self
     }
 
-    /// Sets how Redis reports changes. Default [`Tracking::Default`].
+    /// Sets how Redis reports changes. Default [`Tracking::Broadcast`].
     ///
     /// ```
     /// use redis_sessions::{LocalCache, Tracking};
-    /// let cache = LocalCache::default().with_tracking(Tracking::Broadcast);
-    /// assert_eq!(cache.tracking, Tracking::Broadcast);
+    /// let cache = LocalCache::default().with_tracking(Tracking::Reads);
+    /// assert_eq!(cache.tracking, Tracking::Reads);
     /// ```
     pub fn with_tracking(mut self, tracking: Tracking) -> Self {
         self.tracking = tracking;

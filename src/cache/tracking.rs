@@ -1,10 +1,11 @@
 //! The tracking connection: a RESP3 connection with `CLIENT TRACKING` on, over which the reads
 //! that fill the cache are sent and Redis' reports of changed keys arrive.
 //!
-//! Why one connection of its own: in the default mode Redis reports a change only to the
+//! Why one connection of its own: with `Tracking::Reads` Redis reports a change only to the
 //! connection that read the key, so the reads that fill the cache and the reports must share a
-//! connection, and the pool's connections stay RESP2, whose replies the rest of the store
-//! parses. Reports are handled as the connection's reader meets them, in order with the replies
+//! connection (in broadcast mode they need not, but sharing it keeps the reply to a read ahead of
+//! the report of any change after it, and shows the connection alive); and the pool's
+//! connections stay RESP2, whose replies the rest of the store parses. Reports are handled as the connection's reader meets them, in order with the replies
 //! (the push handler below runs in redis-rs' reader, not in a task of its own), so a report is
 //! never queued behind a reply that came after it.
 //!
