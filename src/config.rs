@@ -306,7 +306,8 @@ impl Config {
     ///
     /// ```
     /// use redis_sessions::{Config, LocalCache};
-    /// let config = Config::default().with_local_cache(LocalCache::default().with_max_entries(500));
+    /// let cache = LocalCache::default().with_max_entries(500);
+    /// let config = Config::default().with_local_cache(cache);
     /// assert_eq!(config.local_cache.map(|cache| cache.max_entries), Some(500));
     /// ```
     pub fn with_local_cache(mut self, cache: LocalCache) -> Self {

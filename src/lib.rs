@@ -38,17 +38,17 @@
 //!   the bytes of a sealed value, `binding.rs` what binds a value to its session, `moved.rs` a
 //!   session sealed anew for the key a regenerate moves it to, `usage.rs` what [`KeyUsage`]
 //!   counts; `mod.rs` seals and opens.
-//! - `cache/`: the local cache ([`LocalCache`]). `entries.rs` holds the sessions, bounded, and
-//!   the claims that keep a read from filling in a session that changed while it was read;
-//!   `tracking.rs` the RESP3 connection with `CLIENT TRACKING` whose reports drop entries;
-//!   `settings.rs` the public settings and [`CacheStats`].
+//! - `cache/`: the local cache. `settings.rs` holds its settings ([`LocalCache`], [`Tracking`])
+//!   and [`CacheStats`]; `entries.rs` the sessions, bounded, and the claims that keep a read from
+//!   filling in a session that changed while it was read; `tracking.rs` the RESP3 connection
+//!   with `CLIENT TRACKING` whose reports drop entries; `mod.rs` puts them together.
 //! - `session/`: [`Session`], attributes as read apart from the changes pending, and in
 //!   `changes.rs` what a save sends and what it leaves.
 //! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a
-//!   module of its own: `create.rs`, `load.rs` (with `cached.rs`, `read.rs`, `flash_pop.rs`, `reply.rs`,
-//!   `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, `key_usage.rs` (the
-//!   scan behind [`SessionStore::key_usage`]) and `advice.rs` ([`ServerAdvice`], the
-//!   start-up check of the server's settings).
+//!   module of its own: `create.rs`, `load.rs` (with `cached.rs`, `read.rs`, `flash_pop.rs`,
+//!   `reply.rs`, `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`,
+//!   `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
+//!   ([`ServerAdvice`], the start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
 //!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'

@@ -263,7 +263,7 @@ mod tests {
     }
 
     /// Entries following tracking connection 1.
-    fn one_shard(entries: usize, bytes: usize) -> Entries {
+    fn following_one(entries: usize, bytes: usize) -> Entries {
         let cache =
             Entries::new(&LocalCache::default().with_max_entries(entries).with_max_bytes(bytes));
         cache.follow(1);
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_fill_stands_only_on_its_own_claim() {
-        let cache = one_shard(1000, 1 << 20);
+        let cache = following_one(1000, 1 << 20);
         let first = cache.reserve("k", 1);
         let second = cache.reserve("k", 1);
         assert!(!cache.fill("k", first, loaded(10)), "a claim taken over by a later read");
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_change_or_a_clear_between_claim_and_fill_keeps_the_read_out() {
-        let cache = one_shard(1000, 1 << 20);
+        let cache = following_one(1000, 1 << 20);
         let ticket = cache.reserve("k", 1);
         cache.invalidate("k");
         assert!(!cache.fill("k", ticket, loaded(10)));
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn a_read_over_a_connection_no_longer_followed_fills_nothing() {
-        let cache = one_shard(1000, 1 << 20);
+        let cache = following_one(1000, 1 << 20);
         let ticket = cache.reserve("k", 1);
         cache.unfollow(1);
         let late = cache.reserve("k", 1); // a task still holding the old connection
@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn entries_and_bytes_stay_within_bounds() {
-        let cache = one_shard(40, 40 * 1000);
+        let cache = following_one(40, 40 * 1000);
         for i in 0..500 {
             let key = format!("key-{i}");
             let ticket = cache.reserve(&key, 1);

@@ -38,8 +38,9 @@ pub enum Tracking {
 pub struct LocalCache {
     /// Sessions held at most. Default 10,000.
     pub max_entries: usize,
-    /// Bytes held at most: each session's values as Redis sent them, its key, and a fixed
-    /// charge for the entry. Default 64 MiB.
+    /// Bytes held at most: each session's values as Redis sent them, its key, 160 bytes for the
+    /// entry and 96 for each loose field. Default 64 MiB. Both bounds are split evenly over up
+    /// to 16 shards, so a session larger than a shard's share is never held.
     pub max_bytes: usize,
     /// How Redis reports changes. Default [`Tracking::Broadcast`].
     pub tracking: Tracking,
@@ -93,8 +94,8 @@ impl LocalCache {
 pub struct CacheStats {
     /// Loads served from memory.
     pub hits: u64,
-    /// Loads that went to Redis with the cache on (not held, touch due, flash pending, or
-    /// past the estimate of the server's clock).
+    /// Loads that went to Redis with the cache on: not held, touch due, flash pending, or the
+    /// read that shows the tracking connection alive, once a second.
     pub misses: u64,
     /// Sessions held now.
     pub entries: usize,

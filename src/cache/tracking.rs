@@ -5,9 +5,10 @@
 //! connection that read the key, so the reads that fill the cache and the reports must share a
 //! connection (in broadcast mode they need not, but sharing it keeps the reply to a read ahead of
 //! the report of any change after it, and shows the connection alive); and the pool's
-//! connections stay RESP2, whose replies the rest of the store parses. Reports are handled as the connection's reader meets them, in order with the replies
-//! (the push handler below runs in redis-rs' reader, not in a task of its own), so a report is
-//! never queued behind a reply that came after it.
+//! connections stay RESP2, whose replies the rest of the store parses. Reports are handled as
+//! the connection's reader meets them, in order with the replies (the push handler below runs in
+//! redis-rs' reader, not in a task of its own), so a report is never queued behind a reply that
+//! came after it.
 //!
 //! Whenever this connection is lost, replaced, or Redis says it forgot what it tracked, the
 //! whole cache is dropped: reports may have been missed, so nothing held can be trusted. The
@@ -40,8 +41,17 @@ pub(crate) const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
 /// Why the tracking connection could not be opened, when, and how many times in a row.
 struct Failed {
     at: Instant,
-    why: String,
+    error: redis::RedisError,
     times: u32,
+}
+
+/// Why a load gets no tracking connection.
+#[derive(Debug)]
+pub(crate) enum Unavailable {
+    /// Another load is opening it.
+    Opening,
+    /// It could not be opened, now or a moment ago.
+    Failed(redis::RedisError),
 }
 
 /// The open tracking connection and its number, which tells its reports from a former one's.
@@ -100,56 +110,55 @@ impl Tracker {
         read(&self.current).is_some() && now.saturating_sub(answered) < within.as_millis() as u64
     }
 
-    /// Connection `id` answered a read.
-    pub(crate) fn answered(&self, id: u64) {
+    /// Connection `id` answered a read sent at `asked`.
+    pub(crate) fn answered(&self, id: u64, asked: Instant) {
         if read(&self.current).as_ref().is_some_and(|open| open.id == id) {
-            self.answered_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+            let at = asked.saturating_duration_since(self.origin).as_millis() as u64;
+            self.answered_ms.fetch_max(at, Ordering::Relaxed);
         }
     }
 
     /// The open tracking connection and its number, opening one when there is none; the
     /// failure when it cannot be opened (remembered for a while, see [`RETRY_AFTER`]), or when
     /// another load is opening it: loads do not queue behind a connect.
-    pub(crate) async fn connection(&self) -> Result<(u64, MultiplexedConnection), String> {
+    pub(crate) async fn connection(&self) -> Result<(u64, MultiplexedConnection), Unavailable> {
         if let Some(open) = self.open() {
             return Ok(open);
         }
-        let Ok(_opening) = self.opening.try_lock() else {
-            return Err("the tracking connection is being opened".to_owned());
-        };
+        let Ok(_opening) = self.opening.try_lock() else { return Err(Unavailable::Opening) };
         if let Some(open) = self.open() {
             return Ok(open);
         }
         let times = match read(&self.failed).as_ref() {
             Some(failed) if failed.at.elapsed() < retry_after(failed.times) => {
-                return Err(failed.why.clone())
+                return Err(Unavailable::Failed(failed.error.clone()))
             }
             Some(failed) => failed.times,
             None => 0,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let asked = Instant::now();
         match self.connect(id).await {
             Ok(connection) => {
                 // Whatever was held came through a connection that is gone, whose reports
                 // may have been missed.
                 self.entries.follow(id);
                 *write(&self.current) = Some(Open { id, connection: connection.clone() });
-                self.answered(id);
+                self.answered(id, asked);
                 *write(&self.failed) = None;
                 debug!(connection = id, "tracking connection open");
                 Ok((id, connection))
             }
             Err(e) => {
-                let why = format!("the tracking connection failed: {e}");
                 // Once per run of failures: a server that refuses tracking refuses it again.
                 if times == 0 {
                     warn!(error = %e, "the tracking connection failed: loads go to Redis");
                 } else {
                     debug!(error = %e, times, "the tracking connection failed again");
                 }
-                let failed = Failed { at: Instant::now(), why: why.clone(), times: times + 1 };
+                let failed = Failed { at: Instant::now(), error: e.clone(), times: times + 1 };
                 *write(&self.failed) = Some(failed);
-                Err(why)
+                Err(Unavailable::Failed(e))
             }
         }
     }

@@ -15,12 +15,12 @@
 use tracing::debug;
 
 use crate::cache::entries::{Entries, Ticket};
-use crate::cache::tracking::ANSWERED_WITHIN;
+use crate::cache::tracking::{Unavailable, ANSWERED_WITHIN};
 use crate::cache::Cache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::core::Core;
 use crate::store::flash_pop;
-use crate::store::read::{self, hvals};
+use crate::store::read::{self, get_and_touch, hvals};
 use crate::store::reply::{self, Loaded, Snapshot};
 
 /// What a load found in the cache.
@@ -46,9 +46,6 @@ fn lookup(core: &Core, cache: &Cache, key: &str) -> Lookup {
 
 /// A load that pops no flash messages.
 pub(crate) async fn read(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
-    if core.config.touch_after_ms() == 0 {
-        return read::read_then_touch(core, key).await; // every load writes: nothing to hold
-    }
     let span = tracing::Span::current();
     match lookup(core, cache, key) {
         Lookup::Hit(loaded) => {
@@ -62,7 +59,7 @@ pub(crate) async fn read(core: &Core, cache: &Cache, key: &str) -> Result<Option
         }
         Lookup::TouchDue => {
             cache.entries.count_miss();
-            read::touch_due(core, key).await
+            get_and_touch(core, key, false).await
         }
         Lookup::Miss => {
             cache.entries.count_miss();
@@ -100,6 +97,9 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
     if sent.is_some() {
         pipe.cmd("TIME");
     }
+    // The connection is known alive as of when the read went out, not when its reply is
+    // handled, which may be much later on a busy machine.
+    let asked = std::time::Instant::now();
     let replies = match pipe.query_async::<Vec<redis::Value>>(&mut connection).await {
         Ok(replies) => replies,
         Err(e) => {
@@ -107,7 +107,8 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
                 return Err(e.into()); // the server refused the read: the connection is fine
             }
             // Broken, or silent past the command timeout (a cut that closed nothing): reports
-            // may be lost either way, so nothing held stands.
+            // may be lost either way, so nothing held stands. A timeout fails the load, as over
+            // the pool: Redis is slow or cut off, and a second read would double the wait.
             cache.tracker.lost(id);
             if e.is_timeout() {
                 return Err(e.into());
@@ -116,7 +117,7 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
             return read::read_then_touch(core, key).await;
         }
     };
-    cache.tracker.answered(id);
+    cache.tracker.answered(id, asked);
     let (values, rule) = read::judge(core, replies, sent)?;
     match reply::snapshot(values, rule)? {
         Snapshot::Fresh(loaded) if loaded.flash.is_empty() => {
@@ -125,7 +126,7 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
         }
         Snapshot::Fresh(loaded) => Ok(Some(loaded)),
         Snapshot::Missing => Ok(None),
-        Snapshot::NeedsScript(_) => read::touch_due(core, key).await,
+        Snapshot::NeedsScript(_) => get_and_touch(core, key, false).await,
     }
 }
 
@@ -145,5 +146,22 @@ impl Claim<'_> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         self.entries.release(self.key, self.ticket);
+    }
+}
+
+/// At start-up: the tracking connection opens, or why not. A server that answers `HELLO 3` or
+/// `CLIENT TRACKING` with an error (before Redis 6, or under an ACL that denies them) is a
+/// configuration error; one that cannot be reached, a connection error.
+pub(crate) async fn check_tracking(cache: &Cache) -> Result<()> {
+    match cache.tracker.connection().await {
+        Ok(_) | Err(Unavailable::Opening) => Ok(()),
+        Err(Unavailable::Failed(e))
+            if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) =>
+        {
+            let why =
+                format!("local_cache needs RESP3 and CLIENT TRACKING (Redis 6 or later): {e}");
+            Err(Error::Config(why))
+        }
+        Err(Unavailable::Failed(e)) => Err(Error::connecting(e)),
     }
 }

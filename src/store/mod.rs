@@ -88,7 +88,8 @@ impl SessionStore {
     /// credentials (none given where a password is required, or a wrong one) or denies a
     /// command or key the store needs; [`Error::Tls`] when the TLS handshake fails; connection
     /// errors when Redis cannot be reached. A server that refuses `CONFIG` alone is not an
-    /// error.
+    /// error. With the local cache, [`Error::Config`] also when the server refuses RESP3 or
+    /// `CLIENT TRACKING`, and connection errors when the tracking connection cannot be opened.
     pub async fn connect(config: Config) -> Result<Self> {
         let store = SessionStore::new(config)?;
         store.check_server().await?;
@@ -119,9 +120,7 @@ impl SessionStore {
             probed => probed?,
         };
         if let Some(cache) = &self.core.cache {
-            cache.tracker.connection().await.map_err(|why| {
-                Error::Config(format!("local_cache needs RESP3 and CLIENT TRACKING: {why}"))
-            })?;
+            cached::check_tracking(cache).await?;
         }
         advice::check(&self.core.pool).await
     }
@@ -137,7 +136,7 @@ impl SessionStore {
     /// # fn demo(store: redis_sessions::SessionStore) {
     /// if let Some(stats) = store.cache_stats() {
     ///     let served = stats.hits as f64 / (stats.hits + stats.misses).max(1) as f64;
-    ///     println!("{:.0}% of loads from memory, {} sessions held", served * 100.0, stats.entries);
+    ///     println!("{:.0}% from memory, {} sessions held", served * 100.0, stats.entries);
     /// }
     /// # }
     /// ```

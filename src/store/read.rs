@@ -56,27 +56,13 @@ pub(crate) fn rule(core: &Core) -> TouchRule {
     TouchRule { now_ms: core.clock.now_ms(), idle_ms, touch_after_ms }
 }
 
-/// The plain read, then get-and-touch only if something must be written. A store that touches
-/// on every read (`touch_threshold` 0) reads and slides in one round trip instead
-/// ([`read_and_slide`]).
+/// The plain read, then get-and-touch only if something must be written.
 pub(crate) async fn read_then_touch(core: &Core, key: &str) -> Result<Option<Loaded>> {
-    if core.config.touch_after_ms() == 0 {
-        return read_and_slide(core, key).await;
-    }
     let (values, rule) = timed_read(core, hvals(key)).await?;
     match reply::snapshot(values, rule)? {
         Snapshot::Missing => Ok(None),
         Snapshot::Fresh(loaded) => Ok(Some(loaded)),
         Snapshot::NeedsScript(_) => get_and_touch(core, key, false).await,
-    }
-}
-
-/// A load whose touch is due, known before anything is sent (the local cache showed it, or
-/// the store touches on every read): one round trip either way.
-pub(crate) async fn touch_due(core: &Core, key: &str) -> Result<Option<Loaded>> {
-    match core.config.touch_after_ms() {
-        0 => read_and_slide(core, key).await,
-        _ => get_and_touch(core, key, false).await,
     }
 }
 
@@ -92,9 +78,11 @@ pub(crate) async fn touch_due(core: &Core, key: &str) -> Result<Option<Loaded>> 
 ///   deadline, a time on the server's clock;
 /// - a session with timeouts of its own: `PEXPIRE` its own idle timeout.
 ///
-/// Without a clock estimate it goes on to get-and-touch. `@t` is left as it was: loads here
-/// never read it, and a store that does (a higher threshold) finds it behind the TTL, runs the
-/// script, and the script writes it again.
+/// Without a clock estimate it goes on to get-and-touch (after the `PEXPIRE` of a session's own
+/// idle timeout, which needs no clock: the script never shortens a TTL). When that second
+/// command fails, the load fails, and the session keeps the store's idle timeout until its next
+/// load. `@t` is left as it was: loads here never read it, and a store that does (a higher
+/// threshold) finds it behind the TTL, runs the script, and the script writes it again.
 pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Loaded>> {
     let idle = core.config.idle_ms();
     let mut pipe = hvals(key);
@@ -106,8 +94,15 @@ pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Load
     let (values, _) = judge(core, core.run_read(&pipe).await?, sent)?;
     let Some(mut loaded) = reply::loaded_values(values)? else { return Ok(None) };
     let deadline = loaded.meta.deadline_ms.max(0) as u64;
-    let Some(now) = core.clock.now_ms() else { return get_and_touch(core, key, false).await };
     let own = loaded.meta.idle_timeout_ms.map(|own| own.max(0) as u64);
+    let Some(now) = core.clock.now_ms() else {
+        if let Some(own) = own {
+            let mut expire = redis::cmd("PEXPIRE");
+            expire.arg(key).arg(own);
+            core.settle(core.pool.get().await?.query::<()>(&expire).await)?;
+        }
+        return get_and_touch(core, key, false).await;
+    };
     let slide = own.unwrap_or(idle);
     let mut expire = redis::cmd("PEXPIREAT");
     let ttl = if now.saturating_add(slide) >= deadline {
