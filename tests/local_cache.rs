@@ -317,3 +317,28 @@ async fn broadcast_keeps_no_table_in_redis_and_reads_keeps_one_key_per_session_r
         stores.push(store); // kept open: its tracking stays registered
     }
 }
+
+#[tokio::test]
+async fn a_silent_tracking_connection_stops_hits_within_a_second() {
+    let redis = support::own_server(&[]);
+    let timeout = ms(300);
+    let store = redis.store_with(|c| cached(c.with_timeouts(timeout, timeout, timeout)));
+    let token = created(&store, 1).await;
+    assert_eq!(value(&store, &token).await, Some(1)); // read over the tracking connection
+    let hits = store.cache_stats().expect("on").hits;
+    // Every client's commands wait, the tracking connection's included: it answers nothing,
+    // as after a network cut that closes no connection.
+    let mut conn = redis.conn().await;
+    let pause = redis::cmd("CLIENT").arg("PAUSE").arg(2500).arg("ALL").clone();
+    let _: () = pause.query_async(&mut conn).await.expect("client pause");
+    let paused = Instant::now();
+    while paused.elapsed() < ms(2000) {
+        let started = paused.elapsed();
+        let loaded = store.load(&token).await;
+        if started > ms(1100) {
+            assert!(!matches!(loaded, Ok(Some(_))), "served at {started:?} into the silence");
+        }
+        sleep(ms(10)).await;
+    }
+    assert!(store.cache_stats().expect("on").hits > hits, "served from memory at first");
+}
