@@ -2,13 +2,14 @@
 //! by Redis' server-assisted invalidation (`CLIENT TRACKING`).
 //!
 //! - settings.rs: [`LocalCache`] and [`Tracking`], the public settings, and [`CacheStats`].
-//! - entries.rs: the sessions held, bounded in entries and bytes, and the reservations that
-//!   keep a read from filling in a session that changed while it was read.
+//! - entries.rs: the sessions held, bounded in entries and bytes, and the claims that keep a
+//!   read from filling in a session that changed while it was read.
 //! - tracking.rs: the RESP3 connection that carries the filling reads and Redis' reports.
 //!
 //! What it serves, and when, is the load's call (store/cached.rs): a session held, with no touch
 //! due, no flash message pending, and within its idle expiry and absolute deadline by the
-//! estimate of the server's clock. Every write through the store drops the session's entry
+//! estimate of the server's clock, while the tracking connection has answered a read within the
+//! last second (a connection cut without closing reports nothing). Every write through the store drops the session's entry
 //! before it is sent and again once it is acknowledged (store/core.rs), so a load that follows
 //! a write in this process never sees what the write replaced; a write elsewhere drops it when
 //! Redis' report arrives.

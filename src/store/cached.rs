@@ -92,11 +92,8 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
     // Claimed before the read is sent, so that a change reported after it voids the fill; the
     // claim goes when this returns or is dropped without filling.
     let claim = Claim { entries: &cache.entries, key, ticket: cache.entries.reserve(key, id) };
-    let sent = core.clock.claim_sync();
     let mut pipe = hvals(key);
-    if sent.is_some() {
-        pipe.cmd("TIME");
-    }
+    let sent = read::with_time(core, &mut pipe);
     // The connection is known alive as of when the read went out, not when its reply is
     // handled, which may be much later on a busy machine.
     let asked = std::time::Instant::now();

@@ -26,11 +26,18 @@ pub(crate) async fn timed_read(
     core: &Core,
     mut pipe: redis::Pipeline,
 ) -> Result<(Value, TouchRule)> {
+    let sent = with_time(core, &mut pipe);
+    judge(core, core.run_read(&pipe).await?, sent)
+}
+
+/// Appends `TIME` to a read when the clock is due for a sync, and returns when the read is sent
+/// then, for [`judge`].
+pub(crate) fn with_time(core: &Core, pipe: &mut redis::Pipeline) -> Option<Instant> {
     let sent = core.clock.claim_sync();
     if sent.is_some() {
         pipe.cmd("TIME");
     }
-    judge(core, core.run_read(&pipe).await?, sent)
+    sent
 }
 
 /// The values a plain read's replies hold, and the rule to judge their expiry by, the clock
@@ -87,10 +94,7 @@ pub(crate) async fn read_and_slide(core: &Core, key: &str) -> Result<Option<Load
     let idle = core.config.idle_ms();
     let mut pipe = hvals(key);
     pipe.cmd("PEXPIRE").arg(key).arg(idle).ignore();
-    let sent = core.clock.claim_sync();
-    if sent.is_some() {
-        pipe.cmd("TIME");
-    }
+    let sent = with_time(core, &mut pipe);
     let (values, _) = judge(core, core.run_read(&pipe).await?, sent)?;
     let Some(mut loaded) = reply::loaded_values(values)? else { return Ok(None) };
     let deadline = loaded.meta.deadline_ms.max(0) as u64;
