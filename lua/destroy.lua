@@ -1,9 +1,15 @@
 -- destroy: delete a session (logout, or the user deleting their account).
 --
 -- KEYS[1]  the session's hash
+-- KEYS[2]  for a session bound to a user, the user's index (the same slot); absent otherwise
+-- ARGV[1]  with KEYS[2], the session's device id
 --
 -- Reply    1 deleted, 0 there was no session.
--- Writes   UNLINK KEYS[1] (memory is freed off the main thread for a large session).
--- Atomic   a single command; a script only so that every operation of the store goes through the
---          same loaded-once, EVALSHA path and the same key discipline (every key in KEYS).
+-- Writes   UNLINK KEYS[1] (memory is freed off the main thread for a large session); with
+--          KEYS[2], HDEL of the device's entry when it still names KEYS[1].
+-- Atomic   the session and its index entry go together, so no list shows a device whose session
+--          is gone.
+if KEYS[2] and redis.call('HGET', KEYS[2], ARGV[1]) == KEYS[1] then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
 return redis.call('UNLINK', KEYS[1])

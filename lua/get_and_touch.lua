@@ -24,7 +24,8 @@
 --          (src/format/fields.rs): the packed record (@p, whose header holds the creation time, the
 --          deadline and the record's id), the expiry (@t), flash (@f) and loose attributes;
 --          @f is in the reply whether or not it was popped, so a load that leaves it knows it
---          is pending. @t is as this script left it.
+--          is pending. @t is as this script left it. For a retired token's stub (@r, left by
+--          rotate.lua), {0, {stub}}, untouched.
 -- Writes   nothing inside the throttle window; when due, HSET @t and PEXPIREAT of the new
 --          expiry, min(now + idle, deadline), and the same when the TTL runs past the
 --          deadline (cut back to it); HSET @t alone when @t is missing or disagrees with the
@@ -44,7 +45,7 @@ end
 -- A value's first byte says its field (src/format/mod.rs): RECORD the record; META metadata,
 -- followed by FLASH for the flash messages, EXPIRY for the expiry, OWN_TIMEOUTS for the
 -- session's own idle timeout and threshold.
-local deadline, flash, expires, expiry_at, own_idle, own_touch_after
+local deadline, flash, expires, expiry_at, own_idle, own_touch_after, retired
 for i, value in ipairs(values) do
   local kind = string.byte(value, 1)
   if kind == RECORD then
@@ -57,10 +58,14 @@ for i, value in ipairs(values) do
       expires, expiry_at = field_expiry(value), i
     elseif tag == OWN_TIMEOUTS then
       own_idle, own_touch_after = field_own_timeouts(value)
+    elseif tag == RETIRED then
+      retired = true
     end
   end
 end
-if not deadline then
+if not deadline and retired then
+  return {0, values} -- a retired token's stub: the client follows it or reports its reuse
+elseif not deadline then
   return redis.error_reply('CORRUPT session hash has no packed record')
 end
 -- The deadline holds whatever the TTL says (an EXPIRE by hand, a RESTORE or a MIGRATE may set

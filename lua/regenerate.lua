@@ -32,23 +32,6 @@
 --          token lands before the move (and moves with it) or after it (and finds no session);
 --          it can never bring the old token back to life. Sealed anew, the comparison with what
 --          the client read runs in the same script, so no value sealed for the old key moves.
-local CHUNK = 1000 -- arguments per HSET, under Lua's unpack limit
-
--- True when the hash at `key` holds exactly the m fields of ARGV[3 ..] with their values as read.
-local function as_read(key, m)
-  local read = {}
-  for i = 3, 2 + 3 * m, 3 do
-    read[ARGV[i]] = ARGV[i + 1]
-  end
-  local fields = redis.call('HGETALL', key)
-  for i = 1, #fields, 2 do
-    if read[fields[i]] ~= fields[i + 1] then
-      return false
-    end
-  end
-  return #fields == 2 * m
-end
-
 local old, new = KEYS[1], KEYS[2]
 local stop = not_live_reply(old, tonumber(ARGV[1]))
 if stop then
@@ -67,16 +50,14 @@ if redis.call('EXISTS', new) == 1 then
   return -1
 end
 if m > 0 then
-  if not as_read(old, m) then
+  if not as_read(old, 3, m) then
     return -2
   end
   local writes = {}
   for i = 3, 2 + 3 * m, 3 do
     writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
   end
-  for from = 1, #writes, CHUNK do
-    redis.call('HSET', old, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
-  end
+  hset_all(old, writes)
 end
 if not ARGV[t] then
   redis.call('RENAMENX', old, new) -- KEYS[2] was free above, and nothing ran in between
@@ -90,9 +71,7 @@ local now = server_ms()
 local idle, absolute = tonumber(ARGV[t]), tonumber(ARGV[t + 1])
 local deadline = now + absolute
 local expires = now + next_ttl(-1, true, idle, absolute)
--- The header keeps its creation time, count and id: only the deadline changes.
-record = string.sub(record, 1, DEADLINE_AT - 1) .. big_endian(deadline, 8)
-  .. string.sub(record, DEADLINE_AT + 8)
+record = with_deadline(record, deadline)
 local fields = {'@p', record, '@t', expiry_field(expires)}
 if ARGV[t + 2] ~= '' then
   fields[#fields + 1], fields[#fields + 2] = '@i', own_timeouts_field(idle, tonumber(ARGV[t + 2]))

@@ -13,6 +13,7 @@ use crate::cache::LocalCache;
 use crate::connection::tls::TlsConfig;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::rotation::Rotation;
 use crate::seal::keys::Encryption;
 
 /// Longest idle or absolute timeout: 100 years, so that deadlines in ms stay exact in Lua's
@@ -91,6 +92,10 @@ pub struct Config {
     /// A cache of sessions in this process, kept exact by Redis' `CLIENT TRACKING`. Default
     /// none: every load reads Redis. A single server only.
     pub local_cache: Option<LocalCache>,
+    /// Rotation of the tokens of sessions bound to a user ([`login`](crate::SessionStore::login)),
+    /// with a grace window and reuse detection. Default none: a token changes only when the app
+    /// regenerates or rotates it.
+    pub rotation: Option<Rotation>,
 }
 
 impl Default for Config {
@@ -112,6 +117,7 @@ impl Default for Config {
             limits: Limits::default(),
             encryption: None,
             local_cache: None,
+            rotation: None,
         }
     }
 }
@@ -315,6 +321,18 @@ impl Config {
         self
     }
 
+    /// Rotates the tokens of bound sessions. Default none.
+    ///
+    /// ```
+    /// use redis_sessions::{Config, Rotation};
+    /// let config = Config::default().with_rotation(Rotation::default());
+    /// assert!(config.rotation.is_some());
+    /// ```
+    pub fn with_rotation(mut self, rotation: Rotation) -> Self {
+        self.rotation = Some(rotation);
+        self
+    }
+
     /// The idle timeout in whole milliseconds, as the scripts take it (bounded by `validate`).
     pub(crate) fn idle_ms(&self) -> u64 {
         self.idle_timeout.as_millis() as u64
@@ -379,6 +397,11 @@ impl Config {
                 );
             }
         }
+        if let Some(rotation) = &self.rotation {
+            if rotation.every.is_zero() || rotation.grace.is_zero() {
+                return fail("rotation every and grace must be above zero");
+            }
+        }
         self.limits.validate()
     }
 }
@@ -406,6 +429,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("encryption", &self.encryption)
             .field("local_cache", &self.local_cache)
+            .field("rotation", &self.rotation)
             .finish()
     }
 }

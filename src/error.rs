@@ -39,6 +39,17 @@ pub enum Error {
     /// A checked save found the session changed in Redis since it was read. Nothing was
     /// written; reload the session and apply the change again.
     Conflict,
+    /// A token retired by a rotation was presented after its grace window: it was most likely
+    /// stolen. The session it led to has been revoked (every session of the user, when
+    /// [`Rotation::revoke_user_on_reuse`](crate::Rotation::revoke_user_on_reuse) is set). Tell
+    /// the user, and treat the request as logged out.
+    TokenReused {
+        /// The user the session belonged to. Not in the message: a user id may be personal
+        /// data.
+        user: String,
+        /// How many sessions were revoked (0 when they were already gone).
+        revoked: usize,
+    },
     /// A value, the whole session, the attribute count or the pending flash messages would
     /// exceed a configured limit. Nothing was written.
     TooLarge {
@@ -146,6 +157,11 @@ impl fmt::Display for Error {
             Error::Entropy(_) => f.write_str("the operating system's random source failed"),
             Error::SessionGone => f.write_str("the session no longer exists"),
             Error::Conflict => write!(f, "session changed concurrently since it was read"),
+            Error::TokenReused { revoked, .. } => write!(
+                f,
+                "a session token retired by a rotation was used after its grace window (likely \
+                 stolen): {revoked} session(s) of its user revoked"
+            ),
             Error::TooLarge { limit, size, max } => {
                 write!(f, "{limit} limit exceeded: {size} > {max}")
             }

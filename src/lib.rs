@@ -77,11 +77,13 @@ mod connection;
 mod error;
 mod format;
 mod limits;
+mod rotation;
 mod seal;
 mod session;
 mod store;
 mod timeouts;
 mod token;
+mod users;
 
 #[cfg(feature = "test-server")]
 pub mod test_server;
@@ -93,6 +95,7 @@ pub use config::Config;
 pub use connection::tls::{Pem, TlsConfig};
 pub use error::{Error, Result, Unseal};
 pub use limits::Limits;
+pub use rotation::Rotation;
 pub use seal::keys::{Encryption, EncryptionKey, KeySource};
 pub use seal::usage::KeyUsage;
 pub use session::{Metadata, Session};
@@ -100,6 +103,7 @@ pub use store::advice::ServerAdvice;
 pub use store::SessionStore;
 pub use timeouts::Timeouts;
 pub use token::{Token, TOKEN_LEN};
+pub use users::{Login, UserSession};
 
 /// The redis-rs crate this library is built on, so users never pin a mismatched version.
 pub use redis;

@@ -86,6 +86,11 @@ pub(crate) struct Scripts {
     pub(crate) regenerate: LuaScript,
     pub(crate) flash_push: LuaScript,
     pub(crate) destroy: LuaScript,
+    pub(crate) bind: LuaScript,
+    pub(crate) retire: LuaScript,
+    pub(crate) rotate: LuaScript,
+    pub(crate) list: LuaScript,
+    pub(crate) revoke: LuaScript,
 }
 
 /// The script `lua/<name>.lua` with helpers in front: `format.lua` (the stored format's
@@ -93,7 +98,9 @@ pub(crate) struct Scripts {
 /// helper files named, each the twin of a Rust module or a part the scripts share:
 /// `record.lua` (packed.rs: the record's header), `fields.lua` (fields.rs: `@t`, `@i`, `@f`),
 /// `expiry.lua` (expiry_rule.rs: `touch_due`, `next_ttl`), `deadline.lua` (the absolute
-/// deadline check), `live.lua` (the check that opens flash push and regenerate),
+/// deadline check), `live.lua` (the check that opens flash push and regenerate), `move.lua`
+/// (moving a session's fields, bound sessions' fields, a user's index), `devices.lua` (the
+/// check of a user's index as read),
 /// `entries.lua` (the record's entries and the loose fields' stamps), `write.lua` (finding
 /// the live session, a delta's writes, the last write with the expiry), `limits.lua` (the
 /// attribute and byte limits) and `view.lua` (comparing what the client read). Each script
@@ -121,7 +128,8 @@ macro_rules! save_script {
 /// The helpers of every script (all but the saves' `write.lua`, `limits.lua` and `view.lua`,
 /// which run on `ARGV` as the save scripts lay it out), for tests that run Lua of their own.
 #[cfg(feature = "test-server")]
-const ALL_HELPERS: &str = script!("live", "record", "fields", "expiry", "deadline", "entries");
+const ALL_HELPERS: &str =
+    script!("live", "record", "fields", "expiry", "deadline", "entries", "move", "devices");
 
 /// The scripts, hashed on first use.
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -136,10 +144,16 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
         "fields",
         "expiry",
         "deadline",
-        "live"
+        "live",
+        "move"
     )),
     flash_push: LuaScript::new(script!("flash_push", "record", "fields", "deadline", "live")),
     destroy: LuaScript::new(include_str!("../../lua/destroy.lua")),
+    bind: LuaScript::new(script!("bind", "record", "fields", "expiry", "deadline", "live", "move")),
+    retire: LuaScript::new(script!("retire", "record", "deadline", "live", "move")),
+    rotate: LuaScript::new(script!("rotate", "record", "deadline", "live", "move")),
+    list: LuaScript::new(script!("list", "record", "move", "devices")),
+    revoke: LuaScript::new(script!("revoke", "devices")),
 });
 
 /// The source of script `name` as the store sends it with EVAL, helpers included; `"helpers"`
@@ -157,6 +171,11 @@ pub(crate) fn source(name: &str) -> Option<&'static str> {
         "regenerate" => scripts.regenerate.source,
         "flash_push" => scripts.flash_push.source,
         "destroy" => scripts.destroy.source,
+        "bind" => scripts.bind.source,
+        "retire" => scripts.retire.source,
+        "rotate" => scripts.rotate.source,
+        "list" => scripts.list.source,
+        "revoke" => scripts.revoke.source,
         _ => return None,
     })
 }

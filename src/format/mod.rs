@@ -15,6 +15,7 @@
 //!
 //! Attribute values are MessagePack (`codec.rs`).
 
+pub(crate) mod bound;
 pub(crate) mod codec;
 pub(crate) mod fields;
 pub(crate) mod keys;
@@ -35,6 +36,20 @@ pub(crate) const SEALED: u8 = META;
 pub(crate) const EXPIRY: u8 = b't';
 /// The letter after [`META`] of a session's own timeouts (`@i`): idle and threshold, two u64s.
 pub(crate) const OWN_TIMEOUTS: u8 = b'i';
+
+/// The letter after [`META`] of a session's binding to a user (`@u`; bound.rs): when it was
+/// last rotated (a u64 of ms), its device id, the user id and the app's label.
+pub(crate) const BOUND: u8 = b'u';
+/// The letter after [`META`] of a retired token's stub (`@r`; bound.rs), the only field of the
+/// hash a rotation leaves under the old key: the end of its grace window (a u64 of ms), the
+/// device id, the next token sealed with the old one, and the user id.
+pub(crate) const RETIRED: u8 = b'r';
+/// Where, in `@u` and `@r`, the u64 of ms sits (rotated at; grace until), then the device id.
+pub(crate) const BOUND_TIME_AT: usize = 2;
+/// Where the device id sits in `@u` and `@r`, and its length in bytes.
+pub(crate) const DEVICE_AT: usize = BOUND_TIME_AT + 8;
+/// The device id's length: 8 random bytes.
+pub(crate) const DEVICE_LEN: usize = 8;
 
 /// The record header's fields, big-endian, at these byte offsets (0-based).
 pub(crate) const CREATED_AT: usize = 0;
@@ -77,6 +92,11 @@ fn lua_constants() -> String {
         format!("local FLASH = {FLASH}"),
         format!("local EXPIRY = {EXPIRY}"),
         format!("local OWN_TIMEOUTS = {OWN_TIMEOUTS}"),
+        format!("local BOUND = {BOUND}"),
+        format!("local RETIRED = {RETIRED}"),
+        format!("local BOUND_TIME_AT = {}", BOUND_TIME_AT + 1),
+        format!("local DEVICE_AT = {}", DEVICE_AT + 1),
+        format!("local DEVICE_LEN = {DEVICE_LEN}"),
         format!("local CREATED_AT = {}", CREATED_AT + 1),
         format!("local DEADLINE_AT = {}", DEADLINE_AT + 1),
         format!("local COUNT_AT = {}", COUNT_AT + 1),

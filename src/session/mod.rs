@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result, Unseal};
+use crate::format::bound::Bound;
 use crate::format::codec;
 use crate::format::packed::{Packed, MAX_NAME_BYTES};
 use crate::limits::Limits;
@@ -57,6 +58,8 @@ pub struct Session {
     limits: Limits,
     /// The session's seals; `None` without encryption.
     pub(crate) seal: Option<Binding>,
+    /// The user the session is bound to, when it is (`SessionStore::login`).
+    pub(crate) bound: Option<Bound>,
 }
 
 /// What a session read from Redis (or last saved there): the attributes as stored.
@@ -99,7 +102,13 @@ impl Session {
             flash_unopened,
             limits,
             seal,
+            bound: None,
         }
+    }
+
+    /// The changes made since load, by name: what a save writes.
+    pub(crate) fn pending_mut(&mut self) -> &mut BTreeMap<String, Option<Vec<u8>>> {
+        &mut self.pending
     }
 
     /// Sets the attributes as loaded: the packed record and the loose fields.
@@ -122,6 +131,19 @@ impl Session {
     /// The token for the cookie. Its Debug output is redacted.
     pub fn token(&self) -> &Token {
         &self.token
+    }
+
+    /// The user this session is bound to ([`SessionStore::login`](crate::SessionStore::login));
+    /// `None` for a session no login bound.
+    pub fn user_id(&self) -> Option<&str> {
+        self.bound.as_ref().map(|bound| bound.user.as_str())
+    }
+
+    /// This session's id in its user's list of sessions
+    /// ([`UserSession::id`](crate::UserSession::id)), to mark "this device" or to keep it when
+    /// revoking the others; `None` for a session no login bound.
+    pub fn device_id(&self) -> Option<String> {
+        self.bound.as_ref().map(Bound::device_id)
     }
 
     /// A short name for this session in logs: 8 characters of the key's hash, the same as its

@@ -26,7 +26,7 @@ use crate::store::reply::{self, Loaded, Snapshot};
 /// What a load found in the cache.
 enum Lookup {
     /// A session to serve as it is.
-    Hit(Loaded),
+    Hit(Box<Loaded>),
     /// A session held whose touch is due (or whose expiry the estimate cannot judge).
     TouchDue,
     /// Nothing to serve: the load reads Redis.
@@ -41,7 +41,7 @@ fn lookup(core: &Core, cache: &Cache, key: &str) -> Lookup {
     let Some(ttl_ms) = read::rule(core).fresh_ttl(&held) else { return Lookup::TouchDue };
     let mut loaded = Loaded::clone(&held);
     loaded.meta.ttl_ms = ttl_ms;
-    Lookup::Hit(loaded)
+    Lookup::Hit(Box::new(loaded))
 }
 
 /// A load that pops no flash messages.
@@ -55,7 +55,7 @@ pub(crate) async fn read(core: &Core, cache: &Cache, key: &str) -> Result<Option
             // the connections' readers and the tasks their replies wake would wait behind it
             // (a load's p99 tripled in the benchmark): a hit yields once, as a Redis call does.
             tokio::task::yield_now().await;
-            Ok(Some(loaded))
+            Ok(Some(*loaded))
         }
         Lookup::TouchDue => {
             cache.entries.count_miss();
@@ -75,7 +75,7 @@ pub(crate) async fn popping_read(core: &Core, cache: &Cache, key: &str) -> Resul
         cache.entries.count_hit();
         tracing::Span::current().record("cached", true);
         tokio::task::yield_now().await;
-        return Ok(Some(loaded));
+        return Ok(Some(*loaded));
     }
     cache.entries.count_miss();
     flash_pop::transaction(core, key).await
@@ -117,7 +117,7 @@ async fn fill(core: &Core, cache: &Cache, key: &str) -> Result<Option<Loaded>> {
     cache.tracker.answered(id, asked);
     let (values, rule) = read::judge(core, replies, sent)?;
     match reply::snapshot(values, rule)? {
-        Snapshot::Fresh(loaded) if loaded.flash.is_empty() => {
+        Snapshot::Fresh(loaded) if loaded.flash.is_empty() && loaded.retired.is_none() => {
             claim.fill(loaded.clone());
             Ok(Some(loaded))
         }

@@ -26,6 +26,8 @@ use crate::store::cached;
 use crate::store::core::Core;
 use crate::store::flash_pop;
 use crate::store::read;
+use crate::store::reply::Loaded;
+use crate::store::rotation;
 use crate::token::Token;
 
 /// How a load reads its session, chosen from what it must do and where. Whichever it is,
@@ -66,39 +68,68 @@ impl Way {
     }
 }
 
+/// How many stubs of rotated tokens a load follows, one to the next, before it gives up: a
+/// token rotated again within the grace window of the one before is the most a client meets.
+const MAX_HOPS: usize = 4;
+
 /// Loads the session a cookie names, popping its flash messages when `pop_flash`; with `only`,
-/// a session that answers for those attributes alone (`load_only`).
+/// a session that answers for those attributes alone (`load_only`). A retired token within its
+/// grace window leads to the session it was rotated to, whose token the session then holds.
 pub(crate) async fn load(
     core: &Core,
     text: &str,
     only: Option<&[&str]>,
     pop_flash: bool,
 ) -> Result<Option<Session>> {
-    let Some(token) = Token::parse(text) else {
+    let Some(mut token) = Token::parse(text) else {
         debug!("malformed token: no session");
         return Ok(None);
     };
     let span = tracing::Span::current();
     span.record("session", tracing::field::debug(&token));
-    let key = keys::session_key(&core.config, &token);
     let slide = core.config.touch_after_ms() == 0;
     let way = Way::choose(pop_flash, core.pool.is_cluster(), slide);
     span.record("way", way.name());
-    let fetched = match (way, &core.cache) {
-        (Way::Read, Some(cache)) => cached::read(core, cache, &key).await?,
-        (Way::Read, None) => read::read_then_touch(core, &key).await?,
-        (Way::ReadAndSlide, _) => read::read_and_slide(core, &key).await?,
-        (Way::Transaction, Some(cache)) => cached::popping_read(core, cache, &key).await?,
-        (Way::Transaction, None) => flash_pop::transaction(core, &key).await?,
-        (Way::ReadThenPop, _) => flash_pop::read_then_pop(core, &key).await?,
-    };
-    let Some(loaded) = fetched else {
-        debug!("no live session");
-        return Ok(None);
-    };
+    for _ in 0..=MAX_HOPS {
+        let key = keys::session_key(&core.config, &token);
+        let fetched = match (way, &core.cache) {
+            (Way::Read, Some(cache)) => cached::read(core, cache, &key).await?,
+            (Way::Read, None) => read::read_then_touch(core, &key).await?,
+            (Way::ReadAndSlide, _) => read::read_and_slide(core, &key).await?,
+            (Way::Transaction, Some(cache)) => cached::popping_read(core, cache, &key).await?,
+            (Way::Transaction, None) => flash_pop::transaction(core, &key).await?,
+            (Way::ReadThenPop, _) => flash_pop::read_then_pop(core, &key).await?,
+        };
+        let Some(mut loaded) = fetched else {
+            debug!("no live session");
+            return Ok(None);
+        };
+        if let Some(retired) = loaded.retired.take() {
+            match rotation::follow(core, &token, retired).await? {
+                Some(next) => token = next,
+                None => return Ok(None),
+            }
+            continue;
+        }
+        return Ok(Some(session(core, token, key, loaded, only, pop_flash)));
+    }
+    debug!("too many rotations in a row: no session");
+    Ok(None)
+}
+
+/// The session `loaded` holds, under `token`.
+fn session(
+    core: &Core,
+    token: Token,
+    key: String,
+    loaded: Loaded,
+    only: Option<&[&str]>,
+    pop_flash: bool,
+) -> Session {
     let seal = core.binding(&key);
     let mut session = Session::new(token, key, loaded.meta, core.config.limits, seal)
         .with_attributes(loaded.packed, loaded.loose);
+    session.bound = loaded.bound;
     match pop_flash {
         true => {
             let (messages, unopened) = seal::open_flash(session.seal.as_ref(), loaded.flash);
@@ -106,8 +137,8 @@ pub(crate) async fn load(
         }
         false => session.flash_pending = !loaded.flash.is_empty(),
     }
-    Ok(Some(match only {
+    match only {
         Some(names) => session.loaded_only(names),
         None => session,
-    }))
+    }
 }

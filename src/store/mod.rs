@@ -9,6 +9,8 @@
 //! - `reply.rs`: strict parsing of load replies; `server_clock.rs`: the server's time as
 //!   estimated here; `expiry_rule.rs`: when a touch is due, as plain loads judge it.
 //! - `save.rs`: delta saves, compaction and flash push; `regenerate.rs`: regenerate-and-migrate.
+//! - `users.rs`: sessions bound to a user (login, the user's list, revoke); `rotation.rs`:
+//!   rotating a bound session's token, and following or reporting a retired one.
 //! - `advice.rs`: the start-up check of the server's settings.
 
 use std::fmt;
@@ -40,8 +42,10 @@ mod load;
 mod read;
 mod regenerate;
 pub(crate) mod reply;
+mod rotation;
 mod save;
 pub(crate) mod server_clock;
+mod users;
 
 #[cfg(feature = "tower-sessions")]
 pub(crate) use create::TOKEN_ATTEMPTS;
@@ -199,7 +203,7 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
     #[doc(alias = "purge")]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
-        create::destroy(&self.core, &session.key).await
+        users::destroy(&self.core, session).await
     }
 
     /// Deletes the session a cookie names, without loading it first (logout with nothing else
@@ -364,6 +368,138 @@ impl SessionStore {
             None => (TimeoutsMs::of_store(&self.core.config), false),
         };
         regenerate::move_to_new_token(&self.core, session, Some(new)).await
+    }
+
+    /// Logs the session in as a user: moves it to a fresh token (as
+    /// [`regenerate_with_timeouts`](Self::regenerate_with_timeouts) does, with the login's
+    /// timeouts from now on) and binds it to `login.user`, entering it in the user's index, in
+    /// one script. The new token carries the user's hash tag, so on a Redis Cluster all of a
+    /// user's sessions and their index share one slot; there the old key, in another slot, is
+    /// deleted by a second script once the first has copied it. Logging in again as the same
+    /// user keeps the session's id in the user's list.
+    ///
+    /// ```no_run
+    /// # async fn login(store: redis_sessions::SessionStore, mut session: redis_sessions::Session)
+    /// # -> redis_sessions::Result<()> {
+    /// use redis_sessions::Login;
+    /// store.login(&mut session, &Login::new("user-42").with_label("Firefox on Linux")).await?;
+    /// assert_eq!(session.user_id(), Some("user-42"));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a user id that is empty or over 1024 bytes, or timeouts outside
+    /// 1 ms to 100 years; [`Error::Conflict`] when other requests kept changing the session
+    /// while it moved (five times); otherwise as [`regenerate`](Self::regenerate). Nothing is
+    /// written on error.
+    #[instrument(level = "debug", name = "session.login", skip_all, fields(session = ?session.token()))]
+    pub async fn login(&self, session: &mut Session, login: &crate::Login) -> Result<Token> {
+        users::login(&self.core, session, login).await
+    }
+
+    /// The live sessions of `user`, oldest first, each with an opaque id to
+    /// [`revoke`](Self::revoke) it by, and no token. Entries of sessions that ended (expired,
+    /// destroyed) are removed from the index on the way.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
+    /// for device in store.user_sessions("user-42").await? {
+    ///     println!("{} ({}): last seen {:?}", device.label, device.id, device.last_seen_ms);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Conflict`] when logins and revokes kept changing the index meanwhile (five
+    /// times); connection errors as for [`create`](Self::create).
+    #[instrument(level = "debug", name = "session.user_sessions", skip_all)]
+    pub async fn user_sessions(&self, user: &str) -> Result<Vec<crate::UserSession>> {
+        users::list(&self.core, user).await
+    }
+
+    /// Ends the session of `user` whose [`id`](crate::UserSession::id) is `id` ("log out that
+    /// device"); true when it was live. An id no list could have shown is `Ok(false)`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`user_sessions`](Self::user_sessions).
+    #[instrument(level = "debug", name = "session.revoke", skip_all)]
+    pub async fn revoke(&self, user: &str, id: &str) -> Result<bool> {
+        let Some(device) = crate::format::bound::parse_device(id) else { return Ok(false) };
+        let ended = users::revoke(&self.core, user, users::Scope::One(device), None).await?;
+        Ok(ended.unwrap_or(0) > 0)
+    }
+
+    /// Ends every session of `user` ("log out everywhere", after a password change, say), in
+    /// one script that checks it names every session the user's index holds; returns how many
+    /// were live. A login that completes before it is among them; one that binds its session
+    /// after it survives (docs/design.md).
+    ///
+    /// # Errors
+    ///
+    /// As for [`user_sessions`](Self::user_sessions).
+    #[instrument(level = "debug", name = "session.revoke_all", skip_all)]
+    pub async fn revoke_all(&self, user: &str) -> Result<usize> {
+        Ok(users::revoke(&self.core, user, users::Scope::All, None).await?.unwrap_or(0))
+    }
+
+    /// Ends every session of the user `session` is bound to but `session` itself ("log out
+    /// everywhere else"); returns how many were live. A session no login bound has none.
+    ///
+    /// # Errors
+    ///
+    /// As for [`revoke_all`](Self::revoke_all).
+    #[instrument(level = "debug", name = "session.revoke_others", skip_all, fields(session = ?session.token()))]
+    pub async fn revoke_others(&self, session: &Session) -> Result<usize> {
+        let Some(bound) = &session.bound else { return Ok(0) };
+        let scope = users::Scope::AllBut(bound.device);
+        Ok(users::revoke(&self.core, &bound.user, scope, None).await?.unwrap_or(0))
+    }
+
+    /// Rotates a bound session's token now (after a change of privilege, say): the session
+    /// moves to a new token under the same hash tag, and the old token leads to it for the
+    /// grace window of [`Config::rotation`](crate::Config::rotation) (30 seconds when rotation
+    /// is off), then counts as stolen (see [`Rotation`](crate::Rotation)). Unsaved changes stay
+    /// in `session`. When another request rotated the same token first, `session` takes the
+    /// token that one drew, so both end on one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a session no login bound; otherwise as
+    /// [`regenerate`](Self::regenerate).
+    #[instrument(level = "debug", name = "session.rotate", skip_all, fields(session = ?session.token()))]
+    pub async fn rotate(&self, session: &mut Session) -> Result<Token> {
+        let next = match rotation::rotate(&self.core, session).await? {
+            rotation::Rotated::Done(token) => return Ok(token),
+            rotation::Rotated::First(next) => next,
+        };
+        // Another request rotated it first: take its token, and keep the unsaved changes, but
+        // under encryption, where they are sealed for the old key.
+        if session.seal.is_some() && session.is_changed() {
+            return Err(Error::Conflict);
+        }
+        let loaded = load::load(&self.core, next.expose(), None, false).await?;
+        let mut loaded = loaded.ok_or(Error::SessionGone)?;
+        *loaded.pending_mut() = std::mem::take(session.pending_mut());
+        *session = loaded;
+        Ok(session.token().clone())
+    }
+
+    /// Rotates the session's token if it is due ([`Rotation::every`](crate::Rotation::every)
+    /// since the last rotation or the login): the new token, or `None` when none was due
+    /// (rotation off, a session no login bound, or not yet). The web layer calls it after
+    /// each request.
+    ///
+    /// # Errors
+    ///
+    /// As for [`rotate`](Self::rotate).
+    pub async fn rotate_if_due(&self, session: &mut Session) -> Result<Option<Token>> {
+        match rotation::due(&self.core, session) {
+            true => self.rotate(session).await.map(Some),
+            false => Ok(None),
+        }
     }
 
     /// Queues a flash message for a later request.

@@ -92,19 +92,25 @@ fn unexpected_regenerate_reply() -> Error {
 
 /// The session's hash, read and sealed for `to` instead of `from` (seal/moved.rs), with its
 /// pending changes.
-async fn sealed_anew(
+pub(crate) async fn sealed_anew(
     core: &Core,
     session: &Session,
     from: &Binding,
     to: &Binding,
 ) -> Result<Moved> {
+    moved(from, to, read_hash(core, &session.key).await?, session.pending())
+}
+
+/// Every field of the session's hash and its value (`HGETALL`), for a move; the session is
+/// gone when there is none.
+pub(crate) async fn read_hash(core: &Core, key: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let mut read = redis::pipe();
-    read.cmd("HGETALL").arg(&session.key);
+    read.cmd("HGETALL").arg(key);
     let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
     let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(reply)
         .map_err(|_| Error::Corrupt("HGETALL answered no field, value pairs".into()))?;
     if fields.is_empty() {
         return Err(Error::SessionGone);
     }
-    moved(from, to, fields, session.pending())
+    Ok(fields)
 }

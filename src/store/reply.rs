@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use redis::Value;
 
 use crate::error::{Error, Result};
+use crate::format::bound::{Bound, Retired};
 use crate::format::fields::Field;
 use crate::format::packed::Packed;
 use crate::session::Metadata;
@@ -34,6 +35,10 @@ pub(crate) struct Loaded {
     pub(crate) flash: Vec<u8>,
     /// When the key expires, as the hash records it (`@t`): ms on the server's clock.
     pub(crate) expires_ms: Option<u64>,
+    /// The session's binding to a user (`@u`).
+    pub(crate) bound: Option<Bound>,
+    /// Under a retired token, the stub that leads on (`@r`), and nothing else.
+    pub(crate) retired: Option<Retired>,
 }
 
 /// What a plain read (`HVALS`, no script) found.
@@ -101,6 +106,9 @@ pub(crate) fn snapshot(values: Value, rule: TouchRule) -> Result<Snapshot> {
         return Ok(Snapshot::Missing);
     }
     let mut loaded = Loaded::from_values(values)?;
+    if loaded.retired.is_some() {
+        return Ok(Snapshot::Fresh(loaded)); // a stub: nothing to touch
+    }
     loaded.meta.ttl_ms = rule.ttl_ms(&loaded);
     Ok(match rule.due(&loaded, loaded.meta.ttl_ms) {
         true => Snapshot::NeedsScript(loaded),
@@ -144,6 +152,9 @@ impl Loaded {
         for value in values {
             loaded.add(Field::parse(bulk(value)?)?)?;
         }
+        if loaded.retired.is_some() {
+            return Ok(loaded);
+        }
         let Some((created_ms, deadline_ms)) = loaded.packed.times() else {
             return corrupt("session hash has no packed record");
         };
@@ -154,7 +165,16 @@ impl Loaded {
     /// No record, no fields.
     pub(crate) fn empty() -> Self {
         let (packed, loose) = (Packed::default(), BTreeMap::new());
-        Loaded { meta: empty_meta(), packed, loose, flash: Vec::new(), expires_ms: None }
+        let (bound, retired) = (None, None);
+        Loaded {
+            meta: empty_meta(),
+            packed,
+            loose,
+            flash: Vec::new(),
+            expires_ms: None,
+            bound,
+            retired,
+        }
     }
 
     fn add(&mut self, field: Field) -> Result<()> {
@@ -170,6 +190,8 @@ impl Loaded {
             }
             Field::Record(bytes) => self.packed = Packed::parse(bytes)?,
             Field::Loose(name, value) => _ = self.loose.insert(name, value),
+            Field::Bound(bound) => self.bound = Some(bound),
+            Field::Retired(retired) => self.retired = Some(retired),
             Field::Unknown => {}
         }
         Ok(())

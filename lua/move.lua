@@ -1,0 +1,59 @@
+-- move: what regenerate.lua, bind.lua, rotate.lua and retire.lua share to move a session's
+-- fields to another key. Needs record.lua.
+
+local CHUNK = 1000 -- arguments per HSET, under Lua's unpack limit
+
+-- True when the hash at `key` holds exactly the m fields of ARGV[from ..] with their values as
+-- read: per field, ARGV holds its name, its value as the client read it (HGETALL), and its
+-- value for the new key.
+local function as_read(key, from, m)
+  local read = {}
+  for i = from, from + 3 * m - 1, 3 do
+    read[ARGV[i]] = ARGV[i + 1]
+  end
+  local fields = redis.call('HGETALL', key)
+  for i = 1, #fields, 2 do
+    if read[fields[i]] ~= fields[i + 1] then
+      return false
+    end
+  end
+  return #fields == 2 * m
+end
+
+-- HSET of `writes` (name, value, name, value, ...) on `key`, in chunks.
+local function hset_all(key, writes)
+  for from = 1, #writes, CHUNK do
+    redis.call('HSET', key, unpack(writes, from, math.min(from + CHUNK - 1, #writes)))
+  end
+end
+
+-- `record` with its deadline set to `deadline`: the header keeps its creation time, count and id.
+local function with_deadline(record, deadline)
+  return string.sub(record, 1, DEADLINE_AT - 1) .. big_endian(deadline, 8)
+    .. string.sub(record, DEADLINE_AT + 8)
+end
+
+-- `value` (an @u or @r field) with the time at BOUND_TIME_AT set to `at`.
+local function with_bound_time(value, at)
+  return string.sub(value, 1, BOUND_TIME_AT - 1) .. big_endian(at, 8)
+    .. string.sub(value, BOUND_TIME_AT + 8)
+end
+
+-- The device id an @u or @r value holds.
+local function device_of(value)
+  return string.sub(value, DEVICE_AT, DEVICE_AT + DEVICE_LEN - 1)
+end
+
+-- Extends the expiry of a user's index to `at` when it would end sooner: an index lives as long
+-- as its longest-lived session can (sessions never outlive their deadline), so revoking all
+-- never misses a live session.
+local function index_lives_to(index, at)
+  local expires = redis.pcall('PEXPIRETIME', index)
+  if type(expires) ~= 'number' then
+    local pttl = redis.call('PTTL', index)
+    expires = pttl >= 0 and server_ms() + pttl or pttl
+  end
+  if expires < at then -- an index without an expiry (-1) is given one too
+    redis.call('PEXPIREAT', index, at)
+  end
+end
