@@ -98,6 +98,33 @@ async fn a_load_records_the_way_it_read_and_whether_get_and_touch_ran() {
     );
 }
 
+/// A retired token used after its grace window is reported as a `warn` event that names the
+/// session by fingerprint and says how many sessions were revoked; no token, no user id.
+#[tokio::test]
+async fn a_retired_token_used_after_its_window_is_reported_without_token_or_user() {
+    let redis = support::any_server();
+    let grace = std::time::Duration::from_millis(200);
+    let rotation = redis_sessions::Rotation::default().with_grace(grace);
+    let store = redis.store_with(|config| config.with_rotation(rotation));
+    let mut session = store.create().await.expect("create");
+    let login = redis_sessions::Login::new("ada-lovelace");
+    store.login(&mut session, &login).await.expect("login");
+    let old = session.token().expose().to_owned();
+    let new = store.rotate(&mut session).await.expect("rotate").expose().to_owned();
+    tokio::time::sleep(grace * 2).await;
+    let (captured, guard) = Captured::start(tracing::Level::WARN);
+    let err = store.load(&old).await.expect_err("reused");
+    drop(guard);
+
+    assert!(matches!(err, redis_sessions::Error::TokenReused { revoked: 1, .. }), "{err:?}");
+    let logs = captured.text();
+    assert!(logs.contains("WARN") && logs.contains("likely stolen"), "{logs}");
+    assert!(logs.contains("revoked=1") && logs.contains("Token("), "{logs}");
+    for secret in [&old[4..], &new[4..], "ada-lovelace"] {
+        assert!(!logs.contains(secret), "{logs}");
+    }
+}
+
 #[tokio::test]
 async fn connect_warns_through_tracing_about_an_evicting_policy() {
     let redis = support::own_server(&["--maxmemory-policy", "allkeys-lru"]);

@@ -192,3 +192,44 @@ async fn concurrent_logins_logouts_and_expiries_leave_no_orphan_entries() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(redis.keys().await.is_empty(), "every TTL has passed: nothing is left");
 }
+
+/// "Log out everywhere" racing a login on another device. The outcome, as docs/design.md
+/// defines it: a login whose script ran before revoke-all's is revoked with the others; one
+/// whose script runs after survives, listed. Never a live session missing from the list, nor a
+/// listed one that is gone; and a login that returned before revoke-all began never survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_racing_a_login_ends_in_one_of_two_defined_outcomes() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let (mut survived, mut revoked) = (0, 0);
+    for round in 0..40 {
+        let before = logged_in(&store, "ada", "before").await;
+        let mut racing = store.create().await.expect("create");
+        racing.insert("n", &round).expect("insert");
+        store.save(&mut racing).await.expect("save");
+        let login = Login::new("ada").with_label("racing");
+        let (login, ended) =
+            tokio::join!(store.login(&mut racing, &login), store.revoke_all("ada"),);
+        login.expect("login");
+        let ended = ended.expect("revoke all");
+        assert!(store.load(before.token().expose()).await.expect("load").is_none(), "{round}");
+        let live = store.load(racing.token().expose()).await.expect("load").is_some();
+        let listed = store.user_sessions("ada").await.expect("list");
+        let ids: Vec<_> = listed.iter().map(|d| Some(d.id.clone())).collect();
+        match live {
+            true => {
+                assert_eq!(ids, [racing.device_id()], "round {round}: live, so listed alone");
+                assert_eq!(ended, 1, "round {round}: only the earlier login was revoked");
+                survived += 1;
+            }
+            false => {
+                assert!(ids.is_empty(), "round {round}: revoked, so not listed");
+                assert_eq!(ended, 2, "round {round}: both logins were revoked");
+                revoked += 1;
+            }
+        }
+        store.revoke_all("ada").await.expect("clean up");
+    }
+    assert_eq!(survived + revoked, 40);
+    println!("login survived {survived} times, revoked {revoked} times");
+}

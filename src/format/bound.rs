@@ -149,6 +149,12 @@ pub(crate) fn index_key(config: &Config, user: &str) -> String {
     key
 }
 
+/// Whether `key`, under the store's prefix, is a user's index rather than a session: a
+/// session key's hash has no `:`.
+pub(crate) fn is_index_key(config: &Config, key: &str) -> bool {
+    key.strip_prefix(config.key_prefix.as_str()).is_some_and(|rest| rest.contains("user:"))
+}
+
 fn head(value: &[u8], letter: u8) -> Option<(u64, [u8; DEVICE_LEN], &[u8])> {
     if value.get(..BOUND_TIME_AT)? != [META, letter] {
         return None;

@@ -50,6 +50,9 @@ impl KeyUsage {
                 _ => return self.unreadable += 1,
             }
         }
+        if fields.iter().any(|field| matches!(field, Field::Retired(_))) {
+            return; // a rotated token's stub: no session, and nothing sealed
+        }
         self.sessions += 1;
         for field in fields {
             match field {

@@ -8,6 +8,7 @@
 use redis::Value;
 
 use crate::error::{Error, Result};
+use crate::format::bound;
 use crate::seal::usage::KeyUsage;
 use crate::store::core::Core;
 
@@ -32,7 +33,9 @@ pub(crate) async fn scan(
         let mut scan = redis::cmd("SCAN");
         scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(BATCH).arg("TYPE").arg("hash");
         let reply = core.pool.get().await?.query::<(u64, Vec<String>)>(&scan).await;
-        let (next, keys) = core.settle(reply)?;
+        let (next, mut keys) = core.settle(reply)?;
+        seen += keys.len() as u64;
+        keys.retain(|key| !bound::is_index_key(&core.config, key)); // users' indexes hold no value
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
             for key in &keys {
@@ -46,7 +49,6 @@ pub(crate) async fn scan(
                 }
             }
         }
-        seen += keys.len() as u64;
         progress(&usage, seen);
         if next == 0 {
             return Ok(usage);
