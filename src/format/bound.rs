@@ -2,10 +2,12 @@
 //! token (`@r`), the per-user index's key and the user's hash tag.
 //!
 //! `@u` is [`META`], [`BOUND`], when the session was last rotated (u64 ms, big-endian, on the
-//! server's clock: the scripts write it), the device id ([`DEVICE_LEN`] random bytes), the user
-//! id's length (u16) and the user id, then the app's label to the end. `@r` is [`META`],
-//! [`RETIRED`], the end of the grace window (u64 ms, written by the script), the device id, the
-//! sealed next token's length (u8) and the sealed next token, then the user id to the end.
+//! server's clock: the scripts write it), the device id ([`DEVICE_LEN`] random bytes), then to
+//! the end the user id's length (u16), the user id and the app's label, sealed as one value
+//! under encryption. `@r` is [`META`], [`RETIRED`], the end of the grace window (u64 ms, written
+//! by the script), the device id, the sealed next token's length (u8) and the sealed next
+//! token, then the user id to the end, sealed under encryption. The scripts read the times and
+//! device ids only.
 //!
 //! The next token is sealed with the retired one ([`seal_next`]): Redis holds no usable token,
 //! and only a client that presents the retired token can learn where it leads.
@@ -23,7 +25,7 @@ pub(crate) const MAX_USER_BYTES: usize = 1024;
 /// The longest label kept, in bytes; a longer one is cut at a character boundary.
 pub(crate) const MAX_LABEL_BYTES: usize = 256;
 
-/// A session's binding, as `@u` holds it.
+/// A session's binding: when it was last rotated, its device id, the user id and the label.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Bound {
     pub(crate) rotated_ms: u64,
@@ -32,32 +34,52 @@ pub(crate) struct Bound {
     pub(crate) label: String,
 }
 
-/// A retired token's stub, as `@r` holds it.
+/// `@u` as stored: its time and device id, and the user id and label (`who`), sealed under
+/// encryption (seal/mod.rs), else the user id's length (u16), the user id and the label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredBound {
+    pub(crate) rotated_ms: u64,
+    pub(crate) device: [u8; DEVICE_LEN],
+    pub(crate) who: Vec<u8>,
+}
+
+/// A retired token's stub, as `@r` holds it: the user id (`who`) sealed under encryption.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Retired {
     pub(crate) grace_until_ms: u64,
     pub(crate) device: [u8; DEVICE_LEN],
     pub(crate) sealed_next: Vec<u8>,
-    pub(crate) user: String,
+    pub(crate) who: Vec<u8>,
 }
 
 impl Bound {
-    /// The value of `@u`, its time 0 (the script that writes it puts the server's time there).
-    pub(crate) fn value(&self) -> Vec<u8> {
-        let mut out = vec![META, BOUND];
-        out.extend_from_slice(&self.rotated_ms.to_be_bytes());
-        out.extend_from_slice(&self.device);
-        push_user(&mut out, &self.user);
+    /// The user id and label, as `@u` holds them unsealed.
+    pub(crate) fn who(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(2 + self.user.len() + self.label.len());
+        let len = u16::try_from(self.user.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.user.as_bytes()[..usize::from(len)]);
         out.extend_from_slice(self.label.as_bytes());
         out
     }
 
-    /// Reads `@u`; `None` when it is cut short or not UTF-8.
-    pub(crate) fn parse(value: &[u8]) -> Option<Bound> {
-        let (rotated_ms, device, rest) = head(value, BOUND)?;
-        let (user, rest) = read_user(rest)?;
-        let label = std::str::from_utf8(rest).ok()?.to_owned();
-        Some(Bound { rotated_ms, device, user, label })
+    /// The value of `@u` holding `who` (as [`who`](Self::who) gives it, or sealed), its time
+    /// 0: the script that writes it puts the server's time there.
+    pub(crate) fn value(&self, who: &[u8]) -> Vec<u8> {
+        let mut out = vec![META, BOUND];
+        out.extend_from_slice(&0u64.to_be_bytes());
+        out.extend_from_slice(&self.device);
+        out.extend_from_slice(who);
+        out
+    }
+
+    /// The binding `stored` holds, given its `who` unsealed; `None` when that is cut short or
+    /// not UTF-8.
+    pub(crate) fn from_stored(stored: &StoredBound, who: &[u8]) -> Option<Bound> {
+        let len = usize::from(u16::from_be_bytes(who.get(..2)?.try_into().ok()?));
+        let user = std::str::from_utf8(who.get(2..2 + len)?).ok()?.to_owned();
+        let label = std::str::from_utf8(who.get(2 + len..)?).ok()?.to_owned();
+        Some(Bound { rotated_ms: stored.rotated_ms, device: stored.device, user, label })
     }
 
     /// The device id, as lists show it and revoke takes it: 11 base64url characters.
@@ -66,24 +88,41 @@ impl Bound {
     }
 }
 
+impl StoredBound {
+    /// Reads `@u`; `None` when it is cut short.
+    pub(crate) fn parse(value: &[u8]) -> Option<StoredBound> {
+        let (rotated_ms, device, who) = head(value, BOUND)?;
+        Some(StoredBound { rotated_ms, device, who: who.to_vec() })
+    }
+
+    /// `@u` with `who` in place of its own (sealed anew for another key, say).
+    pub(crate) fn with_who(&self, who: &[u8]) -> Vec<u8> {
+        let mut out = vec![META, BOUND];
+        out.extend_from_slice(&self.rotated_ms.to_be_bytes());
+        out.extend_from_slice(&self.device);
+        out.extend_from_slice(who);
+        out
+    }
+}
+
 impl Retired {
     /// What follows the grace window's end in `@r`: the script writes [`META`], [`RETIRED`]
-    /// and the time in front.
-    pub(crate) fn tail(device: &[u8; DEVICE_LEN], sealed_next: &[u8], user: &str) -> Vec<u8> {
+    /// and the time in front. `who` is the user id, sealed under encryption.
+    pub(crate) fn tail(device: &[u8; DEVICE_LEN], sealed_next: &[u8], who: &[u8]) -> Vec<u8> {
         let mut out = device.to_vec();
         out.push(u8::try_from(sealed_next.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(sealed_next);
-        out.extend_from_slice(user.as_bytes());
+        out.extend_from_slice(who);
         out
     }
 
-    /// Reads `@r`; `None` when it is cut short or not UTF-8.
+    /// Reads `@r`; `None` when it is cut short.
     pub(crate) fn parse(value: &[u8]) -> Option<Retired> {
         let (grace_until_ms, device, rest) = head(value, RETIRED)?;
         let (&len, rest) = rest.split_first()?;
         let sealed_next = rest.get(..usize::from(len))?.to_vec();
-        let user = std::str::from_utf8(rest.get(usize::from(len)..)?).ok()?.to_owned();
-        Some(Retired { grace_until_ms, device, sealed_next, user })
+        let who = rest.get(usize::from(len)..)?.to_vec();
+        Some(Retired { grace_until_ms, device, sealed_next, who })
     }
 }
 
@@ -164,18 +203,6 @@ fn head(value: &[u8], letter: u8) -> Option<(u64, [u8; DEVICE_LEN], &[u8])> {
     Some((time, device, value.get(DEVICE_AT + DEVICE_LEN..)?))
 }
 
-fn push_user(out: &mut Vec<u8>, user: &str) {
-    let len = u16::try_from(user.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&user.as_bytes()[..usize::from(len)]);
-}
-
-fn read_user(value: &[u8]) -> Option<(String, &[u8])> {
-    let len = usize::from(u16::from_be_bytes(value.get(..2)?.try_into().ok()?));
-    let user = std::str::from_utf8(value.get(2..2 + len)?).ok()?.to_owned();
-    Some((user, value.get(2 + len..)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,20 +210,21 @@ mod tests {
     #[test]
     fn binding_and_stub_round_trip() {
         let bound = Bound {
-            rotated_ms: 7,
+            rotated_ms: 0,
             device: [1; DEVICE_LEN],
             user: "ada".into(),
             label: "Firefox".into(),
         };
-        assert_eq!(Bound::parse(&bound.value()), Some(bound.clone()));
+        let stored = StoredBound::parse(&bound.value(&bound.who())).expect("a binding");
+        assert_eq!(Bound::from_stored(&stored, &stored.who), Some(bound.clone()));
         let (old, next) = (Token::generate().expect("entropy"), Token::generate().expect("e"));
         let sealed = seal_next(&old, &next);
         assert!(!sealed.windows(8).any(|w| next.expose().as_bytes().windows(8).any(|n| n == w)));
         let mut stub = vec![META, RETIRED];
         stub.extend_from_slice(&9u64.to_be_bytes());
-        stub.extend(Retired::tail(&bound.device, &sealed, "ada"));
+        stub.extend(Retired::tail(&bound.device, &sealed, b"ada"));
         let retired = Retired::parse(&stub).expect("a stub");
-        assert_eq!((retired.grace_until_ms, retired.user.as_str()), (9, "ada"));
+        assert_eq!((retired.grace_until_ms, &retired.who[..]), (9, &b"ada"[..]));
         assert_eq!(open_next(&old, &retired.sealed_next), Some(next.clone()));
         assert_eq!(open_next(&next, &retired.sealed_next), None, "only the retired token opens it");
     }
@@ -204,9 +232,14 @@ mod tests {
     #[test]
     fn cut_short_values_are_none_not_panics() {
         let bound = Bound { rotated_ms: 1, device: [2; 8], user: "u".into(), label: "é".into() };
-        let value = bound.value();
-        for end in 0..value.len() - 2 {
-            assert_eq!(Bound::parse(&value[..end]), None, "{end} bytes");
+        let value = bound.value(&bound.who());
+        for end in 0..DEVICE_AT + DEVICE_LEN {
+            assert_eq!(StoredBound::parse(&value[..end]), None, "{end} bytes");
+        }
+        let stored = StoredBound::parse(&value).expect("whole");
+        // Cut in the length, in the user id, or in the label's character: none.
+        for end in [0, 1, 2, 4] {
+            assert_eq!(Bound::from_stored(&stored, &stored.who[..end]), None, "{end} bytes");
         }
         assert_eq!(cut_label(&"é".repeat(200)).len(), MAX_LABEL_BYTES);
     }

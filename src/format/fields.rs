@@ -29,7 +29,7 @@ use rmp::decode::read_str_from_slice;
 
 use crate::error::{Error, Result};
 use crate::format;
-use crate::format::bound::{Bound, Retired};
+use crate::format::bound::{Retired, StoredBound};
 
 /// The first bytes of the flash messages' field: metadata, `f`.
 pub(crate) const FLASH_TAG: &[u8] = &[format::META, format::FLASH];
@@ -57,7 +57,7 @@ pub(crate) enum Field {
     /// The session's own idle timeout and touch threshold, ms, in place of the store's.
     OwnTimeouts { idle: u64, touch_after: u64 },
     /// The session's binding to a user (`@u`; bound.rs).
-    Bound(Bound),
+    Bound(StoredBound),
     /// A retired token's stub (`@r`; bound.rs): the only field of its hash.
     Retired(Retired),
     /// Metadata of a newer version of this crate: not ours to read.
@@ -87,7 +87,9 @@ impl Field {
                         Field::OwnTimeouts { idle, touch_after }
                     })
                 }
-                Some(&format::BOUND) => Bound::parse(&value).map_or(Field::Unknown, Field::Bound),
+                Some(&format::BOUND) => {
+                    StoredBound::parse(&value).map_or(Field::Unknown, Field::Bound)
+                }
                 Some(&format::RETIRED) => {
                     Retired::parse(&value).map_or(Field::Unknown, Field::Retired)
                 }

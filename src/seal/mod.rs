@@ -94,6 +94,32 @@ fn open<'a>(
     Ok(Cow::Owned(plain))
 }
 
+/// The user id and label of a session's binding (`@u`), or the user id of a retired token's
+/// stub (`@r`), as stored: sealed like a value under encryption, under the associated data of
+/// metadata `letter` ([`format::BOUND`](crate::format::BOUND) or
+/// [`format::RETIRED`](crate::format::RETIRED)) of the session's key, so that a binding moved
+/// to another session does not open there.
+pub(crate) fn seal_meta(binding: Option<&Binding>, letter: u8, plain: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(binding) = binding else { return Ok(plain) };
+    seal(binding, letter, "@", &plain).map_err(|cause| unseal("@", cause))
+}
+
+/// What [`seal_meta`] sealed; `None` when it does not open.
+pub(crate) fn open_meta(binding: Option<&Binding>, letter: u8, stored: &[u8]) -> Option<Vec<u8>> {
+    open(binding, letter, "@", stored).ok().map(Cow::into_owned)
+}
+
+/// What [`seal_meta`] sealed for `from`, sealed for `to` instead (a rotation's move).
+pub(crate) fn moved_meta(
+    from: &Binding,
+    to: &Binding,
+    letter: u8,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
+    let plain = open(Some(from), letter, "@", stored).map_err(|cause| unseal("@", cause))?;
+    seal(to, letter, "@", &plain).map_err(|cause| unseal("@", cause))
+}
+
 /// True when `stored` is as a save under the current key would store it: sealed under the
 /// ring's current key (or, without encryption, anything).
 pub(crate) fn is_current(binding: Option<&Binding>, stored: &[u8]) -> bool {

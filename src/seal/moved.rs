@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use crate::error::Result;
 use crate::format::fields::{stamped, Field, FLASH_TAG};
 use crate::format::packed::{fresh_id, Packed};
+use crate::format::BOUND;
 use crate::seal::binding::Binding;
-use crate::seal::{moved_flash, moved_value};
+use crate::seal::{moved_flash, moved_meta, moved_value};
 
 /// What the regenerate script compares and writes, and what the session holds after it.
 #[derive(Debug)]
@@ -80,6 +81,7 @@ pub(crate) fn moved(
                 value.clone()
             }
             Field::Flash(run) => [FLASH_TAG, &moved_flash(from, to, &run)?].concat(),
+            Field::Bound(bound) => bound.with_who(&moved_meta(from, to, BOUND, &bound.who)?),
             _ => value.clone(),
         };
         out.fields.push((name, value, new));

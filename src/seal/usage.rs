@@ -50,8 +50,8 @@ impl KeyUsage {
                 _ => return self.unreadable += 1,
             }
         }
-        if fields.iter().any(|field| matches!(field, Field::Retired(_))) {
-            return; // a rotated token's stub: no session, and nothing sealed
+        if let Some(Field::Retired(stub)) = fields.first().filter(|_| fields.len() == 1) {
+            return self.count(&stub.who); // a rotated token's stub, no session: its user id
         }
         self.sessions += 1;
         for field in fields {
@@ -61,6 +61,7 @@ impl KeyUsage {
                     Err(_) => self.unreadable += 1,
                 },
                 Field::Loose(_, Some(value)) => self.count(&value),
+                Field::Bound(bound) => self.count(&bound.who),
                 Field::Flash(run) => {
                     let (parts, cut) = envelope::parts(&run);
                     for part in parts {

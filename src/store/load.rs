@@ -19,7 +19,8 @@
 use tracing::debug;
 
 use crate::error::Result;
-use crate::format::keys;
+use crate::format::bound::Bound;
+use crate::format::{self, keys};
 use crate::seal;
 use crate::session::Session;
 use crate::store::cached;
@@ -105,7 +106,7 @@ pub(crate) async fn load(
             return Ok(None);
         };
         if let Some(retired) = loaded.retired.take() {
-            match rotation::follow(core, &token, retired).await? {
+            match rotation::follow(core, &token, &key, retired).await? {
                 Some(next) => token = next,
                 None => return Ok(None),
             }
@@ -129,7 +130,10 @@ fn session(
     let seal = core.binding(&key);
     let mut session = Session::new(token, key, loaded.meta, core.config.limits, seal)
         .with_attributes(loaded.packed, loaded.loose);
-    session.bound = loaded.bound;
+    session.bound = loaded.bound.and_then(|stored| {
+        let who = seal::open_meta(session.seal.as_ref(), format::BOUND, &stored.who)?;
+        Bound::from_stored(&stored, &who)
+    });
     match pop_flash {
         true => {
             let (messages, unopened) = seal::open_flash(session.seal.as_ref(), loaded.flash);

@@ -203,12 +203,13 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.destroy", skip_all, fields(session = ?session.token()))]
     #[doc(alias = "purge")]
     pub async fn destroy(&self, session: &Session) -> Result<bool> {
-        users::destroy(&self.core, session).await
+        users::destroy(&self.core, &session.key, session.bound.as_ref()).await
     }
 
     /// Deletes the session a cookie names, without loading it first (logout with nothing else
     /// to do, or a framework adapter's delete); true when it existed. A malformed token sends
-    /// nothing to Redis and is `Ok(false)`.
+    /// nothing to Redis and is `Ok(false)`. One round trip reads whether a login bound the
+    /// session (`HGET`), so that its entry in the user's list goes with it, and one deletes.
     ///
     /// # Errors
     ///
@@ -216,7 +217,7 @@ impl SessionStore {
     #[instrument(level = "debug", name = "session.destroy", skip_all)]
     pub async fn destroy_token(&self, token: &str) -> Result<bool> {
         let Some(token) = Token::parse(token) else { return Ok(false) };
-        create::destroy(&self.core, &keys::session_key(&self.core.config, &token)).await
+        users::destroy_unloaded(&self.core, &keys::session_key(&self.core.config, &token)).await
     }
 
     /// Loads the session a cookie names, sliding its idle expiry when due (get-and-touch).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use redis::Value;
 
 use crate::error::{Error, Result};
-use crate::format::bound::{Bound, Retired};
+use crate::format::bound::{Retired, StoredBound};
 use crate::format::fields::Field;
 use crate::format::packed::Packed;
 use crate::session::Metadata;
@@ -36,7 +36,7 @@ pub(crate) struct Loaded {
     /// When the key expires, as the hash records it (`@t`): ms on the server's clock.
     pub(crate) expires_ms: Option<u64>,
     /// The session's binding to a user (`@u`).
-    pub(crate) bound: Option<Bound>,
+    pub(crate) bound: Option<StoredBound>,
     /// Under a retired token, the stub that leads on (`@r`), and nothing else.
     pub(crate) retired: Option<Retired>,
 }

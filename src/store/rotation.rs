@@ -8,7 +8,8 @@ use tracing::{debug, warn};
 use crate::connection::scripts::SCRIPTS;
 use crate::error::{Error, Result};
 use crate::format::bound::{self, Retired};
-use crate::format::keys;
+use crate::format::{keys, RETIRED};
+use crate::seal;
 use crate::session::Session;
 use crate::store::core::Core;
 use crate::store::create::{collided, TOKEN_ATTEMPTS};
@@ -51,7 +52,8 @@ pub(crate) async fn rotate(core: &Core, session: &mut Session) -> Result<Rotated
         let mut call = SCRIPTS.rotate.call(&[&session.key, &key, &index]);
         add_fields(call.arg(session.meta.deadline_ms), &fields);
         let sealed = bound::seal_next(session.token(), &token);
-        call.arg(grace).arg(Retired::tail(&bound.device, &sealed, &bound.user));
+        let who = seal::seal_meta(session.seal.as_ref(), RETIRED, bound.user.clone().into_bytes())?;
+        call.arg(grace).arg(Retired::tail(&bound.device, &sealed, &who));
         match core.run::<Value>(&call).await? {
             Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
                 Ok([Value::Int(1), Value::Int(grace_until)]) => {
@@ -85,7 +87,12 @@ fn rotated_first(session: &Session, stub: &[u8]) -> Result<Token> {
 /// What a load does with a retired token's stub: the next token within the grace window (as
 /// the server's clock, estimated here and never behind it, says); after it, the user's
 /// session(s) revoked and [`Error::TokenReused`]. `None` when the stub does not open.
-pub(crate) async fn follow(core: &Core, token: &Token, retired: Retired) -> Result<Option<Token>> {
+pub(crate) async fn follow(
+    core: &Core,
+    token: &Token,
+    key: &str,
+    retired: Retired,
+) -> Result<Option<Token>> {
     let next = bound::open_next(token, &retired.sealed_next);
     if core.clock.now_ms().is_some_and(|now| now < retired.grace_until_ms) {
         debug!("a retired token within its grace window: following it");
@@ -95,7 +102,12 @@ pub(crate) async fn follow(core: &Core, token: &Token, retired: Retired) -> Resu
         true => Scope::All,
         false => Scope::One(retired.device),
     };
-    match users::revoke(core, &retired.user, scope, Some(retired.grace_until_ms)).await? {
+    let who = seal::open_meta(core.binding(key).as_ref(), RETIRED, &retired.who);
+    let Some(user) = who.and_then(|who| String::from_utf8(who).ok()) else {
+        debug!("a retired token's stub that does not open: no session");
+        return Ok(None);
+    };
+    match users::revoke(core, &user, scope, Some(retired.grace_until_ms)).await? {
         None => Ok(next), // still within the window on the server's clock
         Some(revoked) => {
             warn!(
@@ -104,7 +116,7 @@ pub(crate) async fn follow(core: &Core, token: &Token, retired: Retired) -> Resu
                 all_of_the_user = matches!(scope, Scope::All),
                 "a retired session token was used after its grace window: likely stolen, revoked"
             );
-            Err(Error::TokenReused { user: retired.user, revoked })
+            Err(Error::TokenReused { user, revoked })
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::connection::scripts::{Call, SCRIPTS};
 use crate::error::{Error, Result};
 use crate::format::bound::{self, Bound, MAX_USER_BYTES};
 use crate::format::fields::Field;
-use crate::format::keys;
+use crate::format::{keys, BOUND};
+use crate::seal;
 use crate::seal::moved::Moved;
 use crate::session::Session;
 use crate::store::core::Core;
@@ -71,7 +72,8 @@ pub(crate) async fn login(core: &Core, session: &mut Session, login: &Login) -> 
             true => call.arg(ms.touch_after),
             false => call.arg(""),
         };
-        call.arg(binding.value());
+        let who = seal::seal_meta(core.binding(&key).as_ref(), BOUND, binding.who())?;
+        call.arg(binding.value(&who));
         let (deadline, ttl, now) = match core.run::<Value>(&call).await? {
             Value::Array(reply) => match <[Value; 4]>::try_from(reply) {
                 Ok([Value::Int(1), Value::Int(d), Value::Int(t), Value::Int(n)]) => (d, t, n),
@@ -179,8 +181,11 @@ pub(crate) async fn list(core: &Core, user: &str) -> Result<Vec<UserSession>> {
         match core.run::<Value>(&call).await? {
             Value::Int(-2) => continue,
             Value::Array(rows) => {
-                let mut listed =
-                    rows.into_iter().map(|row| listed(core, row)).collect::<Result<Vec<_>>>()?;
+                let key_of = |device: &[u8]| entries.iter().find(|e| e.0 == device).map(|e| &e.1);
+                let mut listed = Vec::with_capacity(rows.len());
+                for row in rows {
+                    listed.extend(self::listed(core, row, key_of)?);
+                }
                 listed.sort_by_key(|session| session.created_ms);
                 return Ok(listed);
             }
@@ -190,8 +195,13 @@ pub(crate) async fn list(core: &Core, user: &str) -> Result<Vec<UserSession>> {
     Err(Error::Conflict)
 }
 
-/// One row of list.lua's reply: {device id, created, @t, @i, @u}.
-fn listed(core: &Core, row: Value) -> Result<UserSession> {
+/// One row of list.lua's reply: {device id, created, @t, @i, @u}; `None` when its binding
+/// does not open (sealed under a key the ring no longer holds).
+fn listed<'a>(
+    core: &Core,
+    row: Value,
+    key_of: impl Fn(&[u8]) -> Option<&'a String>,
+) -> Result<Option<UserSession>> {
     let Value::Array(row) = row else { return Err(unexpected("list")) };
     let Ok([device, Value::Int(created_ms), expiry, own, bound]) = <[Value; 5]>::try_from(row)
     else {
@@ -209,19 +219,24 @@ fn listed(core: &Core, row: Value) -> Result<UserSession> {
         Some(Field::OwnTimeouts { idle, .. }) => idle,
         _ => core.config.idle_ms(),
     };
-    let Some(Field::Bound(bound)) = field(bound) else { return Err(unexpected("list")) };
-    if !matches!(device, Value::BulkString(ref d) if d[..] == bound.device[..]) {
+    let Some(Field::Bound(stored)) = field(bound) else { return Err(unexpected("list")) };
+    let Value::BulkString(device) = device else { return Err(unexpected("list")) };
+    let Some(key) = key_of(&device).filter(|_| device[..] == stored.device[..]) else {
         return Err(unexpected("list"));
-    }
+    };
+    let who = seal::open_meta(core.binding(key).as_ref(), BOUND, &stored.who);
+    let Some(bound) = who.and_then(|who| Bound::from_stored(&stored, &who)) else {
+        return Ok(None);
+    };
     let seen = expires.map(|at| at.saturating_sub(idle).max(bound.rotated_ms));
     let ms = |at: u64| i64::try_from(at).unwrap_or(i64::MAX);
-    Ok(UserSession {
+    Ok(Some(UserSession {
         id: bound.device_id(),
         label: bound.label,
         created_ms,
         last_seen_ms: seen.map(|at| ms(at).max(created_ms)),
         expires_ms: expires.map(ms),
-    })
+    }))
 }
 
 /// Which of a user's sessions a revoke ends.
@@ -282,15 +297,34 @@ pub(crate) async fn revoke(
     Err(Error::Conflict)
 }
 
-/// Deletes a bound session and its index entry; true when it existed.
-pub(crate) async fn destroy(core: &Core, session: &Session) -> Result<bool> {
-    let Some(bound) = &session.bound else {
-        return crate::store::create::destroy(core, &session.key).await;
+/// Deletes a session, and its index entry when it is bound; true when it existed.
+pub(crate) async fn destroy(core: &Core, key: &str, bound: Option<&Bound>) -> Result<bool> {
+    let Some(bound) = bound else {
+        return crate::store::create::destroy(core, key).await;
     };
     let index = bound::index_key(&core.config, &bound.user);
-    let mut call = SCRIPTS.destroy.call(&[&session.key, &index]);
+    let mut call = SCRIPTS.destroy.call(&[key, &index]);
     call.arg(&bound.device[..]);
     Ok(core.run::<i64>(&call).await? == 1)
+}
+
+/// Deletes the session under `key`, not loaded: its binding is read first (`HGET @u`), so
+/// that a bound session's index entry goes with it.
+pub(crate) async fn destroy_unloaded(core: &Core, key: &str) -> Result<bool> {
+    let mut read = redis::pipe();
+    read.cmd("HGET").arg(key).arg("@u");
+    let stored = match core.run_read(&read).await?.into_iter().next() {
+        Some(Value::BulkString(value)) => match Field::parse(value) {
+            Ok(Field::Bound(stored)) => Some(stored),
+            _ => None,
+        },
+        _ => None,
+    };
+    let bound = stored.and_then(|stored| {
+        let who = seal::open_meta(core.binding(key).as_ref(), BOUND, &stored.who)?;
+        Bound::from_stored(&stored, &who)
+    });
+    destroy(core, key, bound.as_ref()).await
 }
 
 /// The grace window of rotations: the configured one, or the default's.
