@@ -6,11 +6,8 @@
 mod demo;
 mod support;
 
-use std::sync::Arc;
-
 use redis_sessions::web::CookieConfig;
-use reqwest::redirect::Policy;
-use reqwest::Client;
+use support::browser::{self, browser, cookie_value, login, page, plain, session_cookie};
 
 /// The demo app on a free port; its base URL.
 async fn serve(redis: &support::TestRedis, cookie: CookieConfig) -> String {
@@ -19,50 +16,7 @@ async fn serve(redis: &support::TestRedis, cookie: CookieConfig) -> String {
 
 /// The demo app over `store` on a free port; its base URL.
 async fn serve_store(store: redis_sessions::SessionStore, cookie: CookieConfig) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, demo::app(store, cookie)).await });
-    format!("http://{addr}")
-}
-
-/// A browser: a cookie jar, no redirects followed (so each response can be looked at).
-fn browser() -> (Client, Arc<reqwest::cookie::Jar>) {
-    let jar = Arc::new(reqwest::cookie::Jar::default());
-    let client = Client::builder().cookie_provider(jar.clone()).redirect(Policy::none()).build();
-    (client.expect("client"), jar)
-}
-
-/// Plain HTTP in tests: the cookie must not be Secure for the jar to send it back.
-fn plain() -> CookieConfig {
-    CookieConfig::default().with_secure(false)
-}
-
-async fn page(client: &Client, url: &str) -> String {
-    client.get(url).send().await.expect("get").text().await.expect("body")
-}
-
-async fn login(client: &Client, base: &str, user: &str) -> reqwest::Response {
-    let form = [("username", user), ("password", "pw")];
-    client.post(format!("{base}/login")).form(&form).send().await.expect("login")
-}
-
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .next()
-}
-
-fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .and_then(|p| p.split_once('='))
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default()
+    browser::serve(demo::app(store, cookie)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +235,7 @@ async fn a_stale_cookie_is_left_alone_and_sessions_shows_only_metadata() {
     );
 
     login(&client, &base, "ada-lovelace").await;
+    page(&client, &base).await; // shows the welcome, the one flash message naming the user
     let meta = page(&client, &format!("{base}/sessions")).await;
     assert!(meta.contains("idle TTL") && meta.contains("absolute deadline"), "{meta}");
     assert!(!meta.contains("ada-lovelace"), "metadata only, no attributes");

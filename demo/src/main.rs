@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use redis_sessions::test_server::TestServer;
 use redis_sessions::web::CookieConfig;
-use redis_sessions::SessionStore;
+use redis_sessions::{Rotation, SessionStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             server.config()
         }
     };
-    let store = SessionStore::connect(config.with_key_prefix("demo:session:")).await?;
+    // Tokens of logged-in sessions rotate every 15 minutes of use; a stolen one used after its
+    // 30-second grace window ends the session.
+    let config = config.with_key_prefix("demo:session:").with_rotation(Rotation::default());
+    let store = SessionStore::connect(config).await?;
 
     let addr: SocketAddr =
         std::env::var("DEMO_ADDR").as_deref().unwrap_or("127.0.0.1:3000").parse()?;

@@ -1,5 +1,6 @@
 //! What a failed session operation answers: a short page (503 with `Retry-After` when Redis is
-//! unavailable, 500 otherwise), and the error logged once with its causes.
+//! unavailable, 401 for a stolen token's reuse, 500 otherwise), and the error logged once with
+//! its causes.
 
 /// Lets handlers use `?` on session operations: the response of [`error_response`] (503 with
 /// `Retry-After` when Redis is unavailable, 500 otherwise, a short text body), and the error
@@ -40,11 +41,14 @@ pub fn error_response(error: &crate::Error) -> http::Response<String> {
 /// Redis takes seconds.
 const RETRY_AFTER_SECS: &str = "5";
 
-/// The status a failed session operation answers with: 503 when Redis cannot be reached, 500
+/// The status a failed session operation answers with: 503 when Redis cannot be reached, 401
+/// when a retired token was reused (the session is revoked: the visitor must log in), 500
 /// otherwise.
 fn status(error: &crate::Error) -> http::StatusCode {
     if error.is_unavailable() {
         http::StatusCode::SERVICE_UNAVAILABLE
+    } else if matches!(error, crate::Error::TokenReused { .. }) {
+        http::StatusCode::UNAUTHORIZED
     } else {
         http::StatusCode::INTERNAL_SERVER_ERROR
     }
@@ -56,6 +60,9 @@ fn visitor_text(error: &crate::Error) -> &'static str {
         _ if error.is_unavailable() => "The session store is unavailable; try again shortly.",
         crate::Error::SessionGone => "The session has ended; reload the page.",
         crate::Error::TooLarge { .. } => "The session would grow over its limit.",
+        crate::Error::TokenReused { .. } => {
+            "This session was ended for your security; log in again."
+        }
         _ => "The session could not be handled.",
     }
 }

@@ -50,6 +50,8 @@ struct State {
     next: Vec<u8>,
     reissue: bool,
     destroyed: bool,
+    /// The cookie named a retired token used after its grace window: it is cleared.
+    reused: bool,
 }
 
 enum Loaded {
@@ -69,6 +71,7 @@ impl WebSession {
             next: Vec::new(),
             reissue: false,
             destroyed: false,
+            reused: false,
         };
         WebSession { inner: Arc::new(Mutex::new(state)) }
     }
@@ -234,6 +237,106 @@ impl WebSession {
         Ok(())
     }
 
+    /// Logs the visitor in: the session (created if there is none) moves to a new token bound
+    /// to `login.user`, as [`SessionStore::login`] does, and the cookie is reissued (with a
+    /// `Max-Age` when the login gives timeouts of the session's own).
+    ///
+    /// ```
+    /// use redis_sessions::{web::WebSession, Login};
+    ///
+    /// async fn login(session: WebSession, user: &str, agent: &str) -> redis_sessions::Result<()> {
+    ///     session.login(&Login::new(user).with_label(agent)).await
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::login`] and [`SessionStore::create`].
+    pub async fn login(&self, login: &crate::Login) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        let session = state.live_or_create().await?;
+        store.login(session, login).await?;
+        state.reissue = true;
+        Ok(())
+    }
+
+    /// The user the session is bound to; `None` without a session or a login.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn user_id(&self) -> Result<Option<String>> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.and_then(|s| s.user_id().map(str::to_owned)))
+    }
+
+    /// The session's id in its user's list ([`crate::UserSession::id`]), to mark "this device";
+    /// `None` without a session or a login.
+    ///
+    /// # Errors
+    ///
+    /// Loading errors of [`SessionStore::load`].
+    pub async fn device_id(&self) -> Result<Option<String>> {
+        let mut state = self.inner.lock().await;
+        Ok(state.live().await?.and_then(|s| s.device_id()))
+    }
+
+    /// The live sessions of the logged-in user ([`SessionStore::user_sessions`]); empty without
+    /// a login.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::user_sessions`].
+    pub async fn user_sessions(&self) -> Result<Vec<crate::UserSession>> {
+        let Some(user) = self.user_id().await? else { return Ok(Vec::new()) };
+        let store = self.inner.lock().await.store.clone();
+        store.user_sessions(&user).await
+    }
+
+    /// Ends the logged-in user's session whose id is `id` ([`SessionStore::revoke`]); true when
+    /// it was live. Revoking the current session's own id logs this visitor out too.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::revoke`].
+    pub async fn revoke(&self, id: &str) -> Result<bool> {
+        let Some(user) = self.user_id().await? else { return Ok(false) };
+        let store = self.inner.lock().await.store.clone();
+        store.revoke(&user, id).await
+    }
+
+    /// Ends every session of the logged-in user but this one ("log out everywhere else");
+    /// returns how many were live.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::revoke_others`].
+    pub async fn revoke_others(&self) -> Result<usize> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        match state.live().await? {
+            Some(session) => store.revoke_others(session).await,
+            None => Ok(0),
+        }
+    }
+
+    /// Rotates the token of the logged-in session now (after a change of privilege), and
+    /// reissues the cookie; see [`SessionStore::rotate`]. Without a session, does nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`SessionStore::rotate`].
+    pub async fn rotate(&self) -> Result<()> {
+        let mut state = self.inner.lock().await;
+        let store = state.store.clone();
+        if let Some(session) = state.live().await? {
+            store.rotate(session).await?;
+            state.reissue = true;
+        }
+        Ok(())
+    }
+
     /// Deletes the session and clears the cookie. One round trip; the session is not loaded
     /// first unless the handler already used it.
     ///
@@ -341,9 +444,18 @@ impl State {
     async fn live(&mut self) -> Result<Option<&mut crate::Session>> {
         if let Loaded::NotYet = self.session {
             let found = match &self.cookie {
-                Some(token) => self.store.load(token).await?,
-                None => None,
+                Some(token) => self.store.load(token).await,
+                None => Ok(None),
             };
+            let found = found.inspect_err(|e| {
+                if matches!(e, Error::TokenReused { .. }) {
+                    (self.session, self.reused) = (Loaded::Missing, true);
+                }
+            })?;
+            // A retired token within its grace window led to the session's new token.
+            let followed =
+                found.as_ref().map(|s| Some(s.token().expose()) != self.cookie.as_deref());
+            self.reissue |= followed == Some(true);
             self.session = match found {
                 Some(session) => Loaded::Live(Box::new(session)),
                 None => Loaded::Missing,
@@ -367,6 +479,9 @@ impl State {
     }
 
     async fn finish(&mut self) -> Result<CookieAction> {
+        if self.reused && !matches!(self.session, Loaded::Live(_)) {
+            return Ok(CookieAction::Clear);
+        }
         if self.destroyed {
             // Whatever was pending belonged to the destroyed session. A message flashed after
             // the destroy ("You have been logged out") goes into a fresh session.
@@ -393,6 +508,8 @@ impl State {
         // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
         let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
         save_and_flash(&store, session, &mut self.next).await?;
+        // A bound session in use rotates its token once due (Config::rotation).
+        self.reissue |= store.rotate_if_due(session).await?.is_some();
         if !self.reissue {
             return Ok(CookieAction::Keep);
         }

@@ -7,6 +7,8 @@
 //! sharing one Redis never see each other's keys.
 #![allow(dead_code, unused_imports, unreachable_pub)]
 
+#[cfg(feature = "axum")]
+pub mod browser;
 pub mod cluster;
 pub mod tls;
 mod workload;

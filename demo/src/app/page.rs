@@ -2,7 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redis_sessions::Metadata;
+use redis_sessions::{Metadata, UserSession};
 
 /// What the shop sells: name and price.
 const TEAS: [(&str, &str); 4] = [
@@ -78,8 +78,47 @@ fn cart_list(cart: &[String]) -> String {
     format!("<ul class=\"cart\">{lines}</ul><p class=\"small\">{} items</p>", cart.len())
 }
 
-/// The session card: what Redis holds about the visitor's session, and never its contents.
-pub(crate) fn session(found: Option<(Metadata, String)>, now_ms: i64) -> String {
+/// The logged-in user's sessions, and which one is this visitor's.
+pub(crate) struct Devices {
+    pub(crate) list: Vec<UserSession>,
+    pub(crate) current: Option<String>,
+}
+
+/// "Your devices": one row per session of the user, each with a button that logs it out, and
+/// one for every device but this one. Nothing for a visitor who is not logged in.
+fn devices(devices: &Devices, now_ms: i64) -> String {
+    if devices.list.is_empty() {
+        return String::new();
+    }
+    let mut rows = String::new();
+    for device in &devices.list {
+        let this = devices.current.as_deref() == Some(device.id.as_str());
+        let seen = device.last_seen_ms.map_or("unknown".to_owned(), |at| when(at, now_ms));
+        rows.push_str(&format!(
+            "<li class=\"device\"><span><b>{label}</b>{mark}<br><span class=\"small\">signed \
+             in {created}, last seen {seen}</span></span><form method=\"post\" \
+             action=\"/sessions/revoke\"><input type=\"hidden\" name=\"id\" value=\"{id}\">\
+             <button class=\"quiet\">Log out</button></form></li>",
+            label = escape(&device.label),
+            mark = if this { " (this device)" } else { "" },
+            created = when(device.created_ms, now_ms),
+            id = escape(&device.id),
+        ));
+    }
+    format!(
+        "<h2>Your devices</h2><ul class=\"devices\">{rows}</ul><form method=\"post\" \
+         action=\"/sessions/revoke-others\"><button>Log out everywhere else</button></form>"
+    )
+}
+
+/// The session card: what Redis holds about the visitor's session, and never its contents;
+/// then the user's devices.
+pub(crate) fn session(
+    found: Option<(Metadata, String)>,
+    user: &Devices,
+    flashes: &[String],
+    now_ms: i64,
+) -> String {
     let body = match found {
         None => "<p>No session: nothing stored yet, so no cookie and no Redis key.</p>".to_owned(),
         Some((meta, fingerprint)) => format!(
@@ -98,7 +137,8 @@ pub(crate) fn session(found: Option<(Metadata, String)>, now_ms: i64) -> String 
         ),
     };
     let back = "<a href=\"/\">Back to the shop</a>";
-    layout("Your session", back, &format!("<main><section>{body}</section></main>"))
+    let (flash, devices) = (flash_list(flashes), devices(user, now_ms));
+    layout("Your session", back, &format!("{flash}<main><section>{body}{devices}</section></main>"))
 }
 
 fn layout(title: &str, header: &str, body: &str) -> String {
