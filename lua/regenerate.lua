@@ -4,6 +4,7 @@
 -- KEYS[1]  the session's current hash
 -- KEYS[2]  the hash of the new token; on Redis Cluster it carries the same hash tag, so both
 --          keys live in one slot and this stays a single-slot script
+-- KEYS[3]  for a session bound to a user (@u), the user's index (the same slot); absent otherwise
 -- ARGV[1]  the session's absolute deadline as the client read it (deadline.lua's
 --          unvouched_deadline)
 -- ARGV[2]  m: under encryption, how many fields the client sealed anew for KEYS[2] (values
@@ -20,7 +21,9 @@
 --          KEYS[1]; -1 KEYS[2] already exists (a token collision; the caller draws a new token
 --          and nothing was written); -2 the hash is not as the client read it (a save or a
 --          flash push came in between: the client reads it again; nothing was written).
--- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move. Sealed anew, first, on KEYS[1],
+-- Writes   RENAMENX KEYS[1] KEYS[2]: the data and its TTL move; with KEYS[3], HSET of the
+--          session's index entry to KEYS[2] (and with new timeouts, the index's expiry extended
+--          to the new deadline). Sealed anew, first, on KEYS[1],
 --          HSET of each field's new value. With new timeouts, then, on KEYS[1], HSET of @p with
 --          the new deadline in its header, @t (and @i for the session's own), HDEL @i for the
 --          store's, and PEXPIREAT of now + min(idle, absolute). An HSET comes first, so that a
@@ -33,6 +36,18 @@
 --          it can never bring the old token back to life. Sealed anew, the comparison with what
 --          the client read runs in the same script, so no value sealed for the old key moves.
 local old, new = KEYS[1], KEYS[2]
+
+-- A bound session's index entry follows it, and with a new deadline the index lives as long.
+local function reindex(deadline)
+  local bound = KEYS[3] and redis.call('HGET', new, '@u')
+  if bound then
+    redis.call('HSET', KEYS[3], device_of(bound), new)
+    if deadline then
+      index_lives_to(KEYS[3], deadline)
+    end
+  end
+end
+
 local stop = not_live_reply(old, tonumber(ARGV[1]))
 if stop then
   return stop
@@ -44,6 +59,7 @@ if m == 0 and not ARGV[t] then
   if redis.call('RENAMENX', old, new) == 0 then
     return -1
   end
+  reindex(nil)
   return 1
 end
 if redis.call('EXISTS', new) == 1 then
@@ -61,6 +77,7 @@ if m > 0 then
 end
 if not ARGV[t] then
   redis.call('RENAMENX', old, new) -- KEYS[2] was free above, and nothing ran in between
+  reindex(nil)
   return 1
 end
 local record = redis.call('HGET', old, '@p')
@@ -83,4 +100,5 @@ end
 redis.call('PEXPIREAT', old, expires)
 -- Cannot be refused: KEYS[2] was free above, and nothing ran in between.
 redis.call('RENAMENX', old, new)
+reindex(deadline)
 return {1, deadline, expires - now}

@@ -233,3 +233,25 @@ async fn revoke_all_racing_a_login_ends_in_one_of_two_defined_outcomes() {
     assert_eq!(survived + revoked, 40);
     println!("login survived {survived} times, revoked {revoked} times");
 }
+
+/// A bound session regenerated (with or without new timeouts) stays in its user's list under
+/// the same id, and revoking it ends the session under its new token.
+#[tokio::test]
+async fn a_regenerated_bound_session_stays_listed_and_revocable() {
+    let redis = support::any_server();
+    let store = redis.store();
+    let mut session = logged_in(&store, "ada", "laptop").await;
+    store.regenerate(&mut session).await.expect("regenerate");
+    let month = Duration::from_secs(30 * 86_400);
+    let remember = Timeouts::new(Duration::from_secs(86_400), month);
+    store.regenerate_with_timeouts(&mut session, Some(remember)).await.expect("regenerate");
+    let listed = store.user_sessions("ada").await.expect("list");
+    assert_eq!(listed.len(), 1, "listed once");
+    assert_eq!(Some(listed[0].id.clone()), session.device_id());
+    let mut conn = redis.conn().await;
+    let index = index_entries(&redis).await.remove(0).0;
+    let ttl: i64 = conn.pttl(&index).await.expect("pttl");
+    assert!(ttl > month.as_millis() as i64 - 60_000, "the index lives as long: {ttl} ms");
+    assert_eq!(store.revoke_all("ada").await.expect("revoke"), 1);
+    assert!(store.load(session.token().expose()).await.expect("load").is_none());
+}

@@ -6,7 +6,7 @@ use tracing::debug;
 
 use crate::connection::scripts::SCRIPTS;
 use crate::error::{Error, Result};
-use crate::format::keys;
+use crate::format::{bound, keys};
 use crate::seal::binding::Binding;
 use crate::seal::moved::{moved, Moved};
 use crate::session::Session;
@@ -35,7 +35,11 @@ pub(crate) async fn move_to_new_token(
             Some(seal) => Some(sealed_anew(core, session, seal, &seal.for_key(&key)).await?),
             None => None,
         };
-        let mut call = SCRIPTS.regenerate.call(&[&session.key, &key]);
+        // A bound session's index entry follows it.
+        let index = session.bound.as_ref().map(|bound| bound::index_key(&core.config, &bound.user));
+        let mut keys = vec![session.key.as_str(), key.as_str()];
+        keys.extend(index.as_deref());
+        let mut call = SCRIPTS.regenerate.call(&keys);
         call.arg(session.meta.deadline_ms);
         let fields = moved.as_ref().map_or(&[][..], |moved| &moved.fields[..]);
         call.arg(fields.len());
