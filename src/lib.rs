@@ -23,13 +23,15 @@
 //! - `config.rs` ([`Config`]: where Redis is, timeouts, serde and `with_*`), `limits.rs`
 //!   ([`Limits`]: size bounds checked before anything is written), `timeouts.rs`
 //!   ([`Timeouts`]: a session's own, for "remember me"), `token.rs` ([`Token`]: 256-bit CSPRNG
-//!   secrets with a Cluster hash tag, parsed strictly) and `error.rs` ([`Error`]: one enum that
-//!   keeps its sources and never holds a token).
+//!   secrets with a Cluster hash tag, parsed strictly), `users.rs` ([`Login`], [`UserSession`]:
+//!   sessions bound to a user), `rotation.rs` ([`Rotation`]: rotating their tokens) and
+//!   `error.rs` ([`Error`]: one enum that keeps its sources and never holds a token).
 //! - `format/`: what Redis holds for a session. `mod.rs` writes each tag byte, header offset
 //!   and stamp marker once (the Lua scripts get them generated); `keys.rs` derives keys by
 //!   hashing tokens, so Redis never holds a usable token; `fields.rs` tells each field of a
 //!   session's hash by its value alone; `packed.rs` is the packed record, the attributes as of
-//!   the last compaction in one field; `codec.rs` is MessagePack by attribute name.
+//!   the last compaction in one field; `codec.rs` is MessagePack by attribute name; `bound.rs`
+//!   is a session's binding to a user, a retired token's stub and a user's index key.
 //! - `connection/`: reaching Redis. `connector.rs` opens connections to one server or a
 //!   Cluster, `tls.rs` holds [`TlsConfig`], `pool.rs` keeps a few shared multiplexed
 //!   connections, `scripts.rs` the Lua scripts of `lua/`, hashed once and run with EVALSHA.
@@ -46,8 +48,9 @@
 //!   `changes.rs` what a save sends and what it leaves.
 //! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a
 //!   module of its own: `create.rs`, `load.rs` (with `cached.rs`, `read.rs`, `flash_pop.rs`,
-//!   `reply.rs`, `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`,
-//!   `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
+//!   `reply.rs`, `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, `users.rs`
+//!   (login, a user's list, revoke), `rotation.rs` (rotating a token, following or reporting a
+//!   retired one), `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
 //!   ([`ServerAdvice`], the start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
 //!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
@@ -60,7 +63,7 @@
 //!   which): twins of Rust modules (`format.lua`, generated from `format/mod.rs`;
 //!   `record.lua`, `packed.rs`; `fields.lua`, `fields.rs`; `expiry.lua`, `expiry_rule.rs`),
 //!   and the parts the scripts share (`clock.lua`, `deadline.lua`, `live.lua`, `entries.lua`,
-//!   and for the saves `write.lua`, `limits.lua`, `view.lua`).
+//!   `move.lua` and `devices.lua`, and for the saves `write.lua`, `limits.lua`, `view.lua`).
 //!
 //! `docs/design.md` describes the data model, each operation's path and the scripts;
 //! `docs/operations.md` the Redis settings and failure behaviour; `docs/performance.md` the

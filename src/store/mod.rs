@@ -223,12 +223,15 @@ impl SessionStore {
     /// Loads the session a cookie names, sliding its idle expiry when due (get-and-touch).
     ///
     /// `Ok(None)` when there is no live session: expired, destroyed, regenerated away, or a
-    /// malformed token (which sends nothing to Redis). Pending flash messages stay pending.
+    /// malformed token (which sends nothing to Redis). Pending flash messages stay pending. A
+    /// token that a rotation retired loads, within its grace window, the session it was rotated
+    /// to, which holds the new token.
     ///
     /// # Errors
     ///
     /// Connection errors as for [`create`](Self::create); [`Error::Corrupt`](crate::Error::Corrupt)
-    /// when the key holds something that is not a session.
+    /// when the key holds something that is not a session; [`Error::TokenReused`] for a token
+    /// that a rotation retired, presented after its grace window (see [`Rotation`](crate::Rotation)).
     #[instrument(
         level = "debug",
         name = "session.load",

@@ -337,8 +337,9 @@ impl WebSession {
         Ok(())
     }
 
-    /// Deletes the session and clears the cookie. One round trip; the session is not loaded
-    /// first unless the handler already used it.
+    /// Deletes the session and clears the cookie. The session is not loaded first unless the
+    /// handler already used it: one round trip reads whether a login bound it (so its entry in
+    /// the user's list goes too), and one deletes ([`SessionStore::destroy_token`]).
     ///
     /// # Errors
     ///
