@@ -48,6 +48,7 @@ if m > 0 then
     writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
   end
   hset_all(old, writes)
+  bound = redis.call('HGET', old, '@u') -- sealed anew for KEYS[2] with the rest
 end
 local record = redis.call('HGET', old, '@p')
 local deadline = record_deadline(record)

@@ -137,6 +137,28 @@ async fn rotation_and_login_work_under_encryption() {
     for token in [session.token(), &old] {
         let loaded = load(&store, token.expose()).await.expect("live");
         assert_eq!(loaded.get::<Vec<String>>("cart").expect("opens"), Some(vec!["tea".to_owned()]));
+        assert_eq!(loaded.user_id(), Some("ada"), "the binding opens under the new key");
     }
+    let listed = store.user_sessions("ada").await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(Some(listed[0].id.clone()), session.device_id());
+    store.rotate(&mut session).await.expect("rotates again");
     redis.assert_all_sealed(&store).await;
+}
+
+/// A logout that presents a cookie older than a rotation (the browser never got the new one,
+/// say) logs the device out: the session the old token leads to is revoked, and the stub goes.
+#[tokio::test]
+async fn a_logout_with_a_retired_token_ends_the_session_it_leads_to() {
+    let redis = support::any_server();
+    let store = rotating_store(&redis, false);
+    let mut session = logged_in(&store, "ada").await;
+    let other = logged_in(&store, "ada").await;
+    let old = session.token().clone();
+    store.rotate(&mut session).await.expect("rotate");
+    assert!(store.destroy_token(old.expose()).await.expect("logout"));
+    assert!(load(&store, session.token().expose()).await.is_none(), "the new token is dead");
+    assert!(load(&store, old.expose()).await.is_none(), "the stub is gone");
+    let listed = store.user_sessions("ada").await.expect("list");
+    assert_eq!((listed.len(), Some(listed[0].id.clone())), (1, other.device_id()));
 }
