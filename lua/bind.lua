@@ -3,8 +3,8 @@
 --
 -- KEYS[1]  the new token's hash (the user's hash tag, so the user's slot)
 -- KEYS[2]  the user's index: a hash of device id -> session key
--- KEYS[3]  on one server, the session's current hash, checked and deleted here; absent on a
---          Redis Cluster, where it is in another slot: retire.lua deletes it next
+-- KEYS[3]  the session's current hash, checked and deleted here; absent when it is in another
+--          Redis Cluster slot (an anonymous session's tag): retire.lua deletes it next
 -- ARGV[1]  the deadline the client read with the session (deadline.lua)
 -- ARGV[2]  m, the number of fields the client read (HGETALL)
 -- ARGV[3 .. 2 + 3m]  per field: its name, its value as read, its value for KEYS[1] (sealed

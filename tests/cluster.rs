@@ -108,6 +108,24 @@ async fn a_users_sessions_and_index_share_one_slot_and_every_user_operation_work
 
     for (user, mine) in users.iter().zip(sessions.chunks_mut(3)) {
         assert_eq!(store.user_sessions(user).await.expect("list").len(), 3);
+        // Two logins again as the same user at once (a form sent twice), each one script in the
+        // user's slot: one wins; the session stays listed once, under the winner's token.
+        let token = mine[0].token().expose().to_owned();
+        let mut again = store.load(&token).await.expect("load").expect("live");
+        let login = Login::new(user.as_str());
+        let (a, b) =
+            tokio::join!(store.login(&mut mine[0], &login), store.login(&mut again, &login));
+        let winner = match (a, b) {
+            (Ok(_), Err(_)) => mine[0].token().clone(),
+            (Err(_), Ok(_)) => again.token().clone(),
+            (Ok(_), Ok(_)) => panic!("both logins moved the same session"),
+            (Err(a), Err(b)) => panic!("neither login: {a:?} {b:?}"),
+        };
+        let live = store.load(winner.expose()).await.expect("load").expect("the winner's");
+        mine[0] = live;
+        let listed = store.user_sessions(user).await.expect("list");
+        assert_eq!(listed.len(), 3, "still listed once");
+        assert!(listed.iter().any(|d| Some(d.id.clone()) == mine[0].device_id()));
         let old = mine[0].token().clone();
         store.rotate(&mut mine[0]).await.expect("rotate");
         assert!(store.load(old.expose()).await.expect("in the window").is_some());

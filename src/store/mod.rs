@@ -396,7 +396,9 @@ impl SessionStore {
     /// [`Error::Config`] for a user id that is empty or over 1024 bytes, or timeouts outside
     /// 1 ms to 100 years; [`Error::Conflict`] when other requests kept changing the session
     /// while it moved (five times); otherwise as [`regenerate`](Self::regenerate). Nothing is
-    /// written on error.
+    /// written on error, but on a Cluster when the connection fails between the copy and the
+    /// deletion of the old key: the copy then stays, listed, until its idle timeout, and no
+    /// token opens it.
     #[instrument(level = "debug", name = "session.login", skip_all, fields(session = ?session.token()))]
     pub async fn login(&self, session: &mut Session, login: &crate::Login) -> Result<Token> {
         users::login(&self.core, session, login).await

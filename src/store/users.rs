@@ -18,7 +18,7 @@ use crate::connection::scripts::{Call, SCRIPTS};
 use crate::error::{Error, Result};
 use crate::format::bound::{self, Bound, MAX_USER_BYTES};
 use crate::format::fields::Field;
-use crate::format::{keys, BOUND};
+use crate::format::{keys, BOUND, RETIRED};
 use crate::seal;
 use crate::seal::moved::Moved;
 use crate::session::Session;
@@ -55,13 +55,16 @@ pub(crate) async fn login(core: &Core, session: &mut Session, login: &Login) -> 
     let label = bound::cut_label(&login.label);
     let binding = Bound { rotated_ms: 0, device, user: user.to_owned(), label };
     let index = bound::index_key(&core.config, user);
-    let cluster = core.pool.is_cluster();
+    let tag = bound::user_tag(user);
+    // One script where the old key is in the new one's slot: on one server, or on a Cluster
+    // when the session already carries the user's tag (a login again as the same user).
+    let copy = core.pool.is_cluster() && session.token().tag() != tag;
     let (mut collisions, mut changes) = (0, 0);
     loop {
-        let token = Token::generate_with_tag(&bound::user_tag(user))?;
+        let token = Token::generate_with_tag(&tag)?;
         let key = keys::session_key(&core.config, &token);
         let (fields, moved) = read_to_move(core, session, &key).await?;
-        let keys: &[&str] = match cluster {
+        let keys: &[&str] = match copy {
             true => &[&key, &index],
             false => &[&key, &index, &session.key],
         };
@@ -94,7 +97,7 @@ pub(crate) async fn login(core: &Core, session: &mut Session, login: &Login) -> 
             }
             _ => return Err(unexpected("bind")),
         };
-        if cluster {
+        if copy {
             // The old key is in another slot: delete it now, if it is still as copied.
             let mut call = SCRIPTS.retire.call(&[&session.key]);
             add_fields(call.arg(session.meta.deadline_ms), &fields);
@@ -308,22 +311,31 @@ pub(crate) async fn destroy(core: &Core, key: &str, bound: Option<&Bound>) -> Re
     Ok(core.run::<i64>(&call).await? == 1)
 }
 
-/// Deletes the session under `key`, not loaded: its binding is read first (`HGET @u`), so
-/// that a bound session's index entry goes with it.
+/// Deletes the session under `key`, not loaded: its binding is read first (`HMGET @u @r`), so
+/// that a bound session's index entry goes with it. Under a retired token's stub, the session
+/// the stub leads to is revoked (by its device id, through the user's index), then the stub
+/// deleted: a logout with a cookie older than a rotation still logs the device out.
 pub(crate) async fn destroy_unloaded(core: &Core, key: &str) -> Result<bool> {
     let mut read = redis::pipe();
-    read.cmd("HGET").arg(key).arg("@u");
-    let stored = match core.run_read(&read).await?.into_iter().next() {
-        Some(Value::BulkString(value)) => match Field::parse(value) {
-            Ok(Field::Bound(stored)) => Some(stored),
-            _ => None,
-        },
+    read.cmd("HMGET").arg(key).arg("@u").arg("@r");
+    let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
+    let fields: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply).unwrap_or_default();
+    let field = |at: usize| fields.get(at).cloned().flatten().and_then(|v| Field::parse(v).ok());
+    let seal = core.binding(key);
+    if let Some(Field::Retired(stub)) = field(1) {
+        let user = seal::open_meta(seal.as_ref(), RETIRED, &stub.who);
+        let revoked = match user.and_then(|user| String::from_utf8(user).ok()) {
+            Some(user) => revoke(core, &user, Scope::One(stub.device), None).await?,
+            None => None,
+        };
+        crate::store::create::destroy(core, key).await?;
+        return Ok(revoked.unwrap_or(0) > 0);
+    }
+    let bound = match field(0) {
+        Some(Field::Bound(stored)) => seal::open_meta(seal.as_ref(), BOUND, &stored.who)
+            .and_then(|who| Bound::from_stored(&stored, &who)),
         _ => None,
     };
-    let bound = stored.and_then(|stored| {
-        let who = seal::open_meta(core.binding(key).as_ref(), BOUND, &stored.who)?;
-        Bound::from_stored(&stored, &who)
-    });
     destroy(core, key, bound.as_ref()).await
 }
 
