@@ -7,8 +7,10 @@ use serde::Deserialize;
 /// Rotation of bound sessions' tokens, with a grace window and reuse detection. Off by default
 /// ([`Config::rotation`](crate::Config::rotation)).
 ///
-/// A token in use for [`every`](Self::every) is replaced by a new one when a load finds it due
-/// (the web layer reissues the cookie by itself). The old token keeps loading the session for
+/// A token in use for [`every`](Self::every) is replaced by a new one once due: the web layer
+/// checks after each request that used the session, and reissues the cookie by itself; without
+/// it, [`SessionStore::rotate_if_due`](crate::SessionStore::rotate_if_due) does (the actix and
+/// tower-sessions adapters do not rotate). The old token keeps loading the session for
 /// [`grace`](Self::grace), for requests already in flight; presented after that, it is taken
 /// for a stolen one: the session it led to is revoked (all of the user's with
 /// [`revoke_user_on_reuse`](Self::revoke_user_on_reuse)), a `warn` event is logged, and the

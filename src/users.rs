@@ -70,9 +70,11 @@ pub struct UserSession {
     pub label: String,
     /// When the session was created, ms since the Unix epoch (Redis' clock).
     pub created_ms: i64,
-    /// When the session was last used, ms since the Unix epoch, as far as its touches record
-    /// it: a load writes only once the touch threshold is reached, so this is late by up to
-    /// the threshold (by default a quarter of the idle timeout). `None` when it is not known.
+    /// When the session was last used, ms since the Unix epoch, as far as its touches and
+    /// rotations record it: a load writes only once the touch threshold is reached, so this is
+    /// behind by up to the threshold (by default a tenth of the idle timeout), and more in the
+    /// last idle timeout before the absolute deadline, where the expiry stops sliding. `None`
+    /// when it is not known.
     pub last_seen_ms: Option<i64>,
     /// When the session expires unless used again, ms since the Unix epoch.
     pub expires_ms: Option<i64>,

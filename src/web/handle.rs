@@ -509,8 +509,13 @@ impl State {
         // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
         let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
         save_and_flash(&store, session, &mut self.next).await?;
-        // A bound session in use rotates its token once due (Config::rotation).
-        self.reissue |= store.rotate_if_due(session).await?.is_some();
+        // A bound session in use rotates its token once due (Config::rotation). The handler's
+        // work is saved by now: a rotation that fails costs the rotation, not the response,
+        // and the next request tries again.
+        match store.rotate_if_due(session).await {
+            Ok(rotated) => self.reissue |= rotated.is_some(),
+            Err(e) => tracing::warn!(error = %e, "the token's rotation failed: it stays as it was"),
+        }
         if !self.reissue {
             return Ok(CookieAction::Keep);
         }
