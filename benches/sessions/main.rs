@@ -10,6 +10,7 @@ mod profile;
 mod report;
 mod server;
 mod stores;
+mod users;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,9 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
-use redis_sessions::{Config, Encryption, EncryptionKey, LocalCache, SessionStore, Tracking};
+use redis_sessions::{
+    Config, Encryption, EncryptionKey, LocalCache, Rotation, SessionStore, Tracking,
+};
 
 use crate::naive::Naive;
 use crate::profile::Profile;
@@ -87,6 +90,10 @@ pub struct Args {
     /// redis-sessions without it, instead of against the naive baseline.
     #[arg(long, conflicts_with = "only")]
     pub encrypted: bool,
+    /// Compare redis-sessions with every session logged in to a user (bound, in its user's
+    /// index, rotation on) against redis-sessions with anonymous sessions.
+    #[arg(long, conflicts_with_all = ["only", "encrypted"])]
+    pub bound: bool,
     /// Run only one store (`ours`, `baseline`, or `encrypted`: ours with encryption at rest),
     /// e.g. under a profiler.
     #[arg(long, value_parser = ["ours", "baseline", "encrypted"])]
@@ -173,7 +180,7 @@ async fn round(
     totals: &mut Totals,
 ) {
     let plan = plan(args, totals.rounds, cycles, tokens.len());
-    if let (Store::Ours(stores), true) = (store, args.touch_due_percent > 0.0) {
+    if let (Store::Ours(stores, _), true) = (store, args.touch_due_percent > 0.0) {
         let slots = aging::choose(&plan, args.touch_due_percent, totals.rounds);
         let config = stores[0].config();
         totals.touch_due += aging::age(conn, config, tokens, &slots).await.expect("aging");
@@ -229,14 +236,14 @@ async fn round(
 /// Loads served from memory and loads that went to Redis so far, over every instance with a
 /// local cache: (hits, misses).
 fn cache_counts(store: &Store) -> (u64, u64) {
-    let Store::Ours(stores) = store else { return (0, 0) };
+    let Store::Ours(stores, _) = store else { return (0, 0) };
     let stats = stores.iter().filter_map(SessionStore::cache_stats);
     stats.fold((0, 0), |(hits, misses), s| (hits + s.hits, misses + s.misses))
 }
 
 /// Bytes each session held in a local cache costs, over every instance (`None` without one).
 fn cached_bytes_per_session(store: &Store) -> Option<f64> {
-    let Store::Ours(stores) = store else { return None };
+    let Store::Ours(stores, _) = store else { return None };
     let stats: Vec<_> = stores.iter().filter_map(SessionStore::cache_stats).collect();
     let entries: usize = stats.iter().map(|s| s.entries).sum();
     let bytes: usize = stats.iter().map(|s| s.bytes).sum();
@@ -345,7 +352,7 @@ async fn main() {
         let tracking = if mode == "reads" { Tracking::Reads } else { Tracking::Broadcast };
         config = config.with_local_cache(LocalCache::default().with_tracking(tracking));
     }
-    let ours = Store::Ours(instances(&config, args.instances).await);
+    let ours = Store::Ours(instances(&config, args.instances).await, false);
     let mut naive = Vec::new();
     for _ in 0..args.instances.max(1) {
         let idle = config.idle_timeout;
@@ -358,14 +365,24 @@ async fn main() {
     // sealing its values under a random key.
     let key = EncryptionKey::from_bytes(1, rand::random());
     let sealed = config.clone().with_key_prefix("seal:").with_encryption(Encryption::new(key));
+    // The same store under a prefix of its own (as long as ours), its sessions logged in to
+    // users, with rotation on (each token rotated after 15 minutes of use: none in a run).
+    let users = config.clone().with_key_prefix("user:").with_rotation(Rotation::default());
     let stores = match args.only.as_deref() {
         Some("ours") => vec![("ours", ours)],
         Some("baseline") => vec![("baseline", naive)],
-        Some(_) => vec![("encrypted", Store::Ours(instances(&sealed, args.instances).await))],
+        Some(_) => {
+            vec![("encrypted", Store::Ours(instances(&sealed, args.instances).await, false))]
+        }
         _ if args.encrypted => {
-            let sealed = Store::Ours(instances(&sealed, args.instances).await);
+            let sealed = Store::Ours(instances(&sealed, args.instances).await, false);
             labels = ["unencrypted", "encrypted", "encrypted / unencrypted"];
             vec![("unencrypted", ours), ("encrypted", sealed)]
+        }
+        _ if args.bound => {
+            let bound = Store::Ours(instances(&users, args.instances).await, true);
+            labels = ["anonymous", "bound", "bound / anonymous"];
+            vec![("anonymous", ours), ("bound", bound)]
         }
         _ => vec![("baseline", naive), ("ours", ours)],
     };
@@ -376,7 +393,11 @@ async fn main() {
         return;
     }
     let [baseline, measured] = <[Phase; 2]>::try_from(phases).expect("two phases");
-    let ceiling = own.as_ref().filter(|_| !args.encrypted);
+    if args.bound {
+        let (anonymous, bound) = (instances(&config, 1).await, instances(&users, 1).await);
+        users::report(&anonymous[0], &bound[0]).await;
+    }
+    let ceiling = own.as_ref().filter(|_| !args.encrypted && !args.bound);
     let ceiling = ceiling.and_then(|server| report::ceiling(server.port(), &args, &config));
     Report { args: args.clone(), labels, baseline, ours: measured, ceiling }.print();
 }

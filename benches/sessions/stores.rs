@@ -29,7 +29,9 @@ pub struct Handlers {
 /// A store's app instances: each has its own connections, and a cycle runs on one of them.
 #[derive(Clone)]
 pub enum Store {
-    Ours(Arc<[SessionStore]>),
+    /// redis-sessions; with `true`, each session is logged in as one of 1,000 users when it is
+    /// created (bound, in its user's index).
+    Ours(Arc<[SessionStore]>, bool),
     Naive(Arc<[Naive]>),
 }
 
@@ -38,11 +40,16 @@ pub type Outcome = Result<bool, String>;
 impl Store {
     pub async fn create(&self, profile: &Profile) -> Result<String, String> {
         match self {
-            Store::Ours(stores) => {
+            Store::Ours(stores, bound) => {
                 let store = &stores[0];
                 let mut session = store.create().await.map_err(|e| e.to_string())?;
                 profile.insert_into(&mut session).map_err(|e| e.to_string())?;
                 store.save(&mut session).await.map_err(|e| e.to_string())?;
+                if *bound {
+                    let user = format!("user-{}", rand::random::<u16>() % 1000);
+                    let login = redis_sessions::Login::new(user).with_label("benchmark");
+                    store.login(&mut session, &login).await.map_err(|e| e.to_string())?;
+                }
                 Ok(session.token().expose().to_owned())
             }
             Store::Naive(stores) => stores[0].create(profile).await.map_err(|e| e.to_string()),
@@ -62,7 +69,7 @@ impl Store {
         let token = slot.lock().map_err(|e| e.to_string())?.clone();
         let err = |e: &dyn std::fmt::Display| e.to_string();
         match self {
-            Store::Ours(stores) => {
+            Store::Ours(stores, _) => {
                 let s = &stores[instance % stores.len()];
                 match kind {
                     Kind::Read => {
