@@ -162,3 +162,34 @@ async fn a_logout_with_a_retired_token_ends_the_session_it_leads_to() {
     let listed = store.user_sessions("ada").await.expect("list");
     assert_eq!((listed.len(), Some(listed[0].id.clone())), (1, other.device_id()));
 }
+
+/// A request that loaded the session before another rotated it saves within the grace window
+/// to the session the rotation moved it to, and then holds the new token; after the window, its
+/// save finds the session gone, and is not taken for a theft.
+#[tokio::test]
+async fn a_save_racing_a_rotation_lands_in_the_new_session_within_the_window() {
+    let redis = support::any_server();
+    let key = redis_sessions::EncryptionKey::from_bytes(1, [9; 32]);
+    let sealed = redis.store_with(|c| {
+        let rotation = Rotation::default().with_grace(GRACE);
+        c.with_encryption(redis_sessions::Encryption::new(key)).with_rotation(rotation)
+    });
+    for store in [rotating_store(&redis, false), sealed] {
+        let mut session = logged_in(&store, "ada").await;
+        let mut slow = load(&store, session.token().expose()).await.expect("live");
+        let new = store.rotate(&mut session).await.expect("rotate");
+        slow.insert("coupon", "TEA10").expect("insert");
+        store.save(&mut slow).await.expect("saved to the new session");
+        assert_eq!(slow.token(), &new);
+        let loaded = load(&store, new.expose()).await.expect("live");
+        assert_eq!(loaded.get::<String>("coupon").expect("get").as_deref(), Some("TEA10"));
+
+        let mut slower = load(&store, new.expose()).await.expect("live");
+        store.rotate(&mut session).await.expect("rotate again");
+        tokio::time::sleep(GRACE + Duration::from_millis(100)).await;
+        slower.insert("coupon", "TEA20").expect("insert");
+        assert!(matches!(store.save(&mut slower).await, Err(Error::SessionGone)));
+        let live = load(&store, session.token().expose()).await.expect("not revoked");
+        assert_eq!(live.get::<String>("coupon").expect("get").as_deref(), Some("TEA10"));
+    }
+}

@@ -294,6 +294,10 @@ impl SessionStore {
     /// Writes the attributes changed since load, and deletes the removed ones; nothing else.
     /// Another request's changes to other attributes survive. Does nothing when nothing changed.
     ///
+    /// A bound session whose token another request rotated since it was loaded (see
+    /// [`Rotation`](crate::Rotation)) is saved to the session the rotation moved it to, while
+    /// the grace window is open, and then holds the new token.
+    ///
     /// # Errors
     ///
     /// [`Error::SessionGone`] when the session expired, was destroyed or was regenerated away
@@ -301,7 +305,47 @@ impl SessionStore {
     /// exceeded; connection errors as for [`create`](Self::create). Nothing is written then.
     #[instrument(level = "debug", name = "session.save", skip_all, fields(session = ?session.token()))]
     pub async fn save(&self, session: &mut Session) -> Result<()> {
-        save::save(&self.core, session, false).await
+        match save::save(&self.core, session, false).await {
+            // Another request rotated the token since this one loaded the session: within the
+            // grace window, the changes go to the session it moved to.
+            Err(Error::SessionGone) if self.follow_rotation(session).await? => {
+                save::save(&self.core, session, false).await
+            }
+            saved => saved,
+        }
+    }
+
+    /// For a bound session whose token another request rotated since it was loaded, while the
+    /// grace window is open: `session` becomes the session the rotation moved it to, with its
+    /// unsaved changes. False when there is none to follow.
+    pub(crate) async fn follow_rotation(&self, session: &mut Session) -> Result<bool> {
+        if session.bound.is_none() {
+            return Ok(false);
+        }
+        match rotation::rotated_to(&self.core, session).await? {
+            Some(next) => self.take_over(session, &next).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Replaces `session` with the session under `next`, to which a rotation moved it, keeping
+    /// its unsaved changes (sealed anew for the new key under encryption); false when there is
+    /// no such session.
+    async fn take_over(&self, session: &mut Session, next: &Token) -> Result<bool> {
+        let Some(mut loaded) = load::load(&self.core, next.expose(), None, false).await? else {
+            return Ok(false);
+        };
+        let mut pending = std::mem::take(session.pending_mut());
+        if let (Some(from), Some(to)) = (&session.seal, &loaded.seal) {
+            for (name, value) in pending.iter_mut() {
+                if let Some(stored) = value {
+                    *stored = seal::moved_value(from, to, name, stored)?;
+                }
+            }
+        }
+        *loaded.pending_mut() = pending;
+        *session = loaded;
+        Ok(true)
     }
 
     /// Like [`save`](Self::save), but only if Redis still holds what this session read: after
@@ -481,16 +525,11 @@ impl SessionStore {
             rotation::Rotated::Done(token) => return Ok(token),
             rotation::Rotated::First(next) => next,
         };
-        // Another request rotated it first: take its token, and keep the unsaved changes, but
-        // under encryption, where they are sealed for the old key.
-        if session.seal.is_some() && session.is_changed() {
-            return Err(Error::Conflict);
+        // Another request rotated it first: take its token, with the unsaved changes.
+        match self.take_over(session, &next).await? {
+            true => Ok(session.token().clone()),
+            false => Err(Error::SessionGone),
         }
-        let loaded = load::load(&self.core, next.expose(), None, false).await?;
-        let mut loaded = loaded.ok_or(Error::SessionGone)?;
-        *loaded.pending_mut() = std::mem::take(session.pending_mut());
-        *session = loaded;
-        Ok(session.token().clone())
     }
 
     /// Rotates the session's token if it is due ([`Rotation::every`](crate::Rotation::every)

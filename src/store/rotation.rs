@@ -84,6 +84,20 @@ fn rotated_first(session: &Session, stub: &[u8]) -> Result<Token> {
     next.ok_or(Error::SessionGone)
 }
 
+/// The token a rotation moved `session` to, while the grace window is open (on the server's
+/// clock as estimated here), from the stub under its key: for a request that loaded the
+/// session before another rotated it. `None` once the window has closed: such a request is
+/// not reported as a theft, but its session is gone.
+pub(crate) async fn rotated_to(core: &Core, session: &Session) -> Result<Option<Token>> {
+    let mut read = redis::pipe();
+    read.cmd("HGET").arg(&session.key).arg("@r");
+    let reply = core.run_read(&read).await?.into_iter().next();
+    let Some(Value::BulkString(stub)) = reply else { return Ok(None) };
+    let Some(retired) = Retired::parse(&stub) else { return Ok(None) };
+    let open = core.clock.now_ms().is_some_and(|now| now < retired.grace_until_ms);
+    Ok(open.then(|| bound::open_next(session.token(), &retired.sealed_next)).flatten())
+}
+
 /// What a load does with a retired token's stub: the next token within the grace window (as
 /// the server's clock, estimated here and never behind it, says); after it, the user's
 /// session(s) revoked and [`Error::TokenReused`]. `None` when the stub does not open.

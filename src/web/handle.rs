@@ -508,7 +508,10 @@ impl State {
         // No live session: nothing to write. A cookie that names no live session is left
         // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
         let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
+        let before = session.token().clone();
         save_and_flash(&store, session, &mut self.next).await?;
+        // A save that found the token rotated by a concurrent request went to the new one.
+        self.reissue |= *session.token() != before;
         // A bound session in use rotates its token once due (Config::rotation). The handler's
         // work is saved by now: a rotation that fails costs the rotation, not the response,
         // and the next request tries again.
@@ -543,7 +546,15 @@ async fn save_and_flash(
 ) -> Result<()> {
     store.save(session).await?;
     if !next.is_empty() {
-        store.push_flash_encoded(session, std::mem::take(next)).await?;
+        let messages = std::mem::take(next);
+        match store.push_flash_encoded(session, messages.clone()).await {
+            // A concurrent request rotated the token since the load (and nothing was saved to
+            // follow it): the messages go to the session it moved to.
+            Err(Error::SessionGone) if store.follow_rotation(session).await? => {
+                store.push_flash_encoded(session, messages).await?;
+            }
+            pushed => pushed?,
+        }
     }
     Ok(())
 }
