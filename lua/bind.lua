@@ -52,10 +52,7 @@ end
 if not record_deadline(record) then
   return redis.error_reply('CORRUPT session hash has no packed record header')
 end
-local now = server_ms()
-local idle, absolute = tonumber(ARGV[t]), tonumber(ARGV[t + 1])
-local deadline = now + absolute
-local expires = now + next_ttl(-1, true, idle, absolute)
+local now, idle, deadline, expires = new_life(t)
 local bound = with_bound_time(ARGV[t + 3], now)
 writes[#writes + 1], writes[#writes + 2] = '@p', with_deadline(record, deadline)
 writes[#writes + 1], writes[#writes + 2] = '@t', expiry_field(expires)

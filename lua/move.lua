@@ -27,6 +27,29 @@ local function hset_all(key, writes)
   end
 end
 
+-- When the hash at `key` is exactly as read (as_read), writes on it each field's value for the
+-- new key (ARGV from 3, m fields: sealed anew for it under encryption) and returns true;
+-- otherwise writes nothing and returns false.
+local function sealed_anew_in_place(key, m)
+  if not as_read(key, 3, m) then
+    return false
+  end
+  local writes = {}
+  for i = 3, 2 + 3 * m, 3 do
+    writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
+  end
+  hset_all(key, writes)
+  return true
+end
+
+-- New timeouts from now on, from ARGV[t] and ARGV[t + 1] (idle and absolute, ms): the time, the
+-- idle timeout, the new deadline and the new expiry (needs expiry.lua).
+local function new_life(t)
+  local now = server_ms()
+  local idle, absolute = tonumber(ARGV[t]), tonumber(ARGV[t + 1])
+  return now, idle, now + absolute, now + next_ttl(-1, true, idle, absolute)
+end
+
 -- `record` with its deadline set to `deadline`: the header keeps its creation time, count and id.
 local function with_deadline(record, deadline)
   return string.sub(record, 1, DEADLINE_AT - 1) .. big_endian(deadline, 8)

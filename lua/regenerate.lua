@@ -65,15 +65,8 @@ end
 if redis.call('EXISTS', new) == 1 then
   return -1
 end
-if m > 0 then
-  if not as_read(old, 3, m) then
-    return -2
-  end
-  local writes = {}
-  for i = 3, 2 + 3 * m, 3 do
-    writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
-  end
-  hset_all(old, writes)
+if m > 0 and not sealed_anew_in_place(old, m) then
+  return -2
 end
 if not ARGV[t] then
   redis.call('RENAMENX', old, new) -- KEYS[2] was free above, and nothing ran in between
@@ -84,10 +77,7 @@ local record = redis.call('HGET', old, '@p')
 if not record_deadline(record) then
   return redis.error_reply('CORRUPT session hash has no packed record header')
 end
-local now = server_ms()
-local idle, absolute = tonumber(ARGV[t]), tonumber(ARGV[t + 1])
-local deadline = now + absolute
-local expires = now + next_ttl(-1, true, idle, absolute)
+local now, idle, deadline, expires = new_life(t)
 record = with_deadline(record, deadline)
 local fields = {'@p', record, '@t', expiry_field(expires)}
 if ARGV[t + 2] ~= '' then

@@ -40,14 +40,9 @@ end
 local m = tonumber(ARGV[2])
 local t = 3 + 3 * m
 if m > 0 then
-  if not as_read(old, 3, m) then
+  if not sealed_anew_in_place(old, m) then
     return -2
   end
-  local writes = {}
-  for i = 3, 2 + 3 * m, 3 do
-    writes[#writes + 1], writes[#writes + 2] = ARGV[i], ARGV[i + 2]
-  end
-  hset_all(old, writes)
   bound = redis.call('HGET', old, '@u') -- sealed anew for KEYS[2] with the rest
 end
 local record = redis.call('HGET', old, '@p')
