@@ -1,5 +1,6 @@
 -- move: what regenerate.lua, bind.lua, rotate.lua and retire.lua share to move a session's
--- fields to another key. Needs record.lua.
+-- fields to another key, and what list.lua reads of a binding. Needs record.lua, and for
+-- new_life expiry.lua.
 
 local CHUNK = 1000 -- arguments per HSET, under Lua's unpack limit
 

@@ -401,6 +401,11 @@ impl Config {
             if rotation.every.is_zero() || rotation.grace.is_zero() {
                 return fail("rotation every and grace must be above zero");
             }
+            // Else a token could rotate again while the one before is still in its window,
+            // and chains of stubs grow that loads must follow hop by hop.
+            if rotation.grace >= rotation.every {
+                return fail("rotation grace must be shorter than every");
+            }
         }
         self.limits.validate()
     }

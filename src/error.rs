@@ -44,8 +44,8 @@ pub enum Error {
     /// [`Rotation::revoke_user_on_reuse`](crate::Rotation::revoke_user_on_reuse) is set). Tell
     /// the user, and treat the request as logged out.
     TokenReused {
-        /// The user the session belonged to. Not in the message: a user id may be personal
-        /// data.
+        /// The user the session belonged to. Not in the `Display` text: a user id may be
+        /// personal data.
         user: String,
         /// How many sessions were revoked (0 when they were already gone).
         revoked: usize,

@@ -30,7 +30,8 @@ pub struct Rotation {
     /// How long a token is used before it is rotated. Default 15 minutes.
     #[serde(with = "humantime_serde")]
     pub every: Duration,
-    /// How long a retired token still leads to the new one. Default 30 seconds.
+    /// How long a retired token still leads to the new one. Default 30 seconds; shorter than
+    /// [`every`](Self::every) ([`Config::validate`](crate::Config::validate) checks).
     #[serde(with = "humantime_serde")]
     pub grace: Duration,
     /// On reuse after the grace window, revoke every session of the user, not only the one the

@@ -90,7 +90,7 @@ async fn the_devices_page_lists_and_logs_out_one_device_everywhere_else_and_this
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_layer_rotates_and_reissues_the_cookie_and_a_replayed_old_one_ends_the_session() {
     let redis = support::any_server();
-    let grace = Duration::from_millis(500);
+    let grace = Duration::from_millis(250);
     let rotation = Rotation::default().with_every(Duration::from_millis(300)).with_grace(grace);
     let store = redis.store_with(|c| c.with_rotation(rotation));
     let base = serve(demo::app(store, plain())).await;

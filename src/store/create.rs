@@ -63,8 +63,3 @@ pub(crate) async fn create_with_token(
     let seal = core.binding(&key);
     Ok(Some(Session::new(token, key, meta, core.config.limits, seal)))
 }
-
-/// Deletes the session at `key`; true when it existed.
-pub(crate) async fn destroy(core: &Core, key: &str) -> Result<bool> {
-    Ok(core.run::<i64>(&SCRIPTS.destroy.call(&[key])).await? == 1)
-}

@@ -3,7 +3,7 @@
 //!
 //! - `core.rs`: the pool, the configuration and the server's clock; how a call reaches Redis
 //!   (EVALSHA, EVAL after NOSCRIPT, dropping broken connections).
-//! - `create.rs`: create and destroy.
+//! - `create.rs`: create.
 //! - `load.rs`: loads, choosing once the way a load reads (`read.rs`: the plain read and the
 //!   get-and-touch script); `flash_pop.rs`: the ways that pop flash messages.
 //! - `reply.rs`: strict parsing of load replies; `server_clock.rs`: the server's time as

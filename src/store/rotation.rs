@@ -13,7 +13,7 @@ use crate::seal;
 use crate::session::Session;
 use crate::store::core::Core;
 use crate::store::create::{collided, TOKEN_ATTEMPTS};
-use crate::store::users::{self, add_fields, read_to_move, Scope};
+use crate::store::users::{self, add_fields, read_to_move, stub_user, unlink, Scope};
 use crate::token::Token;
 
 /// Whether `session`'s token is due for rotation: it is bound, rotation is on, and the token
@@ -100,7 +100,9 @@ pub(crate) async fn rotated_to(core: &Core, session: &Session) -> Result<Option<
 
 /// What a load does with a retired token's stub: the next token within the grace window (as
 /// the server's clock, estimated here and never behind it, says); after it, the user's
-/// session(s) revoked and [`Error::TokenReused`]. `None` when the stub does not open.
+/// session(s) revoked, the stub deleted (reported once: a thief holding the old token cannot
+/// log the user out again and again) and [`Error::TokenReused`]. `None` when the stub does not
+/// open.
 pub(crate) async fn follow(
     core: &Core,
     token: &Token,
@@ -116,23 +118,27 @@ pub(crate) async fn follow(
         true => Scope::All,
         false => Scope::One(retired.device),
     };
-    let who = seal::open_meta(core.binding(key).as_ref(), RETIRED, &retired.who);
-    let Some(user) = who.and_then(|who| String::from_utf8(who).ok()) else {
+    let Some(user) = stub_user(core, key, &retired) else {
         debug!("a retired token's stub that does not open: no session");
         return Ok(None);
     };
     match users::revoke(core, &user, scope, Some(retired.grace_until_ms)).await? {
         None => Ok(next), // still within the window on the server's clock
         Some(revoked) => {
-            warn!(
-                session = ?token,
-                revoked,
-                all_of_the_user = matches!(scope, Scope::All),
-                "a retired session token was used after its grace window: likely stolen, revoked"
-            );
+            report(token, revoked, matches!(scope, Scope::All));
+            unlink(core, key).await?;
             Err(Error::TokenReused { user, revoked })
         }
     }
+}
+
+fn report(token: &Token, revoked: usize, all: bool) {
+    warn!(
+        session = ?token,
+        revoked,
+        all_of_the_user = all,
+        "a retired session token was used after its grace window: likely stolen, revoked"
+    );
 }
 
 fn unexpected() -> Error {

@@ -1,6 +1,6 @@
 //! Sessions bound to a user: login (bind.lua, and retire.lua on a Cluster), the list of a user's
-//! sessions (list.lua), revoking some or all of them (revoke.lua), and logout of a bound session
-//! (destroy.lua with the index).
+//! sessions (list.lua), revoking some or all of them (revoke.lua), and logout (destroy.lua, with
+//! the index for a bound session).
 //!
 //! A user's index is a hash of device id -> session key, under a key derived from the user id
 //! that carries the user's hash tag, as every token bound to the user does: on a Redis Cluster
@@ -12,11 +12,11 @@
 use std::time::Duration;
 
 use redis::Value;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::connection::scripts::{Call, SCRIPTS};
 use crate::error::{Error, Result};
-use crate::format::bound::{self, Bound, MAX_USER_BYTES};
+use crate::format::bound::{self, Bound, Retired, MAX_USER_BYTES};
 use crate::format::fields::Field;
 use crate::format::{keys, BOUND, RETIRED};
 use crate::seal;
@@ -64,6 +64,9 @@ pub(crate) async fn login(core: &Core, session: &mut Session, login: &Login) -> 
         let token = Token::generate_with_tag(&tag)?;
         let key = keys::session_key(&core.config, &token);
         let (fields, moved) = read_to_move(core, session, &key).await?;
+        if fields.iter().any(|(name, ..)| name == b"@r") {
+            return Err(Error::SessionGone); // a rotation since the load: its token is retired
+        }
         let keys: &[&str] = match copy {
             true => &[&key, &index],
             false => &[&key, &index, &session.key],
@@ -272,7 +275,8 @@ pub(crate) async fn revoke(
                 Scope::AllBut(keep) => device[..] != keep[..],
             })
             .collect();
-        if chosen.is_empty() && !matches!(scope, Scope::All) {
+        // Nothing to end, unless the window's end must be checked on the server's clock.
+        if chosen.is_empty() && !matches!(scope, Scope::All) && not_before.is_none() {
             return Ok(Some(0));
         }
         let mut keys = vec![index.as_str()];
@@ -300,43 +304,80 @@ pub(crate) async fn revoke(
     Err(Error::Conflict)
 }
 
-/// Deletes a session, and its index entry when it is bound; true when it existed.
+/// Deletes a session, and its index entry when it is bound; true when it existed. Under a
+/// retired token's stub (a rotation since the caller read the session, or a logout with an old
+/// cookie), the session the stub leads to is revoked instead ([`end_retired`]).
 pub(crate) async fn destroy(core: &Core, key: &str, bound: Option<&Bound>) -> Result<bool> {
-    let Some(bound) = bound else {
-        return crate::store::create::destroy(core, key).await;
+    let call = match bound {
+        Some(bound) => {
+            let index = bound::index_key(&core.config, &bound.user);
+            let mut call = SCRIPTS.destroy.call(&[key, &index]);
+            call.arg(&bound.device[..]);
+            call
+        }
+        None => SCRIPTS.destroy.call(&[key]),
     };
-    let index = bound::index_key(&core.config, &bound.user);
-    let mut call = SCRIPTS.destroy.call(&[key, &index]);
-    call.arg(&bound.device[..]);
-    Ok(core.run::<i64>(&call).await? == 1)
+    match core.run::<Value>(&call).await? {
+        Value::Int(deleted) => Ok(deleted == 1),
+        Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
+            Ok([Value::Int(-3), Value::BulkString(stub)]) => {
+                let stub = Retired::parse(&stub).ok_or_else(|| unexpected("destroy"))?;
+                Ok(end_retired(core, key, stub).await? > 0)
+            }
+            _ => Err(unexpected("destroy")),
+        },
+        _ => Err(unexpected("destroy")),
+    }
 }
 
-/// Deletes the session under `key`, not loaded: its binding is read first (`HMGET @u @r`), so
-/// that a bound session's index entry goes with it. Under a retired token's stub, the session
-/// the stub leads to is revoked (by its device id, through the user's index), then the stub
-/// deleted: a logout with a cookie older than a rotation still logs the device out.
+/// Deletes the session under `key`, not loaded: its binding is read first (`HGET @u`), so that
+/// a bound session's index entry goes with it.
 pub(crate) async fn destroy_unloaded(core: &Core, key: &str) -> Result<bool> {
     let mut read = redis::pipe();
-    read.cmd("HMGET").arg(key).arg("@u").arg("@r");
-    let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
-    let fields: Vec<Option<Vec<u8>>> = redis::from_redis_value(reply).unwrap_or_default();
-    let field = |at: usize| fields.get(at).cloned().flatten().and_then(|v| Field::parse(v).ok());
-    let seal = core.binding(key);
-    if let Some(Field::Retired(stub)) = field(1) {
-        let user = seal::open_meta(seal.as_ref(), RETIRED, &stub.who);
-        let revoked = match user.and_then(|user| String::from_utf8(user).ok()) {
-            Some(user) => revoke(core, &user, Scope::One(stub.device), None).await?,
-            None => None,
-        };
-        crate::store::create::destroy(core, key).await?;
-        return Ok(revoked.unwrap_or(0) > 0);
-    }
-    let bound = match field(0) {
-        Some(Field::Bound(stored)) => seal::open_meta(seal.as_ref(), BOUND, &stored.who)
-            .and_then(|who| Bound::from_stored(&stored, &who)),
+    read.cmd("HGET").arg(key).arg("@u");
+    let bound = match core.run_read(&read).await?.into_iter().next() {
+        Some(Value::BulkString(value)) => match Field::parse(value) {
+            Ok(Field::Bound(stored)) => {
+                seal::open_meta(core.binding(key).as_ref(), BOUND, &stored.who)
+                    .and_then(|who| Bound::from_stored(&stored, &who))
+            }
+            _ => None,
+        },
         _ => None,
     };
     destroy(core, key, bound.as_ref()).await
+}
+
+/// A logout under a retired token's stub (a rotation since the session was read, or an old
+/// cookie): the session it leads to is revoked, then the stub deleted; how many were revoked.
+/// After the grace window this is a reuse, reported as a load reports it.
+pub(crate) async fn end_retired(core: &Core, key: &str, retired: Retired) -> Result<usize> {
+    let revoked = match stub_user(core, key, &retired) {
+        Some(user) => revoke(core, &user, Scope::One(retired.device), None).await?,
+        None => None,
+    };
+    let revoked = revoked.unwrap_or(0);
+    if core.clock.now_ms().is_some_and(|now| now >= retired.grace_until_ms) {
+        warn!(
+            revoked,
+            "a retired session token was used to log out after its grace window: likely stolen"
+        );
+    }
+    unlink(core, key).await?;
+    Ok(revoked)
+}
+
+/// The user id a stub holds, opened (it is sealed under encryption).
+pub(crate) fn stub_user(core: &Core, key: &str, retired: &Retired) -> Option<String> {
+    let who = seal::open_meta(core.binding(key).as_ref(), RETIRED, &retired.who)?;
+    String::from_utf8(who).ok()
+}
+
+/// Deletes a stub; idempotent, so a retry after a broken connection does no harm.
+pub(crate) async fn unlink(core: &Core, key: &str) -> Result<()> {
+    let mut unlink = redis::cmd("UNLINK");
+    unlink.arg(key);
+    core.settle(core.pool.get().await?.query::<i64>(&unlink).await).map(drop)
 }
 
 /// The grace window of rotations: the configured one, or the default's.

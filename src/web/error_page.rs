@@ -3,7 +3,8 @@
 //! its causes.
 
 /// Lets handlers use `?` on session operations: the response of [`error_response`] (503 with
-/// `Retry-After` when Redis is unavailable, 500 otherwise, a short text body), and the error
+/// `Retry-After` when Redis is unavailable, 401 for a reused token, 500 otherwise, a short text
+/// body), and the error
 /// logged once at ERROR with its causes. An application that wants its own error pages maps
 /// the error in its handler instead of using `?` on it, and gives the layer its page for
 /// failures after the handler with
@@ -17,7 +18,9 @@ impl axum::response::IntoResponse for crate::Error {
 
 /// The response a session failure gets unless the application renders its own: 503 Service
 /// Unavailable with `Retry-After` when Redis cannot be reached or refused for a passing reason
-/// ([`Error::is_unavailable`](crate::Error::is_unavailable)), 500 otherwise; the body names the
+/// ([`Error::is_unavailable`](crate::Error::is_unavailable)), 401 Unauthorized for
+/// [`Error::TokenReused`](crate::Error::TokenReused) (the session was revoked: log in again),
+/// 500 otherwise; the body names the
 /// kind of failure in a few words, for the visitor, and nothing of its cause.
 ///
 /// ```

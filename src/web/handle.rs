@@ -322,7 +322,8 @@ impl WebSession {
     }
 
     /// Rotates the token of the logged-in session now (after a change of privilege), and
-    /// reissues the cookie; see [`SessionStore::rotate`]. Without a session, does nothing.
+    /// reissues the cookie; see [`SessionStore::rotate`]. Without a session, or without a
+    /// login, does nothing.
     ///
     /// # Errors
     ///
@@ -330,7 +331,7 @@ impl WebSession {
     pub async fn rotate(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
-        if let Some(session) = state.live().await? {
+        if let Some(session) = state.live().await?.filter(|s| s.user_id().is_some()) {
             store.rotate(session).await?;
             state.reissue = true;
         }
