@@ -7,13 +7,16 @@ import { chromium } from 'playwright-core';
 
 const base = process.argv[2] ?? 'http://127.0.0.1:3000';
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium' });
-const page = await browser.newPage({ viewport: { width: 1100, height: 640 } });
+const viewport = { width: 1100, height: 640 };
+// Each browser names itself: the devices list shows what the user agent says.
+const laptop = await browser.newContext({ viewport, userAgent: 'Chromium on a Linux laptop' });
+const page = await laptop.newPage();
 
 await page.goto(base);
 await page.screenshot({ path: 'shop.png' });
 
-// Fill the cart, then log in with "remember me": the session moves to a new token with its own
-// timeouts and keeps the cart, and the next page shows the welcome once.
+// Fill the cart, then log in with "remember me": the session moves to a new token bound to the
+// user, with its own timeouts, and keeps the cart; the next page shows the welcome once.
 for (const tea of ['Darjeeling', 'Darjeeling', 'Sencha']) {
   await page.locator('.product', { hasText: tea }).getByRole('button', { name: 'Add to cart' }).click();
 }
@@ -23,6 +26,14 @@ await page.check('input[name=remember]');
 await page.getByRole('button', { name: 'Log in' }).click();
 await page.screenshot({ path: 'logged-in.png' });
 
+// The same user logs in on a phone too: the sessions page lists both devices.
+const phone = await browser.newContext({ viewport, userAgent: 'Safari on an iPhone' });
+const other = await phone.newPage();
+await other.goto(base);
+await other.fill('input[name=username]', 'ada');
+await other.fill('input[name=password]', 'secret');
+await other.getByRole('button', { name: 'Log in' }).click();
+
 await page.goto(`${base}/sessions`);
-await page.screenshot({ path: 'session.png' });
+await page.screenshot({ path: 'session.png', fullPage: true });
 await browser.close();
