@@ -151,18 +151,19 @@ pub(crate) fn cut_label(label: &str) -> String {
 /// The next token sealed with the retired one: XOR with SHA-512 of a label and the retired
 /// token, a key stream used once, since each token is retired once.
 pub(crate) fn seal_next(retired: &Token, next: &Token) -> Vec<u8> {
-    let stream = Sha512::new().chain_update(b"next token\0").chain_update(retired.expose());
-    let stream = stream.finalize();
-    next.expose().bytes().zip(stream.iter()).map(|(a, b)| a ^ b).collect()
+    xor_stream(retired, next.expose().as_bytes())
 }
 
 /// The token `sealed` leads to, opened with the retired token it was sealed with; `None` when
 /// it does not open to a token (a stub written by hand, or damaged).
 pub(crate) fn open_next(retired: &Token, sealed: &[u8]) -> Option<Token> {
+    Token::parse(std::str::from_utf8(&xor_stream(retired, sealed)).ok()?)
+}
+
+/// `bytes` XORed with the key stream of `retired` (seal_next's; the same both ways).
+fn xor_stream(retired: &Token, bytes: &[u8]) -> Vec<u8> {
     let stream = Sha512::new().chain_update(b"next token\0").chain_update(retired.expose());
-    let stream = stream.finalize();
-    let text: Vec<u8> = sealed.iter().zip(stream.iter()).map(|(a, b)| a ^ b).collect();
-    Token::parse(std::str::from_utf8(&text).ok()?)
+    bytes.iter().zip(stream.finalize().iter()).map(|(a, b)| a ^ b).collect()
 }
 
 /// The hash tag of every token bound to `user`: 4 base64url characters of a hash of the user

@@ -93,6 +93,16 @@ impl Core {
         }
     }
 
+    /// The reply to one command that only reads (`HGET`, `HGETALL`), sent as [`run_read`]
+    /// sends a pipeline; `Nil` when none came back.
+    ///
+    /// [`run_read`]: Self::run_read
+    pub(crate) async fn read_one(&self, command: &redis::Cmd) -> Result<Value> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(command.clone());
+        Ok(self.run_read(&pipe).await?.into_iter().next().unwrap_or(Value::Nil))
+    }
+
     /// Drops the connections when the reply says they are broken, so the next operation opens
     /// a new one; converts the error.
     pub(crate) fn settle<T>(&self, reply: redis::RedisResult<T>) -> Result<T> {

@@ -108,9 +108,7 @@ pub(crate) async fn sealed_anew(
 /// Every field of the session's hash and its value (`HGETALL`), for a move; the session is
 /// gone when there is none.
 pub(crate) async fn read_hash(core: &Core, key: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut read = redis::pipe();
-    read.cmd("HGETALL").arg(key);
-    let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
+    let reply = core.read_one(redis::cmd("HGETALL").arg(key)).await?;
     let fields: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(reply)
         .map_err(|_| Error::Corrupt("HGETALL answered no field, value pairs".into()))?;
     if fields.is_empty() {

@@ -89,10 +89,8 @@ fn rotated_first(session: &Session, stub: &[u8]) -> Result<Token> {
 /// session before another rotated it. `None` once the window has closed: such a request is
 /// not reported as a theft, but its session is gone.
 pub(crate) async fn rotated_to(core: &Core, session: &Session) -> Result<Option<Token>> {
-    let mut read = redis::pipe();
-    read.cmd("HGET").arg(&session.key).arg("@r");
-    let reply = core.run_read(&read).await?.into_iter().next();
-    let Some(Value::BulkString(stub)) = reply else { return Ok(None) };
+    let reply = core.read_one(redis::cmd("HGET").arg(&session.key).arg("@r")).await?;
+    let Value::BulkString(stub) = reply else { return Ok(None) };
     let Some(retired) = Retired::parse(&stub) else { return Ok(None) };
     let open = core.clock.now_ms().is_some_and(|now| now < retired.grace_until_ms);
     Ok(open.then(|| bound::open_next(session.token(), &retired.sealed_next)).flatten())

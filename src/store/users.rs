@@ -163,9 +163,7 @@ pub(crate) fn add_fields(call: &mut Call, fields: &Fields) {
 
 /// The index as read: (device id, session key) per entry.
 async fn read_index(core: &Core, index: &str) -> Result<Vec<(Vec<u8>, String)>> {
-    let mut read = redis::pipe();
-    read.cmd("HGETALL").arg(index);
-    let reply = core.run_read(&read).await?.into_iter().next().unwrap_or(Value::Nil);
+    let reply = core.read_one(redis::cmd("HGETALL").arg(index)).await?;
     redis::from_redis_value(reply)
         .map_err(|_| Error::Corrupt("a user's index is not a hash of device ids to keys".into()))
 }
@@ -333,10 +331,8 @@ pub(crate) async fn destroy(core: &Core, key: &str, bound: Option<&Bound>) -> Re
 /// Deletes the session under `key`, not loaded: its binding is read first (`HGET @u`), so that
 /// a bound session's index entry goes with it.
 pub(crate) async fn destroy_unloaded(core: &Core, key: &str) -> Result<bool> {
-    let mut read = redis::pipe();
-    read.cmd("HGET").arg(key).arg("@u");
-    let bound = match core.run_read(&read).await?.into_iter().next() {
-        Some(Value::BulkString(value)) => match Field::parse(value) {
+    let bound = match core.read_one(redis::cmd("HGET").arg(key).arg("@u")).await? {
+        Value::BulkString(value) => match Field::parse(value) {
             Ok(Field::Bound(stored)) => {
                 seal::open_meta(core.binding(key).as_ref(), BOUND, &stored.who)
                     .and_then(|who| Bound::from_stored(&stored, &who))
