@@ -46,10 +46,11 @@
 //!   with `CLIENT TRACKING` whose reports drop entries; `mod.rs` puts them together.
 //! - `session/`: [`Session`], attributes as read apart from the changes pending, and in
 //!   `changes.rs` what a save sends and what it leaves.
-//! - `store/`: [`SessionStore`], whose public methods are in `mod.rs`, each carried out by a
-//!   module of its own: `create.rs`, `load.rs` (with `cached.rs`, `read.rs`, `flash_pop.rs`,
-//!   `reply.rs`, `server_clock.rs`, `expiry_rule.rs`), `save.rs`, `regenerate.rs`, `users.rs`
-//!   (login, a user's list, revoke), `rotation.rs` (rotating a token, following or reporting a
+//! - `store/`: [`SessionStore`], whose public methods are in `mod.rs` (and, for sessions bound
+//!   to users, `users_api.rs`), each carried out by a module of its own: `create.rs`, `load.rs`
+//!   (with `cached.rs`, `read.rs`, `flash_pop.rs`, `reply.rs`, `server_clock.rs`,
+//!   `expiry_rule.rs`), `save.rs`, `regenerate.rs`, `users.rs` (login, a user's list, revoke,
+//!   logout), `rotation.rs` (rotating a token, following or reporting a
 //!   retired one), `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
 //!   ([`ServerAdvice`], the start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
