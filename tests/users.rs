@@ -62,6 +62,13 @@ async fn a_login_moves_the_session_binds_it_and_lists_it_without_its_token() {
         }
     }
     assert!(store.user_sessions("bob").await.expect("list").is_empty());
+
+    // A user id must be 1 to 1024 bytes: anything else is refused before Redis is asked.
+    for user in [String::new(), "u".repeat(1025)] {
+        let refused = store.login(&mut session, &Login::new(user)).await;
+        assert!(matches!(refused, Err(redis_sessions::Error::Config(_))), "{refused:?}");
+    }
+    assert_eq!(session.token(), &token, "nothing moved");
 }
 
 #[tokio::test]
