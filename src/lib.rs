@@ -54,7 +54,8 @@
 //!   retired one), `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
 //!   ([`ServerAdvice`], the start-up check of the server's settings).
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
-//!   axum and tower, with the secure cookie defaults of `web::CookieConfig`.
+//!   axum and tower (`handle/users.rs`: its methods for users), with the secure cookie
+//!   defaults of `web::CookieConfig`.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.
 //! - `test_server.rs` (feature `test-server`): `test_server::TestServer`, a throwaway
