@@ -50,10 +50,17 @@ pub enum Error {
         /// How many sessions were revoked (0 when they were already gone).
         revoked: usize,
     },
-    /// A value, the whole session, the attribute count or the pending flash messages would
-    /// exceed a configured limit. Nothing was written.
+    /// Stateless sessions' revocations are not known to be current: the feed that mirrors them
+    /// from Redis has been silent for longer than its bound, and stateless sessions fail closed
+    /// ([`FeedDown::Refuse`](crate::stateless::FeedDown::Refuse)). Passes once the feed is back.
+    RevocationsStale {
+        /// How long the feed has been silent, in ms (0 when it never answered).
+        silent_ms: u64,
+    },
+    /// A value, the whole session, the attribute count, the pending flash messages or a
+    /// stateless session's cookie would exceed a configured limit. Nothing was written.
     TooLarge {
-        /// Which limit: `"value"`, `"session"`, `"attributes"` or `"flash"`.
+        /// Which limit: `"value"`, `"session"`, `"attributes"`, `"flash"` or `"cookie"`.
         limit: &'static str,
         /// The size the operation would have reached (bytes, or attributes for `"attributes"`).
         size: usize,
@@ -141,6 +148,14 @@ impl fmt::Display for Error {
         match self {
             Error::Config(why) => write!(f, "invalid configuration: {why}"),
             Error::PoolTimeout => f.write_str("no Redis connection available in time"),
+            Error::RevocationsStale { silent_ms: 0 } => f.write_str(
+                "the revocation feed has not synchronised yet: stateless sessions are refused",
+            ),
+            Error::RevocationsStale { silent_ms } => write!(
+                f,
+                "the revocation feed has been silent for {silent_ms} ms, over its bound: \
+                 stateless sessions are refused until it answers"
+            ),
             Error::Redis(e) if server_code(e).as_deref() == Some("OOM") => f.write_str(
                 "Redis is out of memory (used memory over maxmemory): the write was refused",
             ),
@@ -192,6 +207,7 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::PoolTimeout | Error::Timeout(_) | Error::Connect(_) => true,
+            Error::RevocationsStale { .. } => true,
             Error::Redis(e) => {
                 e.is_io_error()
                     || e.is_connection_dropped()

@@ -85,6 +85,8 @@ mod limits;
 mod rotation;
 mod seal;
 mod session;
+#[cfg(feature = "stateless")]
+pub mod stateless;
 mod store;
 mod timeouts;
 mod token;

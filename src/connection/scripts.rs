@@ -91,6 +91,11 @@ pub(crate) struct Scripts {
     pub(crate) rotate: LuaScript,
     pub(crate) list: LuaScript,
     pub(crate) revoke: LuaScript,
+    /// Stateless sessions' revocations and users' lists (src/store/stateless.rs).
+    #[cfg(feature = "stateless")]
+    pub(crate) revocation: LuaScript,
+    #[cfg(feature = "stateless")]
+    pub(crate) cookie_devices: LuaScript,
 }
 
 /// The script `lua/<name>.lua` with helpers in front: `format.lua` (the stored format's
@@ -154,6 +159,10 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     rotate: LuaScript::new(script!("rotate", "record", "deadline", "live", "move")),
     list: LuaScript::new(script!("list", "record", "move", "devices")),
     revoke: LuaScript::new(script!("revoke", "devices")),
+    #[cfg(feature = "stateless")]
+    revocation: LuaScript::new(script!("revocation")),
+    #[cfg(feature = "stateless")]
+    cookie_devices: LuaScript::new(script!("cookie_devices")),
 });
 
 /// The source of script `name` as the store sends it with EVAL, helpers included; `"helpers"`
@@ -176,6 +185,10 @@ pub(crate) fn source(name: &str) -> Option<&'static str> {
         "rotate" => scripts.rotate.source,
         "list" => scripts.list.source,
         "revoke" => scripts.revoke.source,
+        #[cfg(feature = "stateless")]
+        "revocation" => scripts.revocation.source,
+        #[cfg(feature = "stateless")]
+        "cookie_devices" => scripts.cookie_devices.source,
         _ => return None,
     })
 }

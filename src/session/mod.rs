@@ -122,6 +122,13 @@ impl Session {
         self
     }
 
+    /// Every attribute as one packed record (a stateless session's cookie carries it).
+    #[cfg(feature = "stateless")]
+    pub(crate) fn packed(&self) -> Vec<u8> {
+        let times = (self.meta.created_ms, self.meta.deadline_ms);
+        Packed::encode(times, 0, self.attributes())
+    }
+
     /// Marks the session as holding only `names` (a partial load).
     pub(crate) fn loaded_only(mut self, names: &[&str]) -> Self {
         self.read.only = Some(names.iter().map(|n| (*n).to_owned()).collect());

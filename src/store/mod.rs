@@ -46,6 +46,8 @@ pub(crate) mod reply;
 mod rotation;
 mod save;
 pub(crate) mod server_clock;
+#[cfg(feature = "stateless")]
+pub(crate) mod stateless;
 mod users;
 mod users_api;
 

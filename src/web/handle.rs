@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 use crate::format::codec;
 use crate::SessionStore;
 
+mod cookie_mode;
 mod users;
+
+pub(crate) use cookie_mode::Cookies;
 
 /// The session of the current request, for handlers. Cheap to clone; clones share the state.
 ///
@@ -42,6 +45,8 @@ pub(crate) enum CookieAction {
 
 struct State {
     store: SessionStore,
+    /// The stateless mode: the session is the cookie (`None`: it is in Redis).
+    cookies: Option<Cookies>,
     cookie: Option<String>,
     session: Loaded,
     /// Flash messages taken from Redis but not yet delivered (a read with the wrong type).
@@ -63,9 +68,14 @@ enum Loaded {
 }
 
 impl WebSession {
-    pub(crate) fn new(store: SessionStore, cookie: Option<String>) -> Self {
+    pub(crate) fn new(
+        store: SessionStore,
+        cookies: Option<Cookies>,
+        cookie: Option<String>,
+    ) -> Self {
         let state = State {
             store,
+            cookies,
             cookie,
             session: Loaded::NotYet,
             popped: Vec::new(),
@@ -190,9 +200,12 @@ impl WebSession {
     #[doc(alias = "renew")]
     pub async fn regenerate(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
         if let Some(session) = state.live().await? {
-            store.regenerate(session).await?;
+            match cookies {
+                Some(cookies) => cookies.regenerate(session, None).await?,
+                None => _ = store.regenerate(session).await?,
+            }
             state.reissue = true;
         }
         Ok(())
@@ -227,13 +240,22 @@ impl WebSession {
     #[doc(alias = "set_expiry")]
     pub async fn regenerate_with_timeouts(&self, timeouts: Option<crate::Timeouts>) -> Result<()> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
-        match (state.live().await?, timeouts) {
-            (Some(session), _) => _ = store.regenerate_with_timeouts(session, timeouts).await?,
-            (None, Some(own)) => {
-                state.session = Loaded::Live(Box::new(store.create_with_timeouts(own).await?));
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
+        match (state.live().await?, timeouts, cookies) {
+            (Some(session), _, Some(cookies)) => {
+                cookies.regenerate(session, Some(timeouts.as_ref())).await?;
             }
-            (None, None) => return Ok(()),
+            (Some(session), _, None) => {
+                _ = store.regenerate_with_timeouts(session, timeouts).await?;
+            }
+            (None, Some(own), cookies) => {
+                let session = match cookies {
+                    Some(cookies) => cookies.create(Some(&own))?,
+                    None => store.create_with_timeouts(own).await?,
+                };
+                state.session = Loaded::Live(Box::new(session));
+            }
+            (None, None, _) => return Ok(()),
         }
         state.reissue = true;
         Ok(())
@@ -250,12 +272,15 @@ impl WebSession {
     #[doc(alias = "logout")]
     pub async fn destroy(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
-        match (&state.session, state.cookie.clone()) {
-            (Loaded::NotYet, Some(cookie)) => _ = store.destroy_token(&cookie).await?,
-            _ => {
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
+        match (&state.session, state.cookie.clone(), cookies) {
+            (Loaded::NotYet, Some(cookie), None) => _ = store.destroy_token(&cookie).await?,
+            (_, _, cookies) => {
                 if let Some(session) = state.live().await? {
-                    store.destroy(session).await?;
+                    match cookies {
+                        Some(cookies) => cookies.destroy(session).await?,
+                        None => _ = store.destroy(session).await?,
+                    }
                 }
             }
         }
@@ -302,14 +327,20 @@ impl WebSession {
     /// did not open (the others are returned by the next call).
     pub async fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
+        let (store, stateless) = (state.store.clone(), state.cookies.is_some());
         let (popped, unopened) = match state.live().await? {
+            // The cookie carried them: taking them changes the cookie.
+            Some(session) if session.flash_pending && stateless => {
+                session.flash_pending = false;
+                (std::mem::take(&mut session.flash), None)
+            }
             Some(session) if session.flash_pending => {
                 let popped = store.pop_flash_encoded(session).await?;
                 (popped, session.flash_unopened.take())
             }
             _ => (Vec::new(), None),
         };
+        state.reissue |= stateless && !popped.is_empty();
         state.popped.extend(popped);
         if let Some(cause) = unopened {
             // The messages that opened stay popped here: the next read returns them.
@@ -346,9 +377,10 @@ impl State {
     /// handler reads them, so requests that do not read them never pop and requeue them.
     async fn live(&mut self) -> Result<Option<&mut crate::Session>> {
         if let Loaded::NotYet = self.session {
-            let found = match &self.cookie {
-                Some(token) => self.store.load(token).await,
-                None => Ok(None),
+            let found = match (&self.cookie, &self.cookies) {
+                (Some(cookie), Some(cookies)) => cookies.open(cookie).await,
+                (Some(token), None) => self.store.load(token).await,
+                (None, _) => Ok(None),
             };
             let found = found.inspect_err(|e| {
                 if matches!(e, Error::TokenReused { .. }) {
@@ -358,7 +390,7 @@ impl State {
             // A retired token within its grace window led to the session's new token.
             let followed =
                 found.as_ref().map(|s| Some(s.token().expose()) != self.cookie.as_deref());
-            self.reissue |= followed == Some(true);
+            self.reissue |= followed == Some(true) && self.cookies.is_none();
             self.session = match found {
                 Some(session) => Loaded::Live(Box::new(session)),
                 None => Loaded::Missing,
@@ -372,7 +404,11 @@ impl State {
 
     async fn live_or_create(&mut self) -> Result<&mut crate::Session> {
         if self.live().await?.is_none() {
-            self.session = Loaded::Live(Box::new(self.store.create().await?));
+            let session = match &self.cookies {
+                Some(cookies) => cookies.create(None)?,
+                None => self.store.create().await?,
+            };
+            self.session = Loaded::Live(Box::new(session));
             self.reissue = true;
         }
         match &mut self.session {
@@ -410,6 +446,14 @@ impl State {
         // No live session: nothing to write. A cookie that names no live session is left
         // alone: clearing it could race with, and erase, the cookie a concurrent login sets.
         let Loaded::Live(session) = &mut self.session else { return Ok(CookieAction::Keep) };
+        if let Some(cookies) = &self.cookies {
+            // The session is the cookie: nothing to save, a new cookie when it changed.
+            let next = std::mem::take(&mut self.next);
+            return Ok(match cookies.finish(session, next, self.reissue)? {
+                Some(value) => issue(session, value),
+                None => CookieAction::Keep,
+            });
+        }
         let before = session.token().clone();
         save_and_flash(&store, session, &mut self.next).await?;
         // A save that found the token rotated by a concurrent request went to the new one.
@@ -424,20 +468,25 @@ impl State {
         if !self.reissue {
             return Ok(CookieAction::Keep);
         }
-        // Only a cookie lifetime hint (Redis enforces the deadline), so the app's clock will do.
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_millis() as i64);
-        let token = session.token().expose().to_owned();
-        let max_age_secs = session.metadata().deadline_ms.saturating_sub(now_ms) / 1000;
-        let persistent = session.metadata().idle_timeout_ms.is_some();
-        Ok(CookieAction::Issue { token, max_age_secs, persistent })
+        Ok(issue(session, session.token().expose().to_owned()))
     }
 
     /// True once the handler touched the session (the response then depends on it).
     fn accessed(&self) -> bool {
         !matches!(self.session, Loaded::NotYet) || self.destroyed
     }
+}
+
+/// Hands out `value` as `session`'s cookie.
+fn issue(session: &crate::Session, value: String) -> CookieAction {
+    // Only a cookie lifetime hint (the store or the token enforces the deadline), so the app's
+    // clock will do.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    let max_age_secs = session.metadata().deadline_ms.saturating_sub(now_ms) / 1000;
+    let persistent = session.metadata().idle_timeout_ms.is_some();
+    CookieAction::Issue { token: value, max_age_secs, persistent }
 }
 
 /// Saves the delta, then queues the messages for later requests in one more call.

@@ -14,7 +14,7 @@ use tracing::{error, warn};
 
 use super::cookie_config::CookieConfig;
 use super::error_page::{self, error_response};
-use super::handle::{CookieAction, WebSession};
+use super::handle::{CookieAction, Cookies, WebSession};
 use crate::SessionStore;
 
 /// Gives every request a [`WebSession`] (through the extractor) and finishes it after the
@@ -29,6 +29,8 @@ use crate::SessionStore;
 #[derive(Clone)]
 pub struct SessionLayer {
     store: SessionStore,
+    /// The stateless mode, when the layer was made for it.
+    cookies: Option<Cookies>,
     cookie: Arc<CookieConfig>,
     error_page: ErrorPage,
     warned: Arc<AtomicBool>,
@@ -52,10 +54,30 @@ impl SessionLayer {
     pub fn new(store: SessionStore) -> Self {
         SessionLayer {
             store,
+            cookies: None,
             cookie: Arc::new(CookieConfig::default()),
             error_page: Arc::new(error_response),
             warned: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A layer for stateless sessions: each session is its cookie, signed (and sealed, when
+    /// the store has encryption keys), and handlers use the same [`WebSession`] as with
+    /// [`new`](Self::new). See [`crate::stateless`].
+    ///
+    /// ```
+    /// use redis_sessions::stateless::{JwtKey, StatelessSessions};
+    /// use redis_sessions::web::SessionLayer;
+    /// # fn demo(store: redis_sessions::SessionStore) -> redis_sessions::Result<()> {
+    /// let sessions = StatelessSessions::new(store, JwtKey::hs256("2026-12", &[7u8; 32])?)?;
+    /// let layer = SessionLayer::stateless(sessions);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "stateless")]
+    pub fn stateless(sessions: crate::stateless::StatelessSessions) -> Self {
+        let store = sessions.store().clone();
+        let cookies = Some(Cookies { sessions, budget: 0 });
+        SessionLayer { cookies, ..SessionLayer::new(store) }
     }
 
     /// Sets the page that replaces the handler's response when the session cannot be saved
@@ -103,7 +125,9 @@ impl<S> Layer<S> for SessionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let (store, cookie, warned) =
             (self.store.clone(), self.cookie.clone(), self.warned.clone());
-        SessionService { inner, store, cookie, error_page: self.error_page.clone(), warned }
+        let cookies = self.cookies.as_ref().map(|cookies| cookies.named(&cookie.cookie_name()));
+        let error_page = self.error_page.clone();
+        SessionService { inner, store, cookies, cookie, error_page, warned }
     }
 }
 
@@ -112,6 +136,7 @@ impl<S> Layer<S> for SessionLayer {
 pub struct SessionService<S> {
     inner: S,
     store: SessionStore,
+    cookies: Option<Cookies>,
     cookie: Arc<CookieConfig>,
     error_page: ErrorPage,
     /// Whether the plain-HTTP warning was logged, once for the layer.
@@ -147,7 +172,8 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let cookies = request.headers().get_all(COOKIE).iter().filter_map(|v| v.to_str().ok());
-        let session = WebSession::new(self.store.clone(), self.cookie.find(cookies));
+        let found = self.cookie.find(cookies);
+        let session = WebSession::new(self.store.clone(), self.cookies.clone(), found);
         request.extensions_mut().insert(session.clone());
         // The host to warn about, and the flag that keeps the warning to once: looked at only
         // while a warning may still be due.

@@ -25,9 +25,12 @@ impl WebSession {
     /// As [`SessionStore::login`] and [`SessionStore::create`].
     pub async fn login(&self, login: &crate::Login) -> Result<()> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
         let session = state.live_or_create().await?;
-        store.login(session, login).await?;
+        match cookies {
+            Some(cookies) => cookies.login(session, login).await?,
+            None => _ = store.login(session, login).await?,
+        }
         state.reissue = true;
         Ok(())
     }
@@ -61,8 +64,11 @@ impl WebSession {
     /// As [`SessionStore::user_sessions`].
     pub async fn user_sessions(&self) -> Result<Vec<crate::UserSession>> {
         let Some(user) = self.user_id().await? else { return Ok(Vec::new()) };
-        let store = self.inner.lock().await.store.clone();
-        store.user_sessions(&user).await
+        let state = self.inner.lock().await;
+        match state.cookies.clone() {
+            Some(cookies) => cookies.user_sessions(&user).await,
+            None => state.store.user_sessions(&user).await,
+        }
     }
 
     /// Ends the logged-in user's session whose id is `id` ([`SessionStore::revoke`]); true when
@@ -73,8 +79,11 @@ impl WebSession {
     /// As [`SessionStore::revoke`].
     pub async fn revoke(&self, id: &str) -> Result<bool> {
         let Some(user) = self.user_id().await? else { return Ok(false) };
-        let store = self.inner.lock().await.store.clone();
-        store.revoke(&user, id).await
+        let state = self.inner.lock().await;
+        match state.cookies.clone() {
+            Some(cookies) => cookies.revoke(&user, id).await,
+            None => state.store.revoke(&user, id).await,
+        }
     }
 
     /// Ends every session of the logged-in user but this one ("log out everywhere else");
@@ -85,11 +94,14 @@ impl WebSession {
     /// As [`SessionStore::revoke_others`].
     pub async fn revoke_others(&self) -> Result<usize> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
-        match state.live().await? {
-            Some(session) => store.revoke_others(session).await,
-            None => Ok(0),
-        }
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
+        let Some(session) = state.live().await? else { return Ok(0) };
+        let Some(cookies) = cookies else { return store.revoke_others(session).await };
+        let Some(user) = session.user_id().map(str::to_owned) else { return Ok(0) };
+        // The user's "not before" moves to now; this session begins anew, in a new cookie.
+        let revoked = cookies.revoke_user(&user, Some(session)).await?;
+        state.reissue = true;
+        Ok(revoked)
     }
 
     /// Rotates the token of the logged-in session now (after a change of privilege), and
@@ -102,6 +114,9 @@ impl WebSession {
     pub async fn rotate(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
         let store = state.store.clone();
+        if state.cookies.is_some() {
+            return Ok(()); // a stateless session has no token in Redis to rotate
+        }
         if let Some(session) = state.live().await?.filter(|s| s.user_id().is_some()) {
             store.rotate(session).await?;
             state.reissue = true;

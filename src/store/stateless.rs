@@ -1,0 +1,138 @@
+//! What stateless sessions keep in Redis, through the store's pool: the revocations
+//! (revocation.lua, and the read of the whole set a process mirrors), and each user's list of
+//! stateless sessions (cookie_devices.lua). A request that only reads its session sends none of
+//! these: a login, a logout and a revoke do.
+
+use redis::Value;
+
+use crate::connection::scripts::SCRIPTS;
+use crate::error::{Error, Result};
+use crate::format::bound;
+use crate::seal::{self, binding::Binding};
+use crate::SessionStore;
+
+/// The associated data's letter of a sealed label in a user's list of stateless sessions.
+const LISTED: u8 = b'l';
+
+/// One entry of a user's list of stateless sessions.
+pub(crate) struct Listed {
+    pub(crate) device: String,
+    pub(crate) created_ms: i64,
+    pub(crate) ends_ms: i64,
+    pub(crate) label: String,
+}
+
+impl SessionStore {
+    /// The key of the revocations, which is also the name of the channel that announces them.
+    pub(crate) fn revocations_key(&self) -> String {
+        format!("{}stateless:revoked", self.core.config.key_prefix)
+    }
+
+    /// The seals of a stateless session's cookie (`name`: the session's id); `None` without
+    /// encryption.
+    pub(crate) fn cookie_binding(&self, name: &str) -> Option<Binding> {
+        self.core.binding(&format!("stateless:{name}"))
+    }
+
+    /// Adds `member` to the revocations, until `until_ms`, and announces it.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn publish_revocation(&self, member: &str, until_ms: i64) -> Result<()> {
+        let key = self.revocations_key();
+        let mut call = SCRIPTS.revocation.call(&[&key]);
+        call.arg(member).arg(until_ms).arg(&key);
+        self.core.run::<i64>(&call).await.map(drop)
+    }
+
+    /// Every revocation Redis holds: member and score.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors; [`Error::Corrupt`] when the key holds something else.
+    pub(crate) async fn read_revocations(&self) -> Result<Vec<(String, i64)>> {
+        let mut command = redis::cmd("ZRANGE");
+        command.arg(self.revocations_key()).arg(0).arg(-1).arg("WITHSCORES");
+        let pairs: Vec<(String, f64)> = match self.core.read_one(&command).await? {
+            Value::Nil => Vec::new(),
+            value => redis::from_redis_value(value)
+                .map_err(|_| Error::Corrupt("the revocations are not a sorted set".into()))?,
+        };
+        Ok(pairs.into_iter().map(|(member, score)| (member, score as i64)).collect())
+    }
+
+    fn cookie_devices_key(&self, user: &str) -> String {
+        format!("{}:stateless", bound::index_key(&self.core.config, user))
+    }
+
+    /// Lists the stateless session of `device` under `user`, until `ends_ms`.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors; [`Error::Unseal`] when the label cannot be sealed.
+    pub(crate) async fn list_cookie_device(&self, user: &str, entry: &Listed) -> Result<()> {
+        let key = self.cookie_devices_key(user);
+        let label = seal::seal_meta(
+            self.core.binding(&key).as_ref(),
+            LISTED,
+            entry.label.as_bytes().to_vec(),
+        )?;
+        let mut value = format!("{} {} ", entry.created_ms, entry.ends_ms).into_bytes();
+        value.extend(label);
+        let mut call = SCRIPTS.cookie_devices.call(&[&key]);
+        call.arg("add").arg(&entry.device).arg(value).arg(entry.ends_ms);
+        self.core.run::<i64>(&call).await.map(drop)
+    }
+
+    /// Removes `devices` from `user`'s list; how many were there.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn unlist_cookie_devices(&self, user: &str, devices: &[&str]) -> Result<u64> {
+        let key = self.cookie_devices_key(user);
+        let mut call = SCRIPTS.cookie_devices.call(&[&key]);
+        call.arg("remove").arg(devices);
+        self.core.run(&call).await
+    }
+
+    /// Removes every entry of `user`'s list but `keep`'s; how many went.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn unlist_cookie_devices_but(&self, user: &str, keep: &str) -> Result<u64> {
+        let key = self.cookie_devices_key(user);
+        let mut call = SCRIPTS.cookie_devices.call(&[&key]);
+        call.arg("keep").arg(keep);
+        self.core.run(&call).await
+    }
+
+    /// `user`'s list of stateless sessions, as stored (ended ones included); entries that do
+    /// not parse are left out.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn cookie_devices(&self, user: &str) -> Result<Vec<Listed>> {
+        let key = self.cookie_devices_key(user);
+        let mut command = redis::cmd("HGETALL");
+        command.arg(&key);
+        let pairs: Vec<(String, Vec<u8>)> = match self.core.read_one(&command).await? {
+            Value::Nil => Vec::new(),
+            value => redis::from_redis_value(value)
+                .map_err(|_| Error::Corrupt("a user's list is not a hash".into()))?,
+        };
+        let binding = self.core.binding(&key);
+        let parse = |(device, value): (String, Vec<u8>)| {
+            let mut parts = value.splitn(3, |b| *b == b' ');
+            let mut number = || std::str::from_utf8(parts.next()?).ok()?.parse::<i64>().ok();
+            let (created_ms, ends_ms) = (number()?, number()?);
+            let label = seal::open_meta(binding.as_ref(), LISTED, parts.next()?)?;
+            let label = String::from_utf8_lossy(&label).into_owned();
+            Some(Listed { device, created_ms, ends_ms, label })
+        };
+        Ok(pairs.into_iter().filter_map(parse).collect())
+    }
+}
