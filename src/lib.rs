@@ -1,7 +1,13 @@
 // The README is the crate's front page; its examples use every feature, so it is the docs (and
 // its examples are doctests) when they are all on: on docs.rs, and in the README's test command.
 #![cfg_attr(
-    all(feature = "axum", feature = "tower-sessions", feature = "actix", feature = "test-server"),
+    all(
+        feature = "axum",
+        feature = "tower-sessions",
+        feature = "actix",
+        feature = "test-server",
+        feature = "stateless"
+    ),
     doc = include_str!("../README.md")
 )]
 #![cfg_attr(
@@ -9,7 +15,8 @@
         feature = "axum",
         feature = "tower-sessions",
         feature = "actix",
-        feature = "test-server"
+        feature = "test-server",
+        feature = "stateless"
     )),
     doc = "Web sessions in Redis for async Rust: see the README, or build these docs with \
            `--all-features` to read it here."
@@ -53,8 +60,14 @@
 //!   logout), `rotation.rs` (rotating a token, following or reporting a
 //!   retired one), `key_usage.rs` (the scan behind [`SessionStore::key_usage`]) and `advice.rs`
 //!   ([`ServerAdvice`], the start-up check of the server's settings).
+//! - `stateless/` (feature `stateless`): sessions in a signed cookie. `settings.rs` holds
+//!   `stateless::StatelessSessions` and its settings, `keys.rs` the signing keys, `cookie.rs` the
+//!   JWT and the session's binary form, `sessions.rs` what the web layer does with one,
+//!   `mirror.rs` the copy of the revocations every request checks and `feed.rs` the
+//!   subscription that keeps it current; the store's `stateless.rs` is their Redis side.
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
-//!   axum and tower (`handle/users.rs`: its methods for users), with the secure cookie
+//!   axum and tower (`handle/users.rs`: its methods for users; `handle/cookie_mode.rs`: where
+//!   they go in the stateless mode), with the secure cookie
 //!   defaults of `web::CookieConfig`.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.

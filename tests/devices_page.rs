@@ -10,6 +10,7 @@ mod support;
 
 use std::time::Duration;
 
+use redis_sessions::web::SessionLayer;
 use redis_sessions::Rotation;
 use reqwest::Client;
 use support::browser::{browser_named, login, page, plain, serve, session_cookie};
@@ -41,7 +42,7 @@ async fn post(client: &Client, url: String, form: &[(&str, &str)]) -> reqwest::R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_devices_page_lists_and_logs_out_one_device_everywhere_else_and_this_one() {
     let redis = support::any_server();
-    let base = serve(demo::app(redis.store(), plain())).await;
+    let base = serve(demo::routes(SessionLayer::new(redis.store()).with_cookie(plain()))).await;
     let laptop = browser_named("Firefox on a laptop");
     let phone = browser_named("Safari on a phone");
     let tablet = browser_named("Chrome on a tablet");
@@ -93,7 +94,7 @@ async fn the_layer_rotates_and_reissues_the_cookie_and_a_replayed_old_one_ends_t
     let grace = Duration::from_millis(250);
     let rotation = Rotation::default().with_every(Duration::from_millis(300)).with_grace(grace);
     let store = redis.store_with(|c| c.with_rotation(rotation));
-    let base = serve(demo::app(store, plain())).await;
+    let base = serve(demo::routes(SessionLayer::new(store).with_cookie(plain()))).await;
     let laptop = browser_named("Firefox on a laptop");
     post(&laptop, format!("{base}/cart"), &[("item", "Sencha")]).await;
     let first = session_cookie(&login(&laptop, &base, "ada").await).expect("login sets a cookie");

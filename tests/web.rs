@@ -6,7 +6,7 @@
 mod demo;
 mod support;
 
-use redis_sessions::web::CookieConfig;
+use redis_sessions::web::{CookieConfig, SessionLayer};
 use support::browser::{self, browser, cookie_value, login, page, plain, session_cookie};
 
 /// The demo app on a free port; its base URL.
@@ -16,7 +16,7 @@ async fn serve(redis: &support::TestRedis, cookie: CookieConfig) -> String {
 
 /// The demo app over `store` on a free port; its base URL.
 async fn serve_store(store: redis_sessions::SessionStore, cookie: CookieConfig) -> String {
-    browser::serve(demo::app(store, cookie)).await
+    browser::serve(demo::routes(SessionLayer::new(store).with_cookie(cookie))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +274,7 @@ async fn logout_with_message(
 async fn a_flash_after_destroy_reaches_the_next_page_in_a_fresh_session() {
     let redis = support::any_server();
     let store = redis.store();
-    let app = demo::app(store.clone(), plain()).merge(
+    let app = demo::routes(SessionLayer::new(store.clone()).with_cookie(plain())).merge(
         axum::Router::new()
             .route("/bye", axum::routing::post(logout_with_message))
             .layer(redis_sessions::web::SessionLayer::new(store).with_cookie(plain())),

@@ -3,13 +3,19 @@
 //! `cargo run -p redis-sessions-demo`, then open http://127.0.0.1:3000. It uses the Redis at
 //! `REDIS_URL`, or redis://127.0.0.1:6379, or a throwaway redis-server from PATH when nothing
 //! answers there. `DEMO_ADDR` sets the address it listens on (default 127.0.0.1:3000).
+//!
+//! `DEMO_SESSIONS=stateless` keeps each session in its signed cookie instead of in Redis (Redis
+//! then holds only the revocations and the users' device lists). The signing key is
+//! `DEMO_JWT_SECRET` (32 bytes or more), or one drawn at start, which logs everyone out at each
+//! restart; every instance behind one address must share it.
 
 mod app;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 
+use redis_sessions::stateless::{JwtKey, StatelessSessions};
 use redis_sessions::test_server::TestServer;
-use redis_sessions::web::CookieConfig;
+use redis_sessions::web::{CookieConfig, SessionLayer};
 use redis_sessions::{Rotation, SessionStore};
 
 #[tokio::main]
@@ -28,6 +34,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 30-second grace window ends the session.
     let config = config.with_key_prefix("demo:session:").with_rotation(Rotation::default());
     let store = SessionStore::connect(config).await?;
+    let layer = match std::env::var("DEMO_SESSIONS").as_deref() {
+        Ok("stateless") => {
+            println!(
+                "Stateless sessions: each one is its signed cookie (DEMO_SESSIONS=stateless)."
+            );
+            SessionLayer::stateless(StatelessSessions::new(store, signing_key()?)?)
+        }
+        Ok("redis") | Err(_) => SessionLayer::new(store),
+        Ok(other) => {
+            return Err(format!("DEMO_SESSIONS is \"redis\" or \"stateless\", not {other:?}").into())
+        }
+    };
 
     let addr: SocketAddr =
         std::env::var("DEMO_ADDR").as_deref().unwrap_or("127.0.0.1:3000").parse()?;
@@ -56,8 +74,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("Plain HTTP: the session cookie goes without Secure (CookieConfig::with_secure(false)).");
         cookie.with_secure(false)
     };
-    axum::serve(listener, app::app(store, cookie)).await?;
+    axum::serve(listener, app::routes(layer.with_cookie(cookie))).await?;
     Ok(())
+}
+
+/// The key that signs stateless sessions' cookies: from `DEMO_JWT_SECRET`, or drawn now.
+fn signing_key() -> Result<JwtKey, Box<dyn std::error::Error>> {
+    let secret = match std::env::var("DEMO_JWT_SECRET") {
+        Ok(secret) => secret.into_bytes(),
+        Err(_) => rand::random::<[u8; 32]>().to_vec(),
+    };
+    Ok(JwtKey::hs256("demo-1", &secret)?)
 }
 
 /// The address this host reaches other hosts from: a UDP socket "connected" to a documentation

@@ -13,6 +13,8 @@
 //!   rotating a bound session's token, and following or reporting a retired one;
 //!   `users_api.rs`: their public face, the store's methods for users and rotation.
 //! - `advice.rs`: the start-up check of the server's settings.
+//! - `stateless.rs` (feature `stateless`): what stateless sessions keep in Redis, the
+//!   revocations and each user's list.
 
 use std::fmt;
 

@@ -39,6 +39,10 @@
 //!   `flashes` but not delivered (read with the wrong type) are queued again; a request
 //!   abandoned before the layer finishes (the client went away) loses the messages it popped.
 //!
+//! With feature `stateless`, [`SessionLayer::stateless`] keeps each session in its cookie
+//! instead, behind the same [`WebSession`]: loads and saves cost no Redis call, and the cookie
+//! is reissued when the session changed (see `crate::stateless`).
+//!
 //! Cookies are built with the `cookie` crate; see [`CookieConfig`] for the secure defaults.
 
 mod cookie_config;

@@ -18,8 +18,8 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use redis_sessions::web::{CookieConfig, SessionLayer, WebSession};
-use redis_sessions::{Login, SessionStore, Timeouts};
+use redis_sessions::web::{SessionLayer, WebSession};
+use redis_sessions::{Login, Timeouts};
 use serde::Deserialize;
 
 /// "Remember me": a week unused, or a month in all; the store's defaults otherwise.
@@ -29,8 +29,9 @@ const REMEMBER_ME: Timeouts =
 /// Cart lines are attributes named `cart/<random id>`, each holding the item's name.
 const CART_PREFIX: &str = "cart/";
 
-/// The app's routes around a session store.
-pub fn app(store: SessionStore, cookie: CookieConfig) -> Router {
+/// The app's routes under `layer`: sessions in Redis, or stateless ones in signed cookies. The
+/// handlers are the same either way.
+pub fn routes(layer: SessionLayer) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/login", post(login))
@@ -41,7 +42,7 @@ pub fn app(store: SessionStore, cookie: CookieConfig) -> Router {
         .route("/sessions/revoke", post(revoke_device))
         .route("/sessions/revoke-others", post(revoke_others))
         .route("/style.css", get(stylesheet))
-        .layer(SessionLayer::new(store).with_cookie(cookie))
+        .layer(layer)
 }
 
 async fn index(session: WebSession) -> Result<Html<String>, redis_sessions::Error> {
