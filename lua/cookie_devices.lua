@@ -3,11 +3,13 @@
 --
 -- KEYS[1]  the user's list: a hash of device id -> '<created ms> <ends ms> <label>' (the label
 --          sealed under encryption)
--- ARGV[1]  'add': ARGV[2] the device id, ARGV[3] its entry, ARGV[4] the ms its session ends
+-- ARGV[1]  'add': ARGV[2] the device id, ARGV[3] its entry without its start ('<ends ms>
+--          <label>'), ARGV[4] the ms its session ends, ARGV[5] its start ms ('': now, on the
+--          server's clock, as revocation.lua's "not before")
 --          'remove': ARGV[2 ..] the device ids to remove
---          'keep': every entry but ARGV[2]'s is removed
+--          'keep': every entry but ARGV[2]'s is removed; ARGV[3], when not '', is its new entry
 --
--- Reply    how many entries were removed ('add': those whose session had ended)
+-- Reply    'add': the start written; else how many entries were removed
 -- Writes   HSET or HDEL; on 'add', HDEL of the entries whose session ended and PEXPIREAT of the
 --          list to the latest end it holds.
 -- Atomic   the list and its expiry change together, so it never expires before an entry ends.
@@ -24,8 +26,13 @@ if ARGV[1] == 'add' then
       latest = ends
     end
   end
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  local start = now
+  if ARGV[5] ~= '' then
+    start = tonumber(ARGV[5])
+  end
+  redis.call('HSET', KEYS[1], ARGV[2], string.format('%d', start) .. ' ' .. ARGV[3])
   redis.call('PEXPIREAT', KEYS[1], latest)
+  return start
 elseif ARGV[1] == 'remove' then
   for i = 2, #ARGV do
     removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
@@ -35,6 +42,9 @@ else
     if device ~= ARGV[2] then
       removed = removed + redis.call('HDEL', KEYS[1], device)
     end
+  end
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
   end
 end
 return removed

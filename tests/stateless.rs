@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use redis_sessions::stateless::{JwtKey, Refused, StatelessSessions};
+use redis_sessions::stateless::{FeedDown, JwtKey, Refused, StatelessSessions};
 use redis_sessions::web::{SessionLayer, WebSession};
 use redis_sessions::SessionStore;
 use reqwest::Client;
@@ -75,10 +75,22 @@ async fn the_demo_runs_on_signed_cookies_with_the_same_handlers_and_redis_holds_
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(keys[0].ends_with(":stateless"), "{keys:?}");
 
-    // Log out everywhere else: the phone is out, the laptop stays in.
+    // Log out everywhere else: the phone is out, the laptop stays in, and in the list.
     laptop.post(format!("{base}/sessions/revoke-others")).send().await.expect("post");
     assert!(!logged_in_as(&phone, &base, "ada").await, "the phone is logged out");
     assert!(logged_in_as(&laptop, &base, "ada").await, "the laptop stays");
+    let devices = page(&laptop, &format!("{base}/sessions")).await;
+    assert!(devices.contains("(this device)") && !devices.contains("Safari"), "{devices}");
+    // An id the user's list does not hold revokes nothing, and adds nothing to the set that
+    // every process mirrors.
+    let form = [("id", "AAAAAAAAAAA")];
+    laptop.post(format!("{base}/sessions/revoke")).form(&form).send().await.expect("post");
+    let mut conn = redis.conn().await;
+    let revocations = format!("{}stateless:revoked", redis.prefix);
+    let members: Vec<String> =
+        redis::cmd("ZRANGE").arg(&revocations).arg(0).arg(-1).query_async(&mut conn).await.unwrap();
+    assert_eq!(members.len(), 1, "the phone's user revocation alone: {members:?}");
+    assert!(members[0].starts_with("u:"), "{members:?}");
 
     // Logout: the cookie is cleared, and replaying it opens nothing.
     let before = laptop.get(&base).send().await.expect("get");
@@ -86,6 +98,36 @@ async fn the_demo_runs_on_signed_cookies_with_the_same_handlers_and_redis_holds_
     let response = laptop.post(format!("{base}/logout")).send().await.expect("logout");
     let cleared = session_cookie(&response).expect("a cleared cookie");
     assert!(cookie_value(&cleared).is_empty(), "{cleared}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regenerate_and_a_login_as_someone_else_revoke_the_cookie_from_before() {
+    let redis = support::any_server();
+    let sessions = sessions(redis.store(), hs256("k1")).await;
+    let regenerate = axum::routing::post(|session: WebSession| async move {
+        session.regenerate().await.expect("regenerate");
+        "ok"
+    });
+    let layer = SessionLayer::stateless(sessions.clone()).with_cookie(plain());
+    let own = axum::Router::new().route("/regenerate", regenerate).layer(layer.clone());
+    let base = serve(own.merge(demo::routes(layer))).await;
+    let laptop = browser_named("laptop");
+    let ada = cookie_value(&session_cookie(&login(&laptop, &base, "ada").await).unwrap());
+    let response = laptop.post(format!("{base}/regenerate")).send().await.expect("post");
+    let moved = cookie_value(&session_cookie(&response).expect("a new cookie"));
+    assert_ne!(moved, ada);
+    assert!(logged_in_as(&laptop, &base, "ada").await, "the new cookie is logged in");
+    assert!(until_logged_out(&base, &ada, Duration::from_secs(5)).await.is_some());
+    // The list shows the session once, under its new device id.
+    let devices = page(&laptop, &format!("{base}/sessions")).await;
+    assert_eq!(devices.matches("<li class=\"device\">").count(), 1, "{devices}");
+
+    // A login as someone else: the cookie logged in as ada opens nothing now.
+    let ada = cookie_value(&session_cookie(&login(&laptop, &base, "ada").await).unwrap());
+    login(&laptop, &base, "bob").await;
+    assert!(logged_in_as(&laptop, &base, "bob").await);
+    assert!(until_logged_out(&base, &ada, Duration::from_secs(5)).await.is_some());
+    assert!(sessions.verify(&ada).is_err());
 }
 
 /// Every command the server ran since the last `CONFIG RESETSTAT` but the feed's `PING`s and
@@ -370,10 +412,33 @@ async fn with_the_feed_down_requests_fail_closed_after_the_bound_then_recover() 
     // A visitor without a cookie is not refused: there is nothing to check.
     assert_eq!(Client::new().get(&base).send().await.expect("get").status(), 200);
 
+    // The same, failing open: served by the revocations as last known, even by an instance
+    // whose feed never read them.
+    let open = StatelessSessions::new(redis.store(), hs256("k1")).unwrap();
+    let open = open.with_stale_after(bound).with_feed_down(FeedDown::Accept);
+    let open_base = demo_on(&open).await;
+    assert!(logged_in_as(&laptop, &open_base, "ada").await, "fails open by configuration");
+
     redis.restart();
     let started = std::time::Instant::now();
     while !logged_in_as(&laptop, &base, "ada").await {
         assert!(started.elapsed() < Duration::from_secs(10), "the feed comes back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_logout_on_one_instance_is_honoured_by_another() {
+    let cluster = support::cluster::start(false);
+    let store = || SessionStore::new(cluster.config()).expect("store");
+    let a = demo_on(&sessions(store(), hs256("k1")).await).await;
+    let b = demo_on(&sessions(store(), hs256("k1")).await).await;
+    let laptop = browser_named("laptop");
+    let cookie = cookie_value(&session_cookie(&login(&laptop, &a, "ada").await).unwrap());
+    let devices = page(&laptop, &format!("{a}/sessions")).await;
+    assert!(devices.contains("(this device)"), "the user's list is on the cluster: {devices}");
+    let on_b = Client::new().get(&b).header("cookie", format!("session={cookie}")).send();
+    assert!(on_b.await.unwrap().text().await.unwrap().contains("Logged in as"));
+    laptop.post(format!("{a}/logout")).send().await.expect("logout");
+    assert!(until_logged_out(&b, &cookie, Duration::from_secs(5)).await.is_some());
 }

@@ -8,7 +8,8 @@
 //! message published before the ping was served, so once the messages queued ahead of the reply
 //! are applied, the mirror is current as of the ping. A connection that stops answering (a
 //! network cut that closed nothing) stops those proofs, and after the bound requests fail closed
-//! or open, as configured. A lost connection is opened again, with a fresh read of the set.
+//! or open, as configured. A lost connection is opened again, with a fresh read of the set, to
+//! the next seed URL on a Cluster (classic pub/sub reaches every node).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,16 +39,23 @@ enum Ended {
 
 /// Runs the feed until `stop`'s sender is dropped.
 pub(crate) async fn run(store: SessionStore, mirror: Arc<Mirror>, mut stop: watch::Receiver<()>) {
-    let client = match connector::single_client(store.config(), ProtocolVersion::RESP3) {
-        Ok(client) => client,
-        Err(e) => {
-            warn!(error = %e, "the revocation feed cannot start: stateless sessions fail as configured");
-            return;
-        }
-    };
+    // One client per seed (a Cluster's nodes: a message published on one reaches them all),
+    // tried in turn after a failure. StatelessSessions::new checked the first one.
+    let config = store.config();
+    let clients: Vec<redis::Client> = (config.seed_urls())
+        .filter_map(|url| {
+            let config = config.clone().with_url(url);
+            connector::single_client(&config, ProtocolVersion::RESP3).ok()
+        })
+        .collect();
+    if clients.is_empty() {
+        warn!("the revocation feed has no URL it can use: stateless sessions fail as configured");
+        return;
+    }
     let mut failures: u32 = 0;
     loop {
-        match follow(&client, &store, &mirror, &mut stop, &mut failures).await {
+        let client = &clients[failures as usize % clients.len()];
+        match follow(client, &store, &mirror, &mut stop, &mut failures).await {
             Ended::Stopped => return,
             Ended::Lost(why) => {
                 if failures == 0 {

@@ -44,11 +44,19 @@ pub(crate) struct Mirror {
     /// When the feed last showed the copy current (its snapshot read, or a ping answered
     /// after it), in ms since `origin` plus one; 0 before the first snapshot.
     current_ms: AtomicU64,
+    /// Whether a snapshot was read, for those who wait for the first.
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl Mirror {
     pub(crate) fn new() -> Mirror {
-        Mirror { lists: RwLock::default(), origin: Instant::now(), current_ms: AtomicU64::new(0) }
+        let (synced, _) = tokio::sync::watch::channel(false);
+        Mirror {
+            lists: RwLock::default(),
+            origin: Instant::now(),
+            current_ms: AtomicU64::new(0),
+            synced,
+        }
     }
 
     /// Takes in one member of the set with its score; members of another shape are ignored
@@ -78,6 +86,12 @@ impl Mirror {
     pub(crate) fn current_at(&self, at: Instant) {
         let ms = at.saturating_duration_since(self.origin).as_millis() as u64 + 1;
         self.current_ms.fetch_max(ms, Ordering::Relaxed);
+        self.synced.send_if_modified(|synced| !std::mem::replace(synced, true));
+    }
+
+    /// Tells when the first snapshot was read.
+    pub(crate) fn synced(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.synced.subscribe()
     }
 
     /// True once a snapshot was read.

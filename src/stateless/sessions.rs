@@ -64,8 +64,9 @@ impl StatelessSessions {
     /// [`Error::RevocationsStale`] when the copy of the revocations is not current and
     /// sessions fail closed.
     pub(crate) async fn open(&self, cookie: &str) -> Result<Option<Session>> {
-        if !self.shared.mirror.ever_current() {
-            // A process's first requests wait for the first read of the revocations.
+        if !self.shared.mirror.ever_current() && self.settings.feed_down == FeedDown::Refuse {
+            // A process's first requests wait for the first read of the revocations, within
+            // the bound.
             self.ready().await?;
         }
         let session = match self.checked(cookie) {
@@ -76,6 +77,7 @@ impl StatelessSessions {
             }
         };
         if let Some(silent_ms) = self.stale(&session) {
+            self.start_feed(); // again, if its task ended (its runtime was shut down, say)
             match self.settings.feed_down {
                 FeedDown::Refuse => return Err(Error::RevocationsStale { silent_ms }),
                 FeedDown::Accept => warn!(
@@ -150,7 +152,8 @@ impl StatelessSessions {
             None => TimeoutsMs::of_store(config),
         };
         let now = now_ms();
-        let lifetime = (ms.absolute).min(self.settings.max_lifetime.as_millis() as u64);
+        let longest = u64::try_from(self.settings.max_lifetime.as_millis()).unwrap_or(u64::MAX);
+        let lifetime = ms.absolute.min(longest);
         let deadline_ms = now.saturating_add(i64::try_from(lifetime).unwrap_or(i64::MAX));
         let meta = Metadata {
             created_ms: now,
@@ -226,60 +229,71 @@ impl StatelessSessions {
     }
 
     /// Logs `session` in as `login.user`: a new `jti` (so a device id of its own), beginning
-    /// now, with the login's timeouts or the store's, and listed under the user.
+    /// now on the server's clock (what a "log out everywhere" compares with), with the login's
+    /// timeouts or the store's, and listed under the user. A session bound before (a login as
+    /// someone else) is revoked: its cookie opens nothing now. An anonymous one's cookie stays
+    /// what it was, with nobody logged in.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a user id outside 1 to 1024 bytes or timeouts out of range;
-    /// Redis errors of the listing (the session is then left as it was).
+    /// Redis errors (the session is then left as it was).
     pub(crate) async fn login(&self, session: &mut Session, login: &Login) -> Result<()> {
         let user = login.user.as_str();
         if user.is_empty() || user.len() > MAX_USER_BYTES {
             let why = format!("a login's user id must be 1 to {MAX_USER_BYTES} bytes");
             return Err(Error::Config(why));
         }
-        let fresh = self.create(login.timeouts.as_ref())?;
+        let mut fresh = self.create(login.timeouts.as_ref())?;
         let device = device_of(fresh.token());
         let label = bound::cut_label(&login.label);
-        let created_ms = fresh.meta.created_ms;
-        let ends_ms = fresh.meta.deadline_ms;
-        let listed =
-            Listed { device: device_id(&device), created_ms, ends_ms, label: label.clone() };
-        self.store.list_cookie_device(user, &listed).await?;
+        let (ends_ms, id) = (fresh.meta.deadline_ms, device_id(&device));
+        let listed = Listed { device: id, created_ms: 0, ends_ms, label: label.clone() };
+        fresh.meta.created_ms = self.store.list_cookie_device(user, &listed, None).await?;
+        if session.bound.is_some() {
+            self.end(session).await?;
+        }
         session.meta = fresh.meta;
         session.rekey(fresh.token().clone(), String::new(), None);
         session.bound = Some(Bound { rotated_ms: 0, device, user: user.to_owned(), label });
         Ok(())
     }
 
-    /// Moves `session` to a new `jti`; with `Some`, new timeouts from now on (`None` inside:
-    /// the store's). A bound session stays bound, under a new device id in its user's list.
+    /// Moves `session` to a new `jti`, and revokes the old one: a cookie known before opens
+    /// nothing from now on. With `Some`, new timeouts from now on (`None` inside: the store's).
+    /// A bound session stays bound, under a new device id in its user's list, with the start
+    /// it had.
     ///
     /// # Errors
     ///
-    /// As [`create`](Self::create); Redis errors of the list.
+    /// As [`create`](Self::create); Redis errors (the session is then left as it was).
     pub(crate) async fn regenerate(
         &self,
         session: &mut Session,
         timeouts: Option<Option<&Timeouts>>,
     ) -> Result<()> {
-        let fresh = self.create(timeouts.flatten())?;
-        let old = device_id(&device_of(session.token()));
-        if timeouts.is_some() {
-            // New timeouts from now on; the session began when it did.
-            let created_ms = session.meta.created_ms;
-            session.meta = fresh.meta;
-            session.meta.created_ms = created_ms;
+        let mut fresh = self.create(timeouts.flatten())?;
+        fresh.meta.created_ms = session.meta.created_ms;
+        if timeouts.is_none() {
+            fresh.meta = session.meta;
         }
-        let device = device_of(fresh.token());
+        let (device, old) = (device_of(fresh.token()), device_id(&device_of(session.token())));
+        if let Some(bound) = &session.bound {
+            let (ends_ms, label) = (fresh.meta.deadline_ms, bound.label.clone());
+            let listed = Listed { device: device_id(&device), created_ms: 0, ends_ms, label };
+            let start = Some(fresh.meta.created_ms);
+            self.store.list_cookie_device(&bound.user, &listed, start).await?;
+        }
+        self.store.revoke_cookie_device(&old, self.until(session.meta.deadline_ms)).await?;
+        // The old cookie is revoked: from here on the session must move.
+        session.meta = fresh.meta;
         session.rekey(fresh.token().clone(), String::new(), None);
         if let Some(bound) = &mut session.bound {
             bound.device = device;
-            let ends_ms = session.meta.deadline_ms;
-            let (device, label) = (device_id(&bound.device), bound.label.clone());
-            let listed = Listed { device, created_ms: session.meta.created_ms, ends_ms, label };
-            self.store.list_cookie_device(&bound.user, &listed).await?;
-            self.store.unlist_cookie_devices(&bound.user, &[&old]).await?;
+            if let Err(e) = self.store.unlist_cookie_devices(&bound.user, &[&old]).await {
+                // Revoked already: the list leaves it out by the revocations.
+                warn!(error = %e, "a regenerated session's old entry stays in its user's list");
+            }
         }
         Ok(())
     }
@@ -290,12 +304,26 @@ impl StatelessSessions {
     ///
     /// Redis errors: the session is then not revoked.
     pub(crate) async fn destroy(&self, session: &Session) -> Result<()> {
+        self.end(session).await
+    }
+
+    async fn end(&self, session: &Session) -> Result<()> {
         let device = device_id(&device_of(session.token()));
-        self.store.publish_revocation(&format!("t:{device}"), session.meta.deadline_ms).await?;
+        self.store.revoke_cookie_device(&device, self.until(session.meta.deadline_ms)).await?;
         if let Some(user) = session.user_id() {
             self.store.unlist_cookie_devices(user, &[&device]).await?;
         }
         Ok(())
+    }
+
+    /// Until when a revocation of a session that ends at `deadline_ms` must hold: past the
+    /// deadline by the clock skew that checks accept, and the second `exp` is rounded up by.
+    fn until(&self, deadline_ms: i64) -> i64 {
+        deadline_ms.saturating_add(self.margin_ms())
+    }
+
+    fn margin_ms(&self) -> i64 {
+        i64::try_from(self.settings.clock_skew.as_millis()).unwrap_or(i64::MAX).saturating_add(1000)
     }
 
     /// `user`'s stateless sessions that have not ended and are not revoked by this process's
@@ -310,8 +338,8 @@ impl StatelessSessions {
         let mut list: Vec<UserSession> = (self.store.cookie_devices(user).await?.into_iter())
             .filter(|listed| listed.ends_ms > now)
             .filter(|listed| {
-                let verdict =
-                    self.shared.mirror.check(&listed.device, Some(&hash), listed.created_ms, bound);
+                let mirror = &self.shared.mirror;
+                let verdict = mirror.check(&listed.device, Some(&hash), listed.created_ms, bound);
                 verdict != Verdict::Revoked
             })
             .map(|listed| UserSession {
@@ -326,22 +354,28 @@ impl StatelessSessions {
         Ok(list)
     }
 
-    /// Revokes `user`'s session `device`; true when the user's list held it.
+    /// Revokes `user`'s session `device`; true when the user's list held it. An id the list
+    /// does not hold revokes nothing: a user can end only their own sessions, and the set every
+    /// process mirrors holds only sessions that exist.
     ///
     /// # Errors
     ///
     /// Redis errors.
     pub(crate) async fn revoke(&self, user: &str, device: &str) -> Result<bool> {
+        if bound::parse_device(device).is_none() {
+            return Ok(false);
+        }
         let listed = self.store.cookie_devices(user).await?;
-        let ends_ms = listed.iter().find(|entry| entry.device == device).map(|entry| entry.ends_ms);
-        let until =
-            ends_ms.unwrap_or_else(|| now_ms() + self.settings.max_lifetime.as_millis() as i64);
-        self.store.publish_revocation(&format!("t:{device}"), until).await?;
+        let Some(entry) = listed.iter().find(|entry| entry.device == device) else {
+            return Ok(false);
+        };
+        self.store.revoke_cookie_device(device, self.until(entry.ends_ms)).await?;
         Ok(self.store.unlist_cookie_devices(user, &[device]).await? > 0)
     }
 
-    /// Revokes every session of `user` that began before now but `keep`'s; `keep` begins anew
-    /// (its cookie must be issued again). How many the user's list held besides it.
+    /// Revokes every session of `user` that began before now (the server's clock) but
+    /// `keep`'s, which begins anew then (its cookie must be issued again, and its entry in the
+    /// list is written with its new start). How many the user's list held besides it.
     ///
     /// # Errors
     ///
@@ -351,17 +385,16 @@ impl StatelessSessions {
         user: &str,
         keep: Option<&mut Session>,
     ) -> Result<usize> {
-        let now = now_ms();
-        let until = now + self.settings.max_lifetime.as_millis() as i64;
-        self.store.publish_revocation(&format!("u:{}:{now}", user_hash(user)), until).await?;
-        let kept = match keep {
-            Some(session) => {
-                session.meta.created_ms = now;
-                device_id(&device_of(session.token()))
-            }
-            None => String::new(),
-        };
-        Ok(self.store.unlist_cookie_devices_but(user, &kept).await? as usize)
+        let lifetime = i64::try_from(self.settings.max_lifetime.as_millis()).unwrap_or(i64::MAX);
+        let lifetime = lifetime.saturating_add(self.margin_ms());
+        let not_before = self.store.revoke_cookie_user(&user_hash(user), lifetime).await?;
+        let kept = keep.map(|session| {
+            session.meta.created_ms = not_before;
+            let label = session.bound.as_ref().map(|b| b.label.clone()).unwrap_or_default();
+            let device = device_id(&device_of(session.token()));
+            Listed { device, created_ms: not_before, ends_ms: session.meta.deadline_ms, label }
+        });
+        Ok(self.store.unlist_cookie_devices_but(user, kept.as_ref()).await? as usize)
     }
 }
 

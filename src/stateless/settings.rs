@@ -2,11 +2,12 @@
 //! what happens when the feed is down ([`FeedDown`]) and why a cookie was refused ([`Refused`]).
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::connection::connector;
 use crate::error::{Error, Result};
 use crate::stateless::feed;
 use crate::stateless::keys::{JwtKey, KeyRing};
@@ -76,9 +77,18 @@ pub(crate) struct Settings {
 /// What clones share: the copy of the revocations, and the feed once started.
 pub(crate) struct Shared {
     pub(crate) mirror: Arc<Mirror>,
-    /// Dropped with the last clone, which stops the feed.
-    feed: OnceLock<watch::Sender<()>>,
+    /// The feed's task, and what stops it: dropped with the last clone.
+    feed: Mutex<Option<Feed>>,
 }
+
+struct Feed {
+    /// Dropped with the last clone, which stops the task.
+    _stop: watch::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The longest lifetime [`StatelessSessions::with_max_lifetime`] takes.
+const MAX_LIFETIME: Duration = Duration::from_secs(400 * 86_400);
 
 /// The largest clock skew [`StatelessSessions::with_clock_skew`] takes.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
@@ -89,11 +99,15 @@ impl StatelessSessions {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when no JWT crypto provider is available: jsonwebtoken chooses one by
+    /// [`Error::Config`] when the store's URL cannot open a connection of the feed's, or when no
+    /// JWT crypto provider is available: jsonwebtoken chooses one by
     /// its features, and finds none when another crate of the application enables its
     /// `aws_lc_rs` feature beside the `rust_crypto` this crate enables (install one with
     /// `jsonwebtoken::crypto::CryptoProvider::install_default` first).
     pub fn new(store: SessionStore, key: JwtKey) -> Result<Self> {
+        // The feed's connection: a URL it cannot use is an error now, not a feed that never
+        // starts.
+        connector::single_client(store.config(), redis::ProtocolVersion::RESP3)?;
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
             let why = "jsonwebtoken has no crypto provider (both of its backends are enabled?): \
                        install one with CryptoProvider::install_default";
@@ -106,7 +120,7 @@ impl StatelessSessions {
             max_cookie_bytes: 4096,
             max_lifetime: Duration::from_secs(30 * 86_400),
         };
-        let shared = Arc::new(Shared { mirror: Arc::new(Mirror::new()), feed: OnceLock::new() });
+        let shared = Arc::new(Shared { mirror: Arc::new(Mirror::new()), feed: Mutex::default() });
         Ok(StatelessSessions {
             store,
             keys: Arc::new(KeyRing::new(key, Vec::new())?),
@@ -202,7 +216,7 @@ impl StatelessSessions {
 
     /// Sets the longest a stateless session may live, whatever its timeouts: a "log out
     /// everywhere" is kept in Redis this long, so every session it revoked has ended by then.
-    /// Default 30 days.
+    /// Default 30 days; at most 400 days (a longer one is taken as 400 days).
     ///
     /// ```
     /// # use std::time::Duration;
@@ -211,7 +225,7 @@ impl StatelessSessions {
     /// # }
     /// ```
     pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
-        self.settings.max_lifetime = lifetime;
+        self.settings.max_lifetime = lifetime.min(MAX_LIFETIME);
         self
     }
 
@@ -228,24 +242,23 @@ impl StatelessSessions {
     /// [`Error::RevocationsStale`] when the copy is not current by then.
     pub async fn ready(&self) -> Result<()> {
         self.start_feed();
-        let started = std::time::Instant::now();
-        while !self.shared.mirror.ever_current() {
-            if started.elapsed() >= self.settings.stale_after {
-                return Err(Error::RevocationsStale { silent_ms: 0 });
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        Ok(())
+        let mut synced = self.shared.mirror.synced();
+        let waited = tokio::time::timeout(self.settings.stale_after, synced.wait_for(|s| *s));
+        let synced = matches!(waited.await, Ok(Ok(_)));
+        synced.then_some(()).ok_or(Error::RevocationsStale { silent_ms: 0 })
     }
 
-    /// The feed's task, started once for all clones.
-    fn start_feed(&self) {
-        self.shared.feed.get_or_init(|| {
-            let (stop, stopped) = watch::channel(());
-            let (store, mirror) = (self.store.clone(), Arc::clone(&self.shared.mirror));
-            tokio::spawn(feed::run(store, mirror, stopped));
-            stop
-        });
+    /// Starts the feed's task for all clones, unless it runs: the first time, and again when
+    /// it ended (the runtime it ran on was shut down).
+    pub(crate) fn start_feed(&self) {
+        let mut feed = self.shared.feed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if feed.as_ref().is_some_and(|feed| !feed.task.is_finished()) {
+            return;
+        }
+        let (stop, stopped) = watch::channel(());
+        let (store, mirror) = (self.store.clone(), Arc::clone(&self.shared.mirror));
+        let task = tokio::spawn(feed::run(store, mirror, stopped));
+        *feed = Some(Feed { _stop: stop, task });
     }
 }
 

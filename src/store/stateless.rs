@@ -34,16 +34,29 @@ impl SessionStore {
         self.core.binding(&format!("stateless:{name}"))
     }
 
-    /// Adds `member` to the revocations, until `until_ms`, and announces it.
+    /// Adds `t:<device>` to the revocations, until `until_ms`, and announces it.
     ///
     /// # Errors
     ///
     /// Redis errors.
-    pub(crate) async fn publish_revocation(&self, member: &str, until_ms: i64) -> Result<()> {
+    pub(crate) async fn revoke_cookie_device(&self, device: &str, until_ms: i64) -> Result<()> {
         let key = self.revocations_key();
         let mut call = SCRIPTS.revocation.call(&[&key]);
-        call.arg(member).arg(until_ms).arg(&key);
+        call.arg(format!("t:{device}")).arg(until_ms).arg(&key).arg("");
         self.core.run::<i64>(&call).await.map(drop)
+    }
+
+    /// Revokes every stateless session of the user hashed `user` that began before now on the
+    /// server's clock, for `lifetime_ms` from now, and announces it; returns that "not before".
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn revoke_cookie_user(&self, user: &str, lifetime_ms: i64) -> Result<i64> {
+        let key = self.revocations_key();
+        let mut call = SCRIPTS.revocation.call(&[&key]);
+        call.arg(format!("u:{user}:")).arg(lifetime_ms).arg(&key).arg("now");
+        self.core.run(&call).await
     }
 
     /// Every revocation Redis holds: member and score.
@@ -66,23 +79,33 @@ impl SessionStore {
         format!("{}:stateless", bound::index_key(&self.core.config, user))
     }
 
-    /// Lists the stateless session of `device` under `user`, until `ends_ms`.
+    /// Lists the stateless session `entry` under `user`; its start is `entry.created_ms`, or,
+    /// when that is `None`, the server's time, which is returned.
     ///
     /// # Errors
     ///
     /// Redis errors; [`Error::Unseal`] when the label cannot be sealed.
-    pub(crate) async fn list_cookie_device(&self, user: &str, entry: &Listed) -> Result<()> {
+    pub(crate) async fn list_cookie_device(
+        &self,
+        user: &str,
+        entry: &Listed,
+        start_ms: Option<i64>,
+    ) -> Result<i64> {
         let key = self.cookie_devices_key(user);
-        let label = seal::seal_meta(
-            self.core.binding(&key).as_ref(),
-            LISTED,
-            entry.label.as_bytes().to_vec(),
-        )?;
-        let mut value = format!("{} {} ", entry.created_ms, entry.ends_ms).into_bytes();
-        value.extend(label);
+        let value = self.entry_without_start(&key, entry)?;
+        let start = start_ms.map_or(String::new(), |ms| ms.to_string());
         let mut call = SCRIPTS.cookie_devices.call(&[&key]);
-        call.arg("add").arg(&entry.device).arg(value).arg(entry.ends_ms);
-        self.core.run::<i64>(&call).await.map(drop)
+        call.arg("add").arg(&entry.device).arg(value).arg(entry.ends_ms).arg(start);
+        self.core.run(&call).await
+    }
+
+    /// `'<ends ms> <label>'`, the label sealed under encryption.
+    fn entry_without_start(&self, key: &str, entry: &Listed) -> Result<Vec<u8>> {
+        let binding = self.core.binding(key);
+        let label = seal::seal_meta(binding.as_ref(), LISTED, entry.label.as_bytes().to_vec())?;
+        let mut value = format!("{} ", entry.ends_ms).into_bytes();
+        value.extend(label);
+        Ok(value)
     }
 
     /// Removes `devices` from `user`'s list; how many were there.
@@ -97,15 +120,28 @@ impl SessionStore {
         self.core.run(&call).await
     }
 
-    /// Removes every entry of `user`'s list but `keep`'s; how many went.
+    /// Removes every entry of `user`'s list but `keep`'s, which is written anew when given;
+    /// how many went.
     ///
     /// # Errors
     ///
-    /// Redis errors.
-    pub(crate) async fn unlist_cookie_devices_but(&self, user: &str, keep: &str) -> Result<u64> {
+    /// Redis errors; [`Error::Unseal`] when the label cannot be sealed.
+    pub(crate) async fn unlist_cookie_devices_but(
+        &self,
+        user: &str,
+        keep: Option<&Listed>,
+    ) -> Result<u64> {
         let key = self.cookie_devices_key(user);
+        let (device, value) = match keep {
+            Some(entry) => {
+                let mut value = format!("{} ", entry.created_ms).into_bytes();
+                value.extend(self.entry_without_start(&key, entry)?);
+                (entry.device.as_str(), value)
+            }
+            None => ("", Vec::new()),
+        };
         let mut call = SCRIPTS.cookie_devices.call(&[&key]);
-        call.arg("keep").arg(keep);
+        call.arg("keep").arg(device).arg(value);
         self.core.run(&call).await
     }
 

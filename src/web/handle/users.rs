@@ -98,27 +98,31 @@ impl WebSession {
         let Some(session) = state.live().await? else { return Ok(0) };
         let Some(cookies) = cookies else { return store.revoke_others(session).await };
         let Some(user) = session.user_id().map(str::to_owned) else { return Ok(0) };
-        // The user's "not before" moves to now; this session begins anew, in a new cookie.
-        let revoked = cookies.revoke_user(&user, Some(session)).await?;
+        // The user's "not before" moves to now; this session begins anew, in a new cookie,
+        // which goes out even when a step after the revocation failed.
+        let revoked = cookies.revoke_user(&user, Some(session)).await;
         state.reissue = true;
-        Ok(revoked)
+        revoked
     }
 
     /// Rotates the token of the logged-in session now (after a change of privilege), and
     /// reissues the cookie; see [`SessionStore::rotate`]. Without a session, or without a
-    /// login, does nothing.
+    /// login, does nothing. A stateless session moves to a new `jti` and its old cookie is
+    /// revoked at once, with no grace window.
     ///
     /// # Errors
     ///
     /// As [`SessionStore::rotate`].
     pub async fn rotate(&self) -> Result<()> {
         let mut state = self.inner.lock().await;
-        let store = state.store.clone();
-        if state.cookies.is_some() {
-            return Ok(()); // a stateless session has no token in Redis to rotate
-        }
+        let (store, cookies) = (state.store.clone(), state.cookies.clone());
         if let Some(session) = state.live().await?.filter(|s| s.user_id().is_some()) {
-            store.rotate(session).await?;
+            match cookies {
+                // A stateless session moves to a new `jti`, the old cookie revoked at once:
+                // there is no grace window without a record in Redis to lead to the new one.
+                Some(cookies) => cookies.regenerate(session, None).await?,
+                None => _ = store.rotate(session).await?,
+            }
             state.reissue = true;
         }
         Ok(())
