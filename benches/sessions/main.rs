@@ -11,6 +11,8 @@ mod report;
 mod server;
 mod stores;
 mod users;
+#[cfg(feature = "stateless")]
+mod web;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -94,6 +96,10 @@ pub struct Args {
     /// index, rotation on) against redis-sessions with anonymous sessions.
     #[arg(long, conflicts_with_all = ["only", "encrypted"])]
     pub bound: bool,
+    /// Whole requests through the web layer instead: sessions in Redis against stateless
+    /// sessions in signed cookies (needs `--features stateless`).
+    #[arg(long, conflicts_with_all = ["only", "encrypted", "bound"])]
+    pub web: bool,
     /// Run only one store (`ours`, `baseline`, or `encrypted`: ours with encryption at rest),
     /// e.g. under a profiler.
     #[arg(long, value_parser = ["ours", "baseline", "encrypted"])]
@@ -344,6 +350,13 @@ async fn main() {
         .get_multiplexed_async_connection()
         .await
         .expect("connect");
+    if args.web {
+        #[cfg(feature = "stateless")]
+        web::run(&url, &args, &mut conn).await;
+        #[cfg(not(feature = "stateless"))]
+        eprintln!("--web needs: cargo bench --bench sessions --features stateless -- --web");
+        return;
+    }
     let mut config = Config::from_url(url.clone())
         .with_key_prefix("ours:")
         .with_pool_max_size(args.pool)
