@@ -7,7 +7,8 @@
 --          <label>'), ARGV[4] the ms its session ends, ARGV[5] its start ms ('': now, on the
 --          server's clock, as revocation.lua's "not before")
 --          'remove': ARGV[2 ..] the device ids to remove
---          'keep': every entry but ARGV[2]'s is removed; ARGV[3], when not '', is its new entry
+--          'keep': every entry but ARGV[2]'s whose session began before ARGV[4] (a "not
+--          before") is removed; ARGV[3], when not '', is ARGV[2]'s new entry
 --
 -- Reply    'add': the start written; else how many entries were removed
 -- Writes   HSET or HDEL; on 'add', HDEL of the entries whose session ended and PEXPIREAT of the
@@ -38,9 +39,12 @@ elseif ARGV[1] == 'remove' then
     removed = removed + redis.call('HDEL', KEYS[1], ARGV[i])
   end
 else
-  for _, device in ipairs(redis.call('HKEYS', KEYS[1])) do
-    if device ~= ARGV[2] then
-      removed = removed + redis.call('HDEL', KEYS[1], device)
+  local not_before = tonumber(ARGV[4])
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    local start = tonumber(string.match(all[i + 1], '^(%d+) '))
+    if all[i] ~= ARGV[2] and (start == nil or start < not_before) then
+      removed = removed + redis.call('HDEL', KEYS[1], all[i])
     end
   end
   if ARGV[3] ~= '' then

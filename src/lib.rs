@@ -63,11 +63,13 @@
 //! - `stateless/` (feature `stateless`): sessions in a signed cookie. `settings.rs` holds
 //!   `stateless::StatelessSessions` and its settings, `keys.rs` the signing keys, `cookie.rs` the
 //!   JWT and the session's binary form, `sessions.rs` what the web layer does with one,
-//!   `mirror.rs` the copy of the revocations every request checks and `feed.rs` the
-//!   subscription that keeps it current; the store's `stateless.rs` is their Redis side.
+//!   `users.rs` a user's stateless sessions, `mirror.rs` the copy of the revocations every
+//!   request checks and `feed.rs` the subscription that keeps it current; the store's
+//!   `stateless.rs` is their Redis side.
 //! - `web/` (feature `axum`): `web::SessionLayer` and the `web::WebSession` extractor for
-//!   axum and tower (`handle/users.rs`: its methods for users; `handle/cookie_mode.rs`: where
-//!   they go in the stateless mode), with the secure cookie
+//!   axum and tower (`handle/users.rs`: its methods for users; `handle/finish.rs`: what
+//!   happens after the handler; `handle/cookie_mode.rs`: where they go in the stateless
+//!   mode), with the secure cookie
 //!   defaults of `web::CookieConfig`.
 //! - `adapters/` (features `tower-sessions`, `actix`): this store behind those crates'
 //!   session-store traits.

@@ -96,6 +96,8 @@ pub(crate) struct Scripts {
     pub(crate) revocation: LuaScript,
     #[cfg(feature = "stateless")]
     pub(crate) cookie_devices: LuaScript,
+    #[cfg(feature = "stateless")]
+    pub(crate) heartbeat: LuaScript,
 }
 
 /// The script `lua/<name>.lua` with helpers in front: `format.lua` (the stored format's
@@ -163,6 +165,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     revocation: LuaScript::new(script!("revocation")),
     #[cfg(feature = "stateless")]
     cookie_devices: LuaScript::new(script!("cookie_devices")),
+    #[cfg(feature = "stateless")]
+    heartbeat: LuaScript::new(include_str!("../../lua/heartbeat.lua")),
 });
 
 /// The source of script `name` as the store sends it with EVAL, helpers included; `"helpers"`
@@ -189,6 +193,8 @@ pub(crate) fn source(name: &str) -> Option<&'static str> {
         "revocation" => scripts.revocation.source,
         #[cfg(feature = "stateless")]
         "cookie_devices" => scripts.cookie_devices.source,
+        #[cfg(feature = "stateless")]
+        "heartbeat" => scripts.heartbeat.source,
         _ => return None,
     })
 }

@@ -4,13 +4,17 @@
 //! Each time it connects it subscribes first, then reads the whole set over the pool: a
 //! revocation added before the subscription is in what it reads, one added after reaches it as a
 //! message (revocation.lua adds and publishes in one script), and the mirror takes the union.
-//! It pings over the subscribed connection every [`PING_EVERY`]; the reply comes after every
-//! message published before the ping was served, so once the messages queued ahead of the reply
-//! are applied, the mirror is current as of the ping. A connection that stops answering (a
-//! network cut that closed nothing) stops those proofs, and after the bound requests fail closed
-//! or open, as configured. A lost connection is opened again, with a fresh read of the set, to
+//! Every [`PING_EVERY`] it pings over the subscribed connection (a connection that does not
+//! answer is replaced) and sends itself a heartbeat: heartbeat.lua publishes a number on this
+//! connection's own channel from the server that holds the revocations, the one revocation.lua
+//! publishes from, so that when the number comes back every revocation published before it has
+//! come too (on a Cluster, over the same link between nodes, in order), and the copy is current
+//! as of the heartbeat's sending. A feed that stops hearing its heartbeats (a network cut that
+//! closed nothing, a Cluster node that no longer hears the others) stops those proofs, and after
+//! the bound requests fail closed or open, as configured. A lost connection is opened again, with a fresh read of the set, to
 //! the next seed URL on a Cluster (classic pub/sub reaches every node).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
 use crate::connection::connector;
-use crate::stateless::mirror::Mirror;
+use crate::stateless::mirror::{now_ms, Mirror};
 use crate::SessionStore;
 
 /// How often the feed pings, to show that its connection still delivers.
@@ -74,7 +78,8 @@ pub(crate) async fn run(store: SessionStore, mirror: Arc<Mirror>, mut stop: watc
     }
 }
 
-/// One connection: subscribe, read the set, then apply messages and ping until it is lost.
+/// One connection: subscribe, read the set, then apply messages, ping and send heartbeats
+/// until it is lost.
 async fn follow(
     client: &redis::Client,
     store: &SessionStore,
@@ -83,11 +88,16 @@ async fn follow(
     failures: &mut u32,
 ) -> Ended {
     let channel = store.revocations_key();
+    let mut own = [0u8; 8];
+    if let Err(e) = getrandom::fill(&mut own) {
+        return Ended::Lost(e.to_string());
+    }
+    let beats_channel = format!("{channel}:beat:{}", u64::from_be_bytes(own));
     let (sender, mut pushes) = mpsc::unbounded_channel();
     let settings = connector::timeouts(store.config()).set_push_sender(sender);
     let connecting = async {
         let mut connection = client.get_multiplexed_async_connection_with_config(&settings).await?;
-        connection.subscribe(&channel).await?;
+        connection.subscribe(&[&channel, &beats_channel]).await?;
         Ok::<_, redis::RedisError>(connection)
     };
     let mut connection = match connecting.await {
@@ -99,60 +109,115 @@ async fn follow(
         Ok(all) => all.iter().for_each(|(member, until)| mirror.apply(member, *until)),
         Err(e) => return Ended::Lost(e.to_string()),
     }
-    mirror.prune(crate::stateless::mirror::now_ms());
+    mirror.prune(now_ms());
     mirror.current_at(asked);
     if *failures > 0 {
         debug!("the revocation feed is back");
     }
     *failures = 0;
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut feed = Feed { mirror, beats_channel, beats: VecDeque::new(), next_beat: 0 };
+    let mut tick = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {
             _ = stop.changed() => return Ended::Stopped,
             push = pushes.recv() => match push {
                 Some(push) => {
-                    if let Some(ended) = take(mirror, push) {
+                    if let Some(ended) = feed.take(push) {
                         return ended;
                     }
                 }
                 None => return Ended::Lost("the connection closed".into()),
             },
-            _ = ping.tick() => {
-                let asked = Instant::now();
+            _ = tick.tick() => {
+                // The connection answers, or is replaced.
                 if let Err(e) = redis::cmd("PING").query_async::<Value>(&mut connection).await {
                     return Ended::Lost(e.to_string());
                 }
-                // The messages published before the ping came ahead of its reply.
-                while let Ok(push) = pushes.try_recv() {
-                    if let Some(ended) = take(mirror, push) {
-                        return ended;
-                    }
-                }
-                mirror.current_at(asked);
-                mirror.prune(crate::stateless::mirror::now_ms());
+                feed.beat(store).await;
+                mirror.prune(now_ms());
             }
         }
     }
 }
 
-/// Applies one push; `Some` when it ends the connection.
-fn take(mirror: &Mirror, push: PushInfo) -> Option<Ended> {
-    match push.kind {
-        PushKind::Message => {
-            let payload = push.data.get(1).and_then(|value| match value {
-                Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-                _ => None,
-            });
-            match payload.and_then(|text| text.rsplit_once(' ')) {
-                Some((member, until)) => match until.parse::<i64>() {
-                    Ok(until) => mirror.apply(member, until),
-                    Err(_) => debug!("a revocation message without a score was ignored"),
-                },
-                None => debug!("a revocation message of another shape was ignored"),
+/// What one connection's run keeps: the heartbeats sent and not yet back.
+struct Feed<'a> {
+    mirror: &'a Mirror,
+    beats_channel: String,
+    /// Each heartbeat sent, and when: oldest first, at most [`BEATS_KEPT`].
+    beats: VecDeque<(u64, Instant)>,
+    next_beat: u64,
+}
+
+/// Heartbeats kept while none comes back (a feed that hears nothing goes stale anyway).
+const BEATS_KEPT: usize = 64;
+
+impl Feed<'_> {
+    /// Publishes the next heartbeat where the revocations are published (heartbeat.lua).
+    async fn beat(&mut self, store: &SessionStore) {
+        let (beat, asked) = (self.next_beat, Instant::now());
+        self.next_beat += 1;
+        match store.heartbeat(&self.beats_channel, beat).await {
+            Ok(()) => {
+                if self.beats.len() == BEATS_KEPT {
+                    self.beats.pop_front();
+                }
+                self.beats.push_back((beat, asked));
             }
-            None
+            Err(e) => debug!(error = %e, "a heartbeat of the revocation feed failed"),
         }
-        PushKind::Disconnection => Some(Ended::Lost("the connection closed".into())),
+    }
+
+    /// Applies one push; `Some` when it ends the connection.
+    fn take(&mut self, push: PushInfo) -> Option<Ended> {
+        match push.kind {
+            PushKind::Message => {
+                let (channel, payload) = (text(push.data.first()), text(push.data.get(1)));
+                match (channel, payload) {
+                    (Some(channel), Some(beat)) if channel == self.beats_channel => {
+                        self.returned(beat.parse().ok());
+                    }
+                    (_, Some(payload)) => revocation(self.mirror, payload),
+                    _ => debug!("a revocation message of another shape was ignored"),
+                }
+                None
+            }
+            PushKind::Disconnection => Some(Ended::Lost("the connection closed".into())),
+            _ => None,
+        }
+    }
+
+    /// Heartbeat `beat` came back: every revocation published before it was sent has come
+    /// too, so the copy is current as of its sending.
+    fn returned(&mut self, beat: Option<u64>) {
+        let Some(beat) = beat else { return };
+        while let Some(&(sent, asked)) = self.beats.front() {
+            if sent > beat {
+                break;
+            }
+            self.beats.pop_front();
+            if sent == beat {
+                self.mirror.current_at(asked);
+            }
+        }
+    }
+}
+
+/// A message's part as text.
+fn text(value: Option<&Value>) -> Option<&str> {
+    match value {
+        Some(Value::BulkString(bytes)) => std::str::from_utf8(bytes).ok(),
         _ => None,
+    }
+}
+
+/// Applies a revocation message, `<member> <score>`.
+fn revocation(mirror: &Mirror, payload: &str) {
+    match payload.rsplit_once(' ') {
+        Some((member, until)) => match until.parse::<i64>() {
+            Ok(until) => mirror.apply(member, until),
+            Err(_) => debug!("a revocation message without a score was ignored"),
+        },
+        None => debug!("a revocation message of another shape was ignored"),
     }
 }

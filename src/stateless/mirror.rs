@@ -18,6 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::format::DEVICE_LEN;
+use crate::token::Token;
+
 /// The revocations known here.
 #[derive(Default)]
 struct Lists {
@@ -136,6 +143,24 @@ impl Mirror {
         let lists = read(&self.lists);
         (lists.devices.len(), lists.users.len())
     }
+}
+
+/// The device id of the session whose `jti` is `token`.
+pub(crate) fn device_of(token: &Token) -> [u8; DEVICE_LEN] {
+    let hash = Sha256::new().chain_update(b"stateless device\0").chain_update(token.expose());
+    let mut device = [0; DEVICE_LEN];
+    device.copy_from_slice(&hash.finalize()[..DEVICE_LEN]);
+    device
+}
+
+pub(crate) fn device_id(device: &[u8; DEVICE_LEN]) -> String {
+    URL_SAFE_NO_PAD.encode(device)
+}
+
+/// What the revocations name a user by: 16 base64url characters of a hash of the user id.
+pub(crate) fn user_hash(user: &str) -> String {
+    let hash = Sha256::new().chain_update(b"stateless user\0").chain_update(user).finalize();
+    URL_SAFE_NO_PAD.encode(&hash[..12])
 }
 
 /// Now on this process's clock, ms since the Unix epoch: cookies are issued and checked by the

@@ -17,13 +17,15 @@
 //! What a request costs: checking the cookie (its key, its algorithm, its signature, its
 //! expiry) and looking the session up in this process's copy of the revocations. No Redis call,
 //! unless the handler logs in, logs out or revokes. A response carries a new cookie when the
-//! handler changed the session, took or queued flash messages, or when half of the idle timeout
-//! has passed since the cookie was issued (the idle expiry slides that way).
+//! handler changed the session, took or queued flash messages, or when as much of the idle
+//! timeout is used up as makes a session in Redis touch its expiry (`Config::touch_threshold`,
+//! a tenth by default): the idle expiry slides that way.
 //!
 //! Revocation: a logout adds the session's device id to a sorted set in Redis, and "log out
 //! everywhere" a per-user "not before" time, and the same script publishes it; every process
 //! keeps a copy of the set, fed by that channel and read whole each time its feed connects
-//! (`feed.rs`). When the feed has been silent for longer than
+//! (`feed.rs`). [`StatelessSessions::revoke_all`] does it from outside a request (after a
+//! password change, say); the store's own user methods see only sessions in Redis. When the feed has been silent for longer than
 //! [`with_stale_after`](StatelessSessions::with_stale_after), requests fail closed (503) or
 //! are served from the copy as it was, as [`with_feed_down`](StatelessSessions::with_feed_down)
 //! says.
@@ -40,7 +42,8 @@
 //! - `keys.rs`: [`JwtKey`] (HS256 or Ed25519, each pinned to its algorithm) and the key ring.
 //! - `cookie.rs`: the claims, the session's binary form, signing and checking.
 //! - `sessions.rs`: what the web layer does with a stateless session: open, create, issue,
-//!   login, regenerate, destroy, list and revoke.
+//!   login, regenerate, destroy.
+//! - `users.rs`: a user's stateless sessions: the list Redis keeps, revoking one or all.
 //! - `mirror.rs`: this process's copy of the revocations; `feed.rs`: the subscription that
 //!   keeps it current.
 //! - The Redis side is the store's `store/stateless.rs`, with `lua/revocation.lua` and
@@ -52,6 +55,7 @@ mod keys;
 mod mirror;
 mod sessions;
 mod settings;
+mod users;
 
 pub use keys::{JwtKey, MIN_HS256_SECRET};
 pub use sessions::Verified;

@@ -9,25 +9,21 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 use crate::format::bound::{self, Bound, MAX_USER_BYTES};
 use crate::format::packed::Packed;
-use crate::format::DEVICE_LEN;
 use crate::session::{Metadata, Session};
 use crate::stateless::cookie::{self, Body};
-use crate::stateless::mirror::now_ms;
 use crate::stateless::mirror::Verdict;
+use crate::stateless::mirror::{device_id, device_of, now_ms, user_hash};
 use crate::stateless::settings::{FeedDown, Refused, StatelessSessions};
 use crate::store::expiry_rule;
 use crate::store::stateless::Listed;
 use crate::timeouts::{Timeouts, TimeoutsMs};
 use crate::token::Token;
-use crate::users::{Login, UserSession};
+use crate::users::Login;
 
 /// What a checked cookie holds (see [`StatelessSessions::verify`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,102 +314,17 @@ impl StatelessSessions {
 
     /// Until when a revocation of a session that ends at `deadline_ms` must hold: past the
     /// deadline by the clock skew that checks accept, and the second `exp` is rounded up by.
-    fn until(&self, deadline_ms: i64) -> i64 {
+    pub(crate) fn until(&self, deadline_ms: i64) -> i64 {
         deadline_ms.saturating_add(self.margin_ms())
     }
 
-    fn margin_ms(&self) -> i64 {
-        i64::try_from(self.settings.clock_skew.as_millis()).unwrap_or(i64::MAX).saturating_add(1000)
+    /// How long past a session's end its revocation must hold: a check accepts a cookie the
+    /// clock skew past its end, by a clock that may be the skew ahead of the one that set the
+    /// end (and `exp` is rounded up to the second).
+    pub(crate) fn margin_ms(&self) -> i64 {
+        let skew = i64::try_from(self.settings.clock_skew.as_millis()).unwrap_or(i64::MAX);
+        skew.saturating_mul(2).saturating_add(1000)
     }
-
-    /// `user`'s stateless sessions that have not ended and are not revoked by this process's
-    /// copy of the revocations. Redis knows when each began and ends, not when it was last
-    /// used: `last_seen_ms` is `None`.
-    ///
-    /// # Errors
-    ///
-    /// Redis errors.
-    pub(crate) async fn user_sessions(&self, user: &str) -> Result<Vec<UserSession>> {
-        let (now, hash, bound) = (now_ms(), user_hash(user), self.settings.stale_after);
-        let mut list: Vec<UserSession> = (self.store.cookie_devices(user).await?.into_iter())
-            .filter(|listed| listed.ends_ms > now)
-            .filter(|listed| {
-                let mirror = &self.shared.mirror;
-                let verdict = mirror.check(&listed.device, Some(&hash), listed.created_ms, bound);
-                verdict != Verdict::Revoked
-            })
-            .map(|listed| UserSession {
-                id: listed.device,
-                label: listed.label,
-                created_ms: listed.created_ms,
-                last_seen_ms: None,
-                expires_ms: Some(listed.ends_ms),
-            })
-            .collect();
-        list.sort_by_key(|session| session.created_ms);
-        Ok(list)
-    }
-
-    /// Revokes `user`'s session `device`; true when the user's list held it. An id the list
-    /// does not hold revokes nothing: a user can end only their own sessions, and the set every
-    /// process mirrors holds only sessions that exist.
-    ///
-    /// # Errors
-    ///
-    /// Redis errors.
-    pub(crate) async fn revoke(&self, user: &str, device: &str) -> Result<bool> {
-        if bound::parse_device(device).is_none() {
-            return Ok(false);
-        }
-        let listed = self.store.cookie_devices(user).await?;
-        let Some(entry) = listed.iter().find(|entry| entry.device == device) else {
-            return Ok(false);
-        };
-        self.store.revoke_cookie_device(device, self.until(entry.ends_ms)).await?;
-        Ok(self.store.unlist_cookie_devices(user, &[device]).await? > 0)
-    }
-
-    /// Revokes every session of `user` that began before now (the server's clock) but
-    /// `keep`'s, which begins anew then (its cookie must be issued again, and its entry in the
-    /// list is written with its new start). How many the user's list held besides it.
-    ///
-    /// # Errors
-    ///
-    /// Redis errors.
-    pub(crate) async fn revoke_user(
-        &self,
-        user: &str,
-        keep: Option<&mut Session>,
-    ) -> Result<usize> {
-        let lifetime = i64::try_from(self.settings.max_lifetime.as_millis()).unwrap_or(i64::MAX);
-        let lifetime = lifetime.saturating_add(self.margin_ms());
-        let not_before = self.store.revoke_cookie_user(&user_hash(user), lifetime).await?;
-        let kept = keep.map(|session| {
-            session.meta.created_ms = not_before;
-            let label = session.bound.as_ref().map(|b| b.label.clone()).unwrap_or_default();
-            let device = device_id(&device_of(session.token()));
-            Listed { device, created_ms: not_before, ends_ms: session.meta.deadline_ms, label }
-        });
-        Ok(self.store.unlist_cookie_devices_but(user, kept.as_ref()).await? as usize)
-    }
-}
-
-/// The device id of the session whose `jti` is `token`.
-fn device_of(token: &Token) -> [u8; DEVICE_LEN] {
-    let hash = Sha256::new().chain_update(b"stateless device\0").chain_update(token.expose());
-    let mut device = [0; DEVICE_LEN];
-    device.copy_from_slice(&hash.finalize()[..DEVICE_LEN]);
-    device
-}
-
-fn device_id(device: &[u8; DEVICE_LEN]) -> String {
-    URL_SAFE_NO_PAD.encode(device)
-}
-
-/// What the revocations name a user by: 16 base64url characters of a hash of the user id.
-fn user_hash(user: &str) -> String {
-    let hash = Sha256::new().chain_update(b"stateless user\0").chain_update(user).finalize();
-    URL_SAFE_NO_PAD.encode(&hash[..12])
 }
 
 /// When `session`'s cookie issued at `now` expires: the idle timeout from now, or the deadline.

@@ -11,6 +11,9 @@ use crate::format::bound;
 use crate::seal::{self, binding::Binding};
 use crate::SessionStore;
 
+/// How many revocations one command of the full read reads.
+const PAGE: usize = 5000;
+
 /// The associated data's letter of a sealed label in a user's list of stateless sessions.
 const LISTED: u8 = b'l';
 
@@ -59,20 +62,50 @@ impl SessionStore {
         self.core.run(&call).await
     }
 
-    /// Every revocation Redis holds: member and score.
+    /// Publishes `beat` on `channel` from the server that publishes the revocations.
+    ///
+    /// # Errors
+    ///
+    /// Redis errors.
+    pub(crate) async fn heartbeat(&self, channel: &str, beat: u64) -> Result<()> {
+        let key = self.revocations_key();
+        let mut call = SCRIPTS.heartbeat.call(&[&key]);
+        call.arg(channel).arg(beat);
+        self.core.run::<i64>(&call).await.map(drop)
+    }
+
+    /// Every revocation Redis holds, member and score, read in pages of [`PAGE`] by score
+    /// (each page one command well within the command timeout, however large the set grows;
+    /// members that go meanwhile do not shift the pages, as offsets would).
     ///
     /// # Errors
     ///
     /// Redis errors; [`Error::Corrupt`] when the key holds something else.
     pub(crate) async fn read_revocations(&self) -> Result<Vec<(String, i64)>> {
-        let mut command = redis::cmd("ZRANGE");
-        command.arg(self.revocations_key()).arg(0).arg(-1).arg("WITHSCORES");
-        let pairs: Vec<(String, f64)> = match self.core.read_one(&command).await? {
-            Value::Nil => Vec::new(),
-            value => redis::from_redis_value(value)
-                .map_err(|_| Error::Corrupt("the revocations are not a sorted set".into()))?,
-        };
-        Ok(pairs.into_iter().map(|(member, score)| (member, score as i64)).collect())
+        let key = self.revocations_key();
+        let (mut all, mut from, mut seen_at_from) = (Vec::new(), i64::MIN, 0usize);
+        loop {
+            let mut command = redis::cmd("ZRANGEBYSCORE");
+            let min = if from == i64::MIN { "-inf".to_owned() } else { from.to_string() };
+            command.arg(&key).arg(min).arg("+inf").arg("WITHSCORES");
+            command.arg("LIMIT").arg(seen_at_from).arg(PAGE);
+            let page: Vec<(String, f64)> = match self.core.read_one(&command).await? {
+                Value::Nil => Vec::new(),
+                value => redis::from_redis_value(value)
+                    .map_err(|_| Error::Corrupt("the revocations are not a sorted set".into()))?,
+            };
+            let full = page.len() == PAGE;
+            for (member, score) in page {
+                let score = score as i64;
+                // The next page starts at the last score, past the members already read there.
+                seen_at_from = if score == from { seen_at_from + 1 } else { 1 };
+                from = score;
+                all.push((member, score));
+            }
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
     fn cookie_devices_key(&self, user: &str) -> String {
@@ -120,8 +153,8 @@ impl SessionStore {
         self.core.run(&call).await
     }
 
-    /// Removes every entry of `user`'s list but `keep`'s, which is written anew when given;
-    /// how many went.
+    /// Removes every entry of `user`'s list that began before `not_before` but `keep`'s, which
+    /// is written anew when given; how many went.
     ///
     /// # Errors
     ///
@@ -130,6 +163,7 @@ impl SessionStore {
         &self,
         user: &str,
         keep: Option<&Listed>,
+        not_before: i64,
     ) -> Result<u64> {
         let key = self.cookie_devices_key(user);
         let (device, value) = match keep {
@@ -141,7 +175,7 @@ impl SessionStore {
             None => ("", Vec::new()),
         };
         let mut call = SCRIPTS.cookie_devices.call(&[&key]);
-        call.arg("keep").arg(device).arg(value);
+        call.arg("keep").arg(device).arg(value).arg(not_before);
         self.core.run(&call).await
     }
 

@@ -77,7 +77,8 @@ impl SessionStore {
     /// Ends every session of `user` ("log out everywhere", after a password change, say), in
     /// one script that checks it names every session the user's index holds; returns how many
     /// were live. A login that completes before it is among them; one that binds its session
-    /// after it survives (docs/design.md).
+    /// after it survives (docs/design.md). Sessions in Redis only: a user's stateless sessions
+    /// (feature `stateless`) are revoked by `StatelessSessions::revoke_all`.
     ///
     /// # Errors
     ///

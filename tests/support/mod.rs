@@ -10,6 +10,8 @@
 #[cfg(feature = "axum")]
 pub mod browser;
 pub mod cluster;
+#[cfg(feature = "stateless")]
+pub mod stateless;
 pub mod tls;
 mod workload;
 

@@ -1,0 +1,14 @@
+-- heartbeat: a message to one process's feed, published where the revocations are published,
+-- so that its arrival shows the feed has every revocation published before it.
+--
+-- KEYS[1]  the revocations (not written: it names the server that holds them, the one
+--          revocation.lua publishes from)
+-- ARGV[1]  the process's own channel
+-- ARGV[2]  the message: a number the process sent
+--
+-- Reply    how many subscribers the message reached (PUBLISH's reply)
+-- Writes   nothing but the PUBLISH.
+-- Atomic   one command; a script so that on a Redis Cluster it runs on the node that holds
+--          KEYS[1]: a message published there reaches the other nodes in the order it was
+--          published, after the revocations published before it.
+return redis.call('PUBLISH', ARGV[1], ARGV[2])
