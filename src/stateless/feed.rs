@@ -1,18 +1,18 @@
 //! The feed: a RESP3 connection subscribed to the revocations' channel, which keeps this
 //! process's [`Mirror`] current.
 //!
-//! Each time it connects it subscribes first, then reads the whole set over the pool: a
-//! revocation added before the subscription is in what it reads, one added after reaches it as a
-//! message (revocation.lua adds and publishes in one script), and the mirror takes the union.
-//! Every [`PING_EVERY`] it pings over the subscribed connection (a connection that does not
-//! answer is replaced) and sends itself a heartbeat: heartbeat.lua publishes a number on this
-//! connection's own channel from the server that holds the revocations, the one revocation.lua
-//! publishes from, so that when the number comes back every revocation published before it has
-//! come too (on a Cluster, over the same link between nodes, in order), and the copy is current
-//! as of the heartbeat's sending. A feed that stops hearing its heartbeats (a network cut that
-//! closed nothing, a Cluster node that no longer hears the others) stops those proofs, and after
-//! the bound requests fail closed or open, as configured. A lost connection is opened again, with a fresh read of the set, to
-//! the next seed URL on a Cluster (classic pub/sub reaches every node).
+//! Each time it connects it subscribes first, then reads the whole set over the pool: a revocation
+//! added before the subscription is in what it reads, one added after reaches it as a message
+//! (revocation.lua adds and publishes in one script), and the mirror takes the union. Every
+//! [`PING_EVERY`] it pings over the subscribed connection (a connection that does not answer is
+//! replaced) and sends itself a heartbeat: heartbeat.lua publishes a number on this connection's
+//! own channel from the server that holds the revocations, the one revocation.lua publishes from,
+//! so that when the number comes back every revocation published before it has come too (on a
+//! Cluster, over the same link between nodes, in order), and the copy is current as of the
+//! heartbeat's sending. A feed that stops hearing its heartbeats (a network cut that closed
+//! nothing, a Cluster node that no longer hears the others) stops those proofs, and after the bound
+//! requests fail closed or open, as configured. A lost connection is opened again, with a fresh
+//! read of the set, to the next seed URL on a Cluster (classic pub/sub reaches every node).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

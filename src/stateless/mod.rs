@@ -22,13 +22,13 @@
 //! a tenth by default): the idle expiry slides that way.
 //!
 //! Revocation: a logout adds the session's device id to a sorted set in Redis, and "log out
-//! everywhere" a per-user "not before" time, and the same script publishes it; every process
-//! keeps a copy of the set, fed by that channel and read whole each time its feed connects
-//! (`feed.rs`). [`StatelessSessions::revoke_all`] does it from outside a request (after a
-//! password change, say); the store's own user methods see only sessions in Redis. When the feed has been silent for longer than
-//! [`with_stale_after`](StatelessSessions::with_stale_after), requests fail closed (503) or
-//! are served from the copy as it was, as [`with_feed_down`](StatelessSessions::with_feed_down)
-//! says.
+//! everywhere" a per-user "not before" time, and the same script publishes it; every process keeps
+//! a copy of the set, fed by that channel and read whole each time its feed connects (`feed.rs`).
+//! [`StatelessSessions::revoke_all`] does it from outside a request (after a password change, say);
+//! the store's own user methods see only sessions in Redis. When the feed has been silent for
+//! longer than [`with_stale_after`](StatelessSessions::with_stale_after), requests fail closed
+//! (503) or are served from the copy as it was, as
+//! [`with_feed_down`](StatelessSessions::with_feed_down) says.
 //!
 //! What a cookie cannot do: its contents go with each request and come back with each response
 //! that changes them, so two requests that change the session at once end with the cookie of
