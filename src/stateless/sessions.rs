@@ -46,7 +46,7 @@ impl StatelessSessions {
     ///
     /// Why it was refused.
     pub fn verify(&self, cookie: &str) -> std::result::Result<Verified, Refused> {
-        let (session, kid) = self.checked(cookie)?;
+        let (session, kid, _) = self.checked(cookie)?;
         let user = session.user_id().map(str::to_owned);
         let expires_ms = session.meta.ttl_ms.saturating_add(now_ms());
         Ok(Verified { kid, user, expires_ms })
@@ -65,14 +65,14 @@ impl StatelessSessions {
             // the bound.
             self.ready().await?;
         }
-        let session = match self.checked(cookie) {
-            Ok((session, _)) => session,
+        let (session, verdict) = match self.checked(cookie) {
+            Ok((session, _, verdict)) => (session, verdict),
             Err(why) => {
                 debug!(reason = ?why, "a stateless session's cookie was refused");
                 return Ok(None);
             }
         };
-        if let Some(silent_ms) = self.stale(&session) {
+        if let Verdict::Stale(silent_ms) = verdict {
             self.start_feed(); // again, if its task ended (its runtime was shut down, say)
             match self.settings.feed_down {
                 FeedDown::Refuse => return Err(Error::RevocationsStale { silent_ms }),
@@ -85,8 +85,9 @@ impl StatelessSessions {
         Ok(Some(session))
     }
 
-    /// The cookie checked and read into a session, with the id of the key that signed it.
-    fn checked(&self, cookie: &str) -> std::result::Result<(Session, String), Refused> {
+    /// The cookie checked and read into a session, with the id of the key that signed it and
+    /// what the copy of the revocations says (not revoked: valid, or not known to be current).
+    fn checked(&self, cookie: &str) -> std::result::Result<(Session, String, Verdict), Refused> {
         let (now, skew) = (now_ms(), self.settings.clock_skew.as_secs());
         let seal_for = |jti: &str| self.store.cookie_binding(jti);
         let opened = cookie::open(&self.keys, cookie, skew, now, seal_for)?;
@@ -122,18 +123,7 @@ impl StatelessSessions {
             let (user, label) = (body.user, body.label);
             session.bound = Some(Bound { rotated_ms: 0, device, user, label });
         }
-        Ok((session, opened.kid))
-    }
-
-    /// How long the feed has been silent, when longer than the bound.
-    fn stale(&self, session: &Session) -> Option<u64> {
-        let (device, user) = (device_id(&device_of(session.token())), session.user_id());
-        let user = user.map(user_hash);
-        let bound = self.settings.stale_after;
-        match self.shared.mirror.check(&device, user.as_deref(), session.meta.created_ms, bound) {
-            Verdict::Stale(silent_ms) => Some(silent_ms),
-            _ => None,
-        }
+        Ok((session, opened.kid, verdict))
     }
 
     /// A new anonymous session, beginning now, with `timeouts` of its own or the store's.

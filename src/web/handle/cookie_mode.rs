@@ -62,11 +62,11 @@ mod with_feature {
             next: Vec<u8>,
             changed: bool,
         ) -> Result<Option<String>> {
-            let flash = [session.flash.as_slice(), next.as_slice()].concat();
             let due = changed || !next.is_empty() || session.is_changed();
             if !due && !self.sessions.refresh_due(session) {
                 return Ok(None);
             }
+            let flash = [session.flash.as_slice(), next.as_slice()].concat();
             self.sessions.issue(session, flash, self.budget).map(Some)
         }
 
