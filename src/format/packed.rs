@@ -67,6 +67,12 @@ impl Packed {
         Ok(packed)
     }
 
+    /// The record as stored.
+    #[cfg(feature = "stateless")]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The record's size in bytes.
     pub(crate) fn byte_len(&self) -> usize {
         self.0.len()

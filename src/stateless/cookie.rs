@@ -13,13 +13,12 @@
 //! | bytes | what |
 //! |---|---|
 //! | 1 | format version, 1 |
-//! | 8 | start: ms since the epoch when the session (or its login) began, i64 BE |
-//! | 8 | deadline: the absolute timeout's end, ms, i64 BE |
 //! | 8 | the session's own idle timeout, ms, u64 BE; 0 for the store's |
 //! | 2 + n | the user id, u16 BE length first; 0 for an anonymous session |
 //! | 2 + n | the label, likewise |
 //! | 4 + n | pending flash messages (concatenated MessagePack), u32 BE length first |
-//! | rest | the attributes: a packed record (format/packed.rs) |
+//! | rest | the attributes: a packed record (format/packed.rs); its header holds the start |
+//! |  | (when the session or its login began) and the deadline, as in Redis |
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -27,6 +26,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::format::packed::Packed;
 use crate::seal::{self, binding::Binding};
 use crate::stateless::keys::KeyRing;
 use crate::stateless::settings::Refused;
@@ -55,13 +55,12 @@ struct Claims {
 /// A session's contents as a cookie carries them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Body {
-    pub(crate) start_ms: i64,
-    pub(crate) deadline_ms: i64,
     pub(crate) idle_ms: u64,
     pub(crate) user: String,
     pub(crate) label: String,
     pub(crate) flash: Vec<u8>,
-    pub(crate) record: Vec<u8>,
+    /// The attributes, with when the session began and its deadline in the header.
+    pub(crate) record: Packed,
 }
 
 /// A checked cookie: its key id, its session id and expiry, and its contents.
@@ -139,39 +138,42 @@ pub(crate) fn open(
     let sealed = URL_SAFE_NO_PAD.decode(&claims.ses).map_err(|_| Refused::Malformed)?;
     let plain =
         seal::open_meta(seal_for(&claims.jti).as_ref(), COOKIE, &sealed).ok_or(Refused::Sealed)?;
-    let body = Body::decode(&plain).ok_or(Refused::Malformed)?;
-    if body.deadline_ms.saturating_add(skew_ms) <= now_ms {
+    let body = Body::decode(plain).ok_or(Refused::Malformed)?;
+    if body.times().1.saturating_add(skew_ms) <= now_ms {
         return Err(Refused::Expired);
     }
     Ok(Opened { kid, jti: claims.jti, exp_ms: millis(claims.exp), body })
 }
 
 impl Body {
+    /// When the session (or its login) began, and its deadline, ms: the record's header.
+    pub(crate) fn times(&self) -> (i64, i64) {
+        // decode checked that the header is there.
+        self.record.times().unwrap_or((0, 0))
+    }
+
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(40 + self.flash.len() + self.record.len());
+        let record = self.record.bytes();
+        let mut out = Vec::with_capacity(20 + self.flash.len() + record.len());
         out.push(VERSION);
-        out.extend_from_slice(&self.start_ms.to_be_bytes());
-        out.extend_from_slice(&self.deadline_ms.to_be_bytes());
         out.extend_from_slice(&self.idle_ms.to_be_bytes());
+        // A login keeps the user id to 1,024 bytes and the label to 256 (format/bound.rs).
         for text in [&self.user, &self.label] {
-            // Login checks the user id's length; a label is cut to fit.
-            let text = cut(text, usize::from(u16::MAX));
             out.extend_from_slice(&(text.len() as u16).to_be_bytes());
             out.extend_from_slice(text.as_bytes());
         }
+        // Limits keep the flash messages far under 4 GiB.
         out.extend_from_slice(&(self.flash.len() as u32).to_be_bytes());
         out.extend_from_slice(&self.flash);
-        out.extend_from_slice(&self.record);
+        out.extend_from_slice(record);
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Body> {
-        let mut at = Cursor(bytes);
+    fn decode(bytes: Vec<u8>) -> Option<Body> {
+        let mut at = Cursor(&bytes);
         if at.take(1)? != [VERSION] {
             return None;
         }
-        let start_ms = i64::from_be_bytes(at.take(8)?.try_into().ok()?);
-        let deadline_ms = i64::from_be_bytes(at.take(8)?.try_into().ok()?);
         let idle_ms = u64::from_be_bytes(at.take(8)?.try_into().ok()?);
         let mut text = || {
             let len = u16::from_be_bytes(at.take(2)?.try_into().ok()?);
@@ -180,8 +182,9 @@ impl Body {
         let (user, label) = (text()?, text()?);
         let flash_len = u32::from_be_bytes(at.take(4)?.try_into().ok()?);
         let flash = at.take(usize::try_from(flash_len).ok()?)?.to_vec();
-        let record = at.0.to_vec();
-        Some(Body { start_ms, deadline_ms, idle_ms, user, label, flash, record })
+        let record = Packed::parse(at.0.to_vec()).ok()?;
+        record.times()?;
+        Some(Body { idle_ms, user, label, flash, record })
     }
 }
 
@@ -199,15 +202,6 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// `text` cut to at most `max` bytes, on a character boundary.
-fn cut(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 fn seconds(ms: i64) -> u64 {
     u64::try_from(ms.max(0) / 1000).unwrap_or(0)
 }
@@ -222,20 +216,21 @@ mod tests {
 
     #[test]
     fn a_body_reads_back_as_written_and_a_cut_one_does_not_read() {
+        let times = (1_700_000_000_000, 1_700_086_400_000);
+        let attributes = [("cart", &[0x91, 0xa3, b't', b'e', b'a'][..])].into_iter();
         let body = Body {
-            start_ms: 1_700_000_000_000,
-            deadline_ms: 1_700_086_400_000,
             idle_ms: 0,
             user: "ada".into(),
             label: "Firefox".into(),
             flash: vec![0xa2, b'h', b'i'],
-            record: vec![1, 2, 3],
+            record: Packed::encoded(Packed::encode(times, 0, attributes)),
         };
         let bytes = body.encode();
-        assert_eq!(Body::decode(&bytes), Some(body));
-        assert_eq!(Body::decode(&bytes[..30]), None);
+        let read = Body::decode(bytes.clone()).expect("it reads");
+        assert_eq!((read.times(), &read), (times, &body));
+        assert_eq!(Body::decode(bytes[..30].to_vec()), None);
         let mut other_version = bytes.clone();
         other_version[0] = 2;
-        assert_eq!(Body::decode(&other_version), None);
+        assert_eq!(Body::decode(other_version), None);
     }
 }

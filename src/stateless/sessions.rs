@@ -94,10 +94,11 @@ impl StatelessSessions {
         let token = Token::parse(&opened.jti).ok_or(Refused::Malformed)?;
         let body = opened.body;
         let device = device_of(&token);
+        let (start_ms, deadline_ms) = body.times();
         let user = (!body.user.is_empty()).then(|| user_hash(&body.user));
         let bound = self.settings.stale_after;
         let verdict =
-            self.shared.mirror.check(&device_id(&device), user.as_deref(), body.start_ms, bound);
+            self.shared.mirror.check(&device_id(&device), user.as_deref(), start_ms, bound);
         if verdict == Verdict::Revoked {
             return Err(Refused::Revoked);
         }
@@ -108,15 +109,14 @@ impl StatelessSessions {
                 .map_err(|_| Refused::Malformed)?,
         };
         let meta = Metadata {
-            created_ms: body.start_ms,
-            deadline_ms: body.deadline_ms,
+            created_ms: start_ms,
+            deadline_ms,
             ttl_ms: opened.exp_ms.saturating_sub(now),
             idle_timeout_ms: (body.idle_ms > 0).then_some(ms.idle as i64),
             touch_after_ms: (body.idle_ms > 0).then_some(ms.touch_after),
         };
-        let record = Packed::parse(body.record).map_err(|_| Refused::Malformed)?;
         let mut session = Session::new(token, String::new(), meta, config.limits, None)
-            .with_attributes(record, BTreeMap::new());
+            .with_attributes(body.record, BTreeMap::new());
         session.flash_pending = !body.flash.is_empty();
         session.flash = body.flash;
         if !body.user.is_empty() {
@@ -183,13 +183,11 @@ impl StatelessSessions {
             None => (String::new(), String::new()),
         };
         let body = Body {
-            start_ms: session.meta.created_ms,
-            deadline_ms: session.meta.deadline_ms,
             idle_ms: session.meta.idle_timeout_ms.map_or(0, |idle| idle as u64),
             user,
             label,
             flash,
-            record: session.packed(),
+            record: Packed::encoded(session.packed()),
         };
         let jti = session.token().expose();
         let seal = self.store.cookie_binding(jti);
